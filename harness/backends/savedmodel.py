@@ -1,0 +1,63 @@
+"""TF SavedModel backend: local SavedModel directories and TF Hub detectors (the detection dict).
+
+TensorFlow is imported on load, never at module import, so boards without it are unaffected.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from harness.backends.base import Backend, ModelOutput, map_outputs, register_backend
+from harness.errors import HarnessError
+
+
+@register_backend
+class SavedModelBackend(Backend):
+    name = "savedmodel"
+
+    def load(self) -> None:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        try:
+            import tensorflow as tf
+        except ImportError:
+            raise HarnessError("the savedmodel backend needs TensorFlow: pip install 'centernet-harness[tf]'") from None
+        self._tf = tf
+        if not self.model_path.is_dir() or not tf.saved_model.contains_saved_model(str(self.model_path)):
+            raise HarnessError(f"not a SavedModel directory (no saved_model.pb): {self.model_path}")
+        if self.options.threads:
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(self.options.threads)
+            except RuntimeError:
+                pass  # TF already initialised in this process; the setting cannot change any more
+        try:
+            self.model = tf.saved_model.load(str(self.model_path))
+        except Exception as exc:  # TF raises many types for a broken SavedModel
+            raise HarnessError(f"cannot load SavedModel {self.model_path}: {str(exc).splitlines()[0]}") from None
+        sig = self.model.signatures.get("serving_default") if hasattr(self.model, "signatures") else None
+        if sig is None:
+            raise HarnessError(f"{self.model_path}: no serving_default signature to read the outputs from")
+        if callable(self.model):
+            self._call = self.model  # TF Hub convention: m(uint8 [1,H,W,3]) -> dict
+        else:
+            key = next(iter(sig.structured_input_signature[1]))
+            self._call = lambda x: sig(**{key: x})
+        available = [ModelOutput(k, (k,), tuple(spec.shape.as_list()))
+                     for k, spec in sig.structured_outputs.items()]
+        self._mapping = map_outputs(self.model_path.name, available, self.outputs)
+
+    def predict(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        out = self._call(self._tf.convert_to_tensor(batch))
+        return {head: out[key].numpy() for head, key in self._mapping.items()}
+
+    def describe(self) -> dict:
+        return {
+            "backend": self.name,
+            "runtime": "tensorflow",
+            "runtime_version": self._tf.__version__,
+            "threads": self.options.threads,
+            "delegate": None,
+            "model": str(self.model_path),
+            "output_mapping": dict(self._mapping),
+        }

@@ -1,0 +1,121 @@
+"""The eval loop: images are read and resized ahead of the interpreter, the runner owns the clock.
+
+A reader thread decodes and resizes the next images while the backend runs the current one (Pillow
+and most runtimes release the GIL), so `harness eval` costs little more than the model's own time.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from harness.backends import Backend
+from harness.coco import CocoGroundTruth, ImageInfo
+from harness.decoders import get_decoder
+from harness.errors import HarnessError
+from harness.evaluator import CocoEvaluator, EvalResult
+from harness.images import InputSpec, prepare, read_rgb
+from harness.zoo import ModelCard
+
+_DONE = object()
+
+
+@dataclass
+class Timing:
+    """Where an eval's time went, in seconds. `model_s` is time inside backend.predict."""
+
+    wall_s: float = 0.0
+    model_s: float = 0.0
+    decode_s: float = 0.0
+    wait_s: float = 0.0  # main thread waiting for the reader: image I/O that was not hidden
+    images: int = 0
+    model_times_s: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        per = np.asarray(self.model_times_s) * 1e3
+        return {
+            "wall_s": self.wall_s, "model_s": self.model_s, "decode_s": self.decode_s, "wait_s": self.wait_s,
+            "images": self.images,
+            "wall_over_model": self.wall_s / self.model_s if self.model_s else None,
+            "model_ms_p50": float(np.median(per)) if per.size else None,
+            "model_ms_mean": float(per.mean()) if per.size else None,
+        }
+
+
+def prefetch(items: Sequence[ImageInfo], path_of: Callable[[ImageInfo], Path], spec: InputSpec,
+             depth: int = 4) -> Iterator[tuple[ImageInfo, np.ndarray]]:
+    """Yield (image, prepared batch) while a thread reads and resizes the next `depth` images.
+
+    An error in the reader (a missing or broken image) is raised in the consumer, in order.
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            for info in items:
+                if stop.is_set():
+                    return
+                q.put((info, prepare(read_rgb(path_of(info)), spec)))
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            q.put(exc)
+            return
+        q.put(_DONE)
+
+    t = threading.Thread(target=reader, name="harness-image-reader", daemon=True)
+    t.start()
+    try:
+        while (item := q.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while t.is_alive():  # unblock a reader waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                t.join(0.05)
+
+
+def check_images_exist(gt: CocoGroundTruth, images: Sequence[ImageInfo]) -> None:
+    """Fail before any model time is spent if an image file is missing."""
+    missing = [gt.image_path(i) for i in images if not gt.image_path(i).is_file()]
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise HarnessError(f"image not found: {missing[0]}{more}; check --coco (needs val2017/ beside annotations/)")
+
+
+def run_eval(backend: Backend, card: ModelCard, gt: CocoGroundTruth, images: Sequence[ImageInfo],
+             protocol: str | None = None, engine: str = "faster",
+             progress: Callable[[int], None] | None = None) -> tuple[EvalResult, list[dict], Timing]:
+    """Detect on every image, score the detections; returns (result, results list, timing)."""
+    proto = card.protocol(protocol)
+    decoder = get_decoder(card.decoder)
+    params = card.decoder_settings(protocol)
+    evaluator = CocoEvaluator(gt, engine, proto.box_convention, proto.score_threshold)
+    check_images_exist(gt, images)
+    timing = Timing()
+    clock = time.perf_counter
+    start = last = clock()
+    for info, batch in prefetch(images, gt.image_path, card.input):
+        t0 = clock()
+        timing.wait_s += t0 - last
+        heads = backend.predict(batch)
+        t1 = clock()
+        evaluator.process(info, decoder.fn(heads, **params))
+        last = clock()
+        timing.model_times_s.append(t1 - t0)
+        timing.decode_s += last - t1
+        timing.images += 1
+        if progress:
+            progress(timing.images)
+    timing.wall_s = clock() - start
+    timing.model_s = float(sum(timing.model_times_s))
+    return evaluator.evaluate(), evaluator.results, timing
