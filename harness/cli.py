@@ -21,7 +21,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a zoo name (see `harness zoo`) or a path to a .tflite file / SavedModel directory")
     p.add_argument("--mirror", help="a local mirror laid out like ../shared/mirror (default: $HARNESS_MIRROR)")
     p.add_argument("--like", metavar="ZOO_NAME", help="for a model path: use this zoo card's contract")
-    p.add_argument("--decoder", help="for a model path: the head layout (tfod_centernet, ltrb_centernet, postprocessed)")
+    p.add_argument("--decoder", help="for a model path: head layout (tfod_centernet, ltrb_centernet, postprocessed)")
     p.add_argument("--threads", type=int, help="interpreter threads (default: the runtime's)")
     p.add_argument("--runtime", help="TFLite runtime: ai-edge-litert, tflite-runtime or tf.lite (default: first found)")
     p.add_argument("--delegate", metavar="LIB", help="external delegate library, e.g. /usr/lib/libvx_delegate.so")

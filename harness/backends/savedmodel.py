@@ -5,6 +5,7 @@ TensorFlow is imported on load, never at module import, so boards without it are
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -27,10 +28,9 @@ class SavedModelBackend(Backend):
         if not self.model_path.is_dir() or not tf.saved_model.contains_saved_model(str(self.model_path)):
             raise HarnessError(f"not a SavedModel directory (no saved_model.pb): {self.model_path}")
         if self.options.threads:
-            try:
+            # Once TF is initialised in this process the setting cannot change any more.
+            with contextlib.suppress(RuntimeError):
                 tf.config.threading.set_intra_op_parallelism_threads(self.options.threads)
-            except RuntimeError:
-                pass  # TF already initialised in this process; the setting cannot change any more
         try:
             self.model = tf.saved_model.load(str(self.model_path))
         except Exception as exc:  # TF raises many types for a broken SavedModel
