@@ -45,6 +45,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="write the run record here")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no per-class table")
 
+    p = sub.add_parser("bench", help="latency phases and percentiles of a model on this host (board-ready)")
+    _add_model_options(p)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--images", help="directory of real images (default: the mirror's coco/val2017_unlabeled)")
+    src.add_argument("--random", action="store_true", help="random input instead of real images")
+    p.add_argument("--cpus", help="pin the process to these CPUs, e.g. 0-3 or 2,3")
+    p.add_argument("--warmup", type=int, default=5, help="warm-up invokes after the first (default 5)")
+    p.add_argument("--min-count", type=int, default=50, help="steady state: at least this many invokes")
+    p.add_argument("--min-duration", type=float, default=5.0, help="steady state: at least this many seconds")
+    p.add_argument("--max-duration", type=float, default=60.0, help="steady state: stop after this many seconds")
+    p.add_argument("--e2e-min-count", type=int, default=20, help="end to end: at least this many images")
+    p.add_argument("--e2e-min-duration", type=float, default=3.0, help="end to end: at least this many seconds")
+    p.add_argument("--json", metavar="FILE", help="write the run record here")
+
+    p = sub.add_parser("compare", help="compare the latency of two bench records from the same host")
+    p.add_argument("a")
+    p.add_argument("b")
+
     p = sub.add_parser("score", help="score an existing COCO results file (like MLPerf's accuracy-coco.py)")
     p.add_argument("--gt", required=True, help="ground truth instances_*.json")
     p.add_argument("--results", required=True, help="detections in the official results format")
@@ -61,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "mb3-centernet-16x8"])
     p.add_argument("--max-images", type=int, help="evaluate only the first N images by id")
     p.add_argument("--output", default="reports/demo", help="directory for detections and records")
+    p.add_argument("--no-bench", action="store_true", help="evaluate only, skip the latency runs")
     return parser
 
 
@@ -179,6 +198,103 @@ def evaluate(label: str, card, mirror, gt, options, *, protocol=None, engine="fa
     )
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from harness.fetch import mirror_root
+    from harness.fileio import write_json_atomic
+    from harness.profiler import StopRule
+
+    mirror = mirror_root(args.mirror)
+    if args.random:
+        images_dir = None
+    elif args.images:
+        images_dir = Path(args.images)
+    else:
+        images_dir = mirror / "coco" / "val2017_unlabeled" if mirror else None
+    settings = _bench_settings(args.warmup, StopRule(args.min_count, args.min_duration, args.max_duration),
+                               StopRule(args.e2e_min_count, args.e2e_min_duration, args.max_duration))
+    record = benchmark(args.model, _card(args), mirror, _options(args), images_dir, settings, cpus=args.cpus)
+    if args.json:
+        write_json_atomic(args.json, record, indent=1)
+        print(f"run record: {args.json}")
+    return 0
+
+
+def _bench_settings(warmup: int, model_only, end_to_end):
+    from harness.bench import BenchSettings
+
+    if warmup < 0 or model_only.min_count < 1 or end_to_end.min_count < 1:
+        raise HarnessError("--warmup must be >= 0 and the minimum counts >= 1")
+    return BenchSettings(model_only=model_only, end_to_end=end_to_end, warmup=warmup)
+
+
+def benchmark(label: str, card, mirror, options, images_dir: Path | None, settings, cpus: str | None = None) -> dict:
+    """Load and time one model on this host; print the summary; return the run record."""
+    import time
+
+    from harness.backends import create_backend
+    from harness.bench import list_images, run_bench, set_affinity
+    from harness.fetch import resolve_model
+    from harness.records import new_record
+
+    affinity = set_affinity(cpus)
+    images = list_images(images_dir, settings.max_images) if images_dir else None
+    path = resolve_model(card, mirror)
+    t0 = time.perf_counter()
+    backend = create_backend(card.backend, path, card.outputs, options)
+    backend.load()
+    load_s = time.perf_counter() - t0
+    body = run_bench(backend, card, images, settings, load_s)
+    desc = backend.describe()
+    ph = body["phases"]
+    ttfi = body["time_to_first_inference_s"]
+    print(f"\n{card.name} on {desc['runtime']} {desc['runtime_version']}, threads {options.threads or 'default'}, "
+          f"delegate {options.delegate or 'none'}, input: {body['input']['kind']}")
+    print(f"time from process start to first inference: {ttfi:.3f} s" if ttfi is not None else
+          "time from process start to first inference: unknown on this OS")
+    print(f"load {ph['load_s'] * 1e3:.1f} ms, first inference {ph['first_inference_s'] * 1e3:.1f} ms, "
+          f"warm-up {len(ph['warmup']['samples_s'])} runs")
+    from harness import summary
+
+    rows = []
+    for name in ("model_only", "end_to_end"):
+        st = ph[name]["stats"]
+        rows.append((name, st["count"], *(f"{st[k] * 1e3:.2f}" for k in ("p50_s", "p90_s", "p99_s", "mean_s",
+                                                                         "std_s", "min_s", "max_s")),
+                     f"{st['throughput_per_s']:.2f}"))
+    print(summary.table(["phase", "n", "p50 ms", "p90 ms", "p99 ms", "mean ms", "std ms", "min ms", "max ms",
+                         "per s"], rows))
+    print(f"peak RSS {body['peak_rss_bytes'] / 2**20:.0f} MiB")
+    for w in body["warnings"]:
+        print(w)
+    settings_rec = {"threads": options.threads, "affinity": affinity, "delegate": options.delegate,
+                    "delegate_options": dict(options.delegate_options), "runtime": desc["runtime"],
+                    "model_sha256": desc.get("model_sha256"), "warmup": settings.warmup}
+    return new_record("bench", model=card.to_dict(), model_label=label, backend=desc, settings=settings_rec, **body)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    import json
+
+    from harness import summary
+    from harness.bench import compare_records
+
+    recs = []
+    for path in (args.a, args.b):
+        try:
+            rec = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise HarnessError(f"cannot read run record {path}: {exc}") from None
+        if not isinstance(rec, dict) or rec.get("kind") != "bench" or "phases" not in rec:
+            raise HarnessError(f"{path} is not a bench run record (harness bench --json)")
+        recs.append(rec)
+    out = compare_records(*recs)
+    print(f"same host fingerprint {recs[0]['host']['fingerprint']}: like for like")
+    rows = [(phase, k, f"{v['a'] * 1e3:.2f}", f"{v['b'] * 1e3:.2f}", f"{v['b_over_a']:.3f}")
+            for phase, stats in out.items() for k, v in stats.items()]
+    print(summary.table(["phase", "stat", "A ms", "B ms", "B/A"], rows))
+    return 0
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     from harness import summary
     from harness.coco import CocoGroundTruth, load_results
@@ -219,6 +335,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from harness.backends import BackendOptions
     from harness.fetch import mirror_root
     from harness.fileio import write_json_atomic
+    from harness.profiler import StopRule
     from harness.zoo import get_card
 
     mirror = mirror_root(args.mirror)
@@ -226,20 +343,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise HarnessError("the demo needs the mirror: --mirror ../shared/mirror or $HARNESS_MIRROR")
     gt = _ground_truth(None, mirror)
     out = Path(args.output)
+    demo_bench = _bench_settings(3, StopRule(20, 2.0, 30.0), StopRule(10, 1.0, 30.0))
     rows = []
     for name in args.models:
         rec = evaluate(name, get_card(name), mirror, gt, BackendOptions(), max_images=args.max_images,
                        output=out, quiet=True)
         write_json_atomic(out / f"eval_{name}.json", rec, indent=1)
-        s, t = rec["results"]["stats"], rec["timing"]
-        rows.append((name, rec["backend"]["runtime"], s["AP"], s["AP50"], s["AP75"], s["APs"], s["APm"], s["APl"],
-                     s["AR100"], f"{t['model_ms_p50']:.1f}"))
+        s = rec["results"]["stats"]
+        row = [name, rec["backend"]["runtime"], s["AP"], s["AP50"], s["AP75"], s["APs"], s["APm"], s["APl"],
+               s["AR100"]]
+        if not args.no_bench:
+            b = benchmark(name, get_card(name), mirror, BackendOptions(), mirror / "coco" / "val2017_unlabeled",
+                          demo_bench)
+            write_json_atomic(out / f"bench_{name}.json", b, indent=1)
+            row += [f"{b['phases']['model_only']['stats']['p50_s'] * 1e3:.1f}",
+                    f"{b['phases']['end_to_end']['stats']['p50_s'] * 1e3:.1f}"]
+        rows.append(row)
     print(f"\nmb3-centernet on {rows and rec['dataset']['image_count']} images of the mirror's val2017 "
           f"(published: {rec['comparison']['baseline']['ap']} on full val2017)")
-    print(summary.table(["model", "runtime", "AP", "AP50", "AP75", "APs", "APm", "APl", "AR100", "model ms p50"],
-                        rows))
+    header = ["model", "runtime", "AP", "AP50", "AP75", "APs", "APm", "APl", "AR100"]
+    if not args.no_bench:
+        header += ["invoke p50 ms", "end-to-end p50 ms"]
+    print(summary.table(header, rows))
     print(f"records: {out}/eval_*.json")
     return 0
 
 
-COMMANDS = {"eval": cmd_eval, "score": cmd_score, "zoo": cmd_zoo, "demo": cmd_demo}
+COMMANDS = {"eval": cmd_eval, "bench": cmd_bench, "compare": cmd_compare, "score": cmd_score, "zoo": cmd_zoo,
+            "demo": cmd_demo}

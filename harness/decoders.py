@@ -83,7 +83,7 @@ def top_k_cells(score_map: np.ndarray, k: int, peaks_only: bool) -> tuple[np.nda
         empty = np.zeros(0, np.int64)
         return np.zeros(0, score_map.dtype), empty, empty, empty
     blocks = _BlockMax(flat)
-    want = k
+    want = 2 * k  # peaks are a fraction of the high values: start with room for them
     while True:
         # At least `n` blocks hold a value >= t, so at least `n` elements pass: a cheap lower bound
         # on the k-th largest value that never sorts the whole map.
@@ -120,6 +120,8 @@ class _BlockMax:
     def indices_at_least(self, t: float) -> np.ndarray:
         """Flat indices of all values >= t, in increasing order."""
         hit = np.flatnonzero(self.maxima >= t)
+        if hit.size * 8 > self.count:  # gathering many blocks costs more than one pass over all
+            return np.flatnonzero(self.flat >= t)
         full = hit[hit < self.full]
         r, col = np.nonzero(self.rows[full] >= t)
         idx = full[r] * self.size + col
@@ -130,19 +132,24 @@ class _BlockMax:
 
 
 def _is_peak(score_map: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """Whether each flat index is >= all of its 3x3 neighbours in its own channel (SAME padding)."""
+    """Whether each flat index is >= all of its 3x3 neighbours in its own channel (SAME padding).
+
+    Works on flat offsets: a neighbour outside the map is replaced by the cell itself, which is the
+    same as -inf padding for a ">= every neighbour" test.
+    """
     h, w, c = score_map.shape
-    ch = idx % c
+    flat = score_map.reshape(-1)
     cell = idx // c
     y, x = cell // w, cell % w
-    v = score_map[y, x, ch]
+    v = flat[idx]
     ok = np.ones(idx.size, bool)
     for dy in (-1, 0, 1):
-        yy = np.clip(y + dy, 0, h - 1)  # a clipped neighbour is an in-bounds cell: same as -inf padding
+        y_in = (y + dy >= 0) & (y + dy < h)
         for dx in (-1, 0, 1):
             if dy == 0 and dx == 0:
                 continue
-            ok &= v >= score_map[yy, np.clip(x + dx, 0, w - 1), ch]
+            inside = y_in & (x + dx >= 0) & (x + dx < w)
+            ok &= v >= flat[np.where(inside, idx + (dy * w + dx) * c, idx)]
     return ok
 
 

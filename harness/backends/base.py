@@ -39,8 +39,22 @@ class Backend(ABC):
         """Open the model and check its outputs against the card; raise HarnessError if they differ."""
 
     @abstractmethod
+    def set_input(self, batch: np.ndarray) -> None:
+        """Stage a prepared [1,H,W,3] batch (quantized here for integer inputs)."""
+
+    @abstractmethod
+    def invoke(self) -> None:
+        """Run the model on the staged input: the span that "model-only latency" times."""
+
+    @abstractmethod
+    def read_outputs(self) -> dict[str, np.ndarray]:
+        """The last invoke's outputs as float arrays keyed by the card's head names."""
+
     def predict(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """Run one batch; return float arrays keyed by the card's head names."""
+        """set_input + invoke + read_outputs: one image through the model."""
+        self.set_input(batch)
+        self.invoke()
+        return self.read_outputs()
 
     @abstractmethod
     def describe(self) -> dict:

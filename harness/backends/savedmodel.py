@@ -47,9 +47,14 @@ class SavedModelBackend(Backend):
                      for k, spec in sig.structured_outputs.items()]
         self._mapping = map_outputs(self.model_path.name, available, self.outputs)
 
-    def predict(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        out = self._call(self._tf.convert_to_tensor(batch))
-        return {head: out[key].numpy() for head, key in self._mapping.items()}
+    def set_input(self, batch: np.ndarray) -> None:
+        self._staged = self._tf.convert_to_tensor(batch)
+
+    def invoke(self) -> None:
+        self._out = self._call(self._staged)
+
+    def read_outputs(self) -> dict[str, np.ndarray]:
+        return {head: self._out[key].numpy() for head, key in self._mapping.items()}
 
     def describe(self) -> dict:
         return {

@@ -122,7 +122,7 @@ class TFLiteBackend(Backend):
             for d in self.interpreter.get_output_details()
         ]
 
-    def predict(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+    def set_input(self, batch: np.ndarray) -> None:
         d = self._input
         if np.issubdtype(d["dtype"], np.integer):
             scale, zero_point = d["quantization"]
@@ -132,7 +132,11 @@ class TFLiteBackend(Backend):
         if tuple(batch.shape) != tuple(d["shape"]):
             raise HarnessError(f"{self.model_path.name} takes input {list(d['shape'])}, got {list(batch.shape)}")
         self.interpreter.set_tensor(d["index"], batch)
+
+    def invoke(self) -> None:
         self.interpreter.invoke()
+
+    def read_outputs(self) -> dict[str, np.ndarray]:
         return {head: dequantize(self.interpreter.get_tensor(idx), scale, zp)
                 for head, idx, scale, zp in self._reads}
 

@@ -1,0 +1,45 @@
+"""`harness eval` of mb3-centernet-f32 on the mirror: at most 1.2x the sum of its model invoke times.
+
+Images are read and resized ahead of the interpreter, so the loop should cost little beyond the model.
+A bare `predict` loop over the same prepared images runs in the same process for reference.
+"""
+
+from __future__ import annotations
+
+import time
+
+from harness.backends import create_backend
+from harness.coco import CocoGroundTruth
+from harness.images import prepare, read_rgb
+from harness.runner import run_eval
+from harness.zoo import get_card
+
+TARGET = 1.2
+
+
+def test_eval_overhead_mb3_f32(benchmark, mirror):
+    card = get_card("mb3-centernet-f32")
+    gt = CocoGroundTruth(mirror / "coco/annotations/instances_val2017.json", mirror / "coco/val2017")
+    backend = create_backend(card.backend, mirror / card.source.mirror_path, card.outputs)
+    backend.load()
+
+    def whole_eval():
+        t0 = time.perf_counter()
+        result, _, timing = run_eval(backend, card, gt, gt.images)
+        return result, timing, time.perf_counter() - t0
+
+    result, timing, total_s = benchmark.pedantic(whole_eval, rounds=1, iterations=1, warmup_rounds=0)
+
+    batches = [prepare(read_rgb(gt.image_path(i)), card.input) for i in gt.images]
+    t0 = time.perf_counter()
+    for b in batches:
+        backend.predict(b)
+    bare_s = time.perf_counter() - t0
+
+    ratio = total_s / timing.model_s
+    benchmark.extra_info.update({"total_s": total_s, "model_s": timing.model_s, "bare_predict_loop_s": bare_s,
+                                 "total_over_model": ratio, "total_over_bare": total_s / bare_s,
+                                 "AP": result.stats["AP"], "target": TARGET})
+    print(f"\neval (loop + scoring) {total_s:.2f} s, model {timing.model_s:.2f} s in-run ({ratio:.3f}x), "
+          f"bare predict loop {bare_s:.2f} s ({total_s / bare_s:.3f}x)")
+    assert ratio <= TARGET

@@ -1,0 +1,48 @@
+"""Sessions: tests (the suite CI runs), demo (the README's main job), bench, lint.
+
+`python3 -m pip install nox uv` is the only thing to install by hand; every session builds its own
+virtual environment (with uv when it is there, which takes seconds instead of a minute).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+REPO = Path(__file__).resolve().parent
+MIRROR = os.environ.get("HARNESS_MIRROR") or str(REPO.parent / "shared" / "mirror")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite, with the mirror beside the repository."""
+    session.install("-e", ".[test]")
+    session.run("ruff", "check", "harness", "tests", "benchmarks", "noxfile.py")
+    session.run("pytest", *session.posargs, env={"HARNESS_MIRROR": MIRROR})
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Evaluate the mirror's four mb3-centernet artifacts and print one comparison table."""
+    session.install("-e", ".[all]")
+    session.run("harness", "demo", "--mirror", MIRROR, *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """pytest-benchmark suites; the JSON under .benchmarks/ is what a CI dashboard reads."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "benchmarks", "-p", "no:cacheprovider", "--benchmark-json", "reports/benchmarks.json",
+                "-s", *session.posargs, env={"HARNESS_MIRROR": MIRROR})
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", ".")
