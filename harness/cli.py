@@ -164,6 +164,8 @@ def evaluate(label: str, card, mirror, gt, options, *, protocol=None, engine="fa
     proto_name = protocol or card.default_protocol
     card.protocol(proto_name)  # unknown protocol: fail before loading anything
     images = gt.images[:max_images] if max_images else gt.images
+    if not images:
+        raise HarnessError(f"{gt.path} lists no images to evaluate")
     path = resolve_model(card, mirror)
     backend = create_backend(card.backend, path, card.outputs, options)
     backend.load()
@@ -181,8 +183,8 @@ def evaluate(label: str, card, mirror, gt, options, *, protocol=None, engine="fa
         print(summary.per_class_table(result.per_class))
     print()
     print(summary.baseline_lines(comparison))
-    print(f"model time {timing.model_s:.2f} s, wall {timing.wall_s:.2f} s "
-          f"({timing.wall_s / timing.model_s:.2f}x model) for {timing.images} images")
+    ratio = f" ({timing.wall_s / timing.model_s:.2f}x model)" if timing.model_s else ""
+    print(f"model time {timing.model_s:.2f} s, wall {timing.wall_s:.2f} s{ratio} for {timing.images} images")
     print(f"detections: {detections_file}")
     return new_record(
         "eval",
@@ -301,9 +303,14 @@ def cmd_score(args: argparse.Namespace) -> int:
     from harness.evaluator import score_results
     from harness.records import new_record
 
+    if args.max_images is not None and args.max_images < 1:
+        raise HarnessError("--max-images must be at least 1")
     gt = CocoGroundTruth(args.gt)
     results = load_results(args.results, gt)
     ids = [i.id for i in gt.images][: args.max_images]
+    if args.max_images is not None:
+        kept = set(ids)
+        results = [r for r in results if r["image_id"] in kept]
     result = score_results(gt, results, ids, args.engine)
     print(f"{len(results)} detections on {len(ids)} images, engine {args.engine}")
     print(summary.stats_table(result.stats))

@@ -90,6 +90,10 @@ def _validated(data: object, path: Path) -> dict:
                 raise HarnessError(f"{what} (an entry of '{key}' lacks {', '.join(missing)})")
     if not data["categories"]:
         raise HarnessError(f"{what} (no categories)")
+    for a in data["annotations"]:  # optional in the format; filled once so both engines see the same data
+        a.setdefault("iscrowd", 0)
+        if "area" not in a:
+            a["area"] = float(a["bbox"][2]) * float(a["bbox"][3])
     return data
 
 

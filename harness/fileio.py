@@ -8,12 +8,16 @@ import os
 import tempfile
 from pathlib import Path
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def write_json_atomic(path: str | Path, obj: object, indent: int | None = None) -> Path:
     """Write JSON through a temporary file and a rename, so a crash never leaves half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are meant to be shared
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(obj, f, indent=indent)

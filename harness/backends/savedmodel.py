@@ -38,6 +38,8 @@ class SavedModelBackend(Backend):
         sig = self.model.signatures.get("serving_default") if hasattr(self.model, "signatures") else None
         if sig is None:
             raise HarnessError(f"{self.model_path}: no serving_default signature to read the outputs from")
+        input_spec = next(iter(sig.structured_input_signature[1].values()))
+        self._input_dtype = input_spec.dtype
         if callable(self.model):
             self._call = self.model  # TF Hub convention: m(uint8 [1,H,W,3]) -> dict
         else:
@@ -48,6 +50,9 @@ class SavedModelBackend(Backend):
         self._mapping = map_outputs(self.model_path.name, available, self.outputs)
 
     def set_input(self, batch: np.ndarray) -> None:
+        if batch.dtype != self._input_dtype.as_numpy_dtype:
+            raise HarnessError(f"{self.model_path.name} takes {self._input_dtype.name} input, the card feeds "
+                               f"{batch.dtype}; fix the card's input dtype")
         self._staged = self._tf.convert_to_tensor(batch)
 
     def invoke(self) -> None:

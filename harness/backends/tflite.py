@@ -105,7 +105,8 @@ class TFLiteBackend(Backend):
         if len(inputs) != 1:
             raise HarnessError(f"{self.model_path.name}: expected one image input, the model has {len(inputs)}")
         self._input = inputs[0]
-        self._mapping = map_outputs(self.model_path.name, self._model_outputs(), self.outputs)
+        self._outputs = self._model_outputs()
+        self._mapping = map_outputs(self.model_path.name, self._outputs, self.outputs)
         details = {d["index"]: d for d in self.interpreter.get_output_details()}
         self._reads = [(head, idx, *details[idx]["quantization"]) for head, idx in self._mapping.items()]
 
@@ -157,7 +158,7 @@ class TFLiteBackend(Backend):
         }
 
     def _name_of(self, idx: object) -> str:
-        return next(o.names[0] for o in self._model_outputs() if o.key == idx)
+        return next(o.names[0] for o in self._outputs if o.key == idx)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,0 +1,413 @@
+"""Finding a model's files: TF Hub handles downloaded once into the cache, mirrors, sha256 checks.
+
+Every download here is served by a loopback HTTP server the tests start (port 0 on 127.0.0.1);
+nothing reaches the internet. Like tfhub.dev, the server serves a handle's compressed SavedModel
+only when the query asks for `tf-hub-format=compressed`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import http.server
+import io
+import shutil
+import socket
+import tarfile
+import threading
+import urllib.parse
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.errors import HarnessError
+from harness.fetch import CACHE_ENV, MIRROR_ENV, fetch_hub_handle, hub_download_url, mirror_root, resolve_model
+from harness.zoo import get_card
+
+HANDLE_PATH = "/tensorflow/centernet/resnet50v2_512x512/1"
+MB3_F32 = "models/mb3-centernet/raw_f32.tflite"
+
+# Files named like a SavedModel: fetch_hub_handle only needs saved_model.pb to exist.
+FAKE_SAVEDMODEL = {
+    "./saved_model.pb": b"a SavedModel graph would be here",
+    "./variables/variables.index": b"index",
+    "./variables/variables.data-00000-of-00001": b"weights",
+}
+
+
+def make_tar(members: dict[str, bytes], symlinks: dict[str, str] | None = None) -> bytes:
+    """A .tar.gz holding `members` (name -> content) and optional symlinks (name -> target)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for name, target in (symlinks or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            tar.addfile(info)
+    return buf.getvalue()
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class HubServer:
+    """A loopback stand-in for tfhub.dev: hub routes answer only with ?tf-hub-format=compressed."""
+
+    def __init__(self) -> None:
+        self.hub: dict[str, bytes] = {}  # handle path -> compressed SavedModel
+        self.files: dict[str, bytes] = {}  # plain file path -> content
+        self.requests: list[str] = []  # every request line's target, answered or not
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.requests.append(self.path)
+                parts = urllib.parse.urlsplit(self.path)
+                query = urllib.parse.parse_qs(parts.query)
+                body = None
+                if parts.path in server.hub and query.get("tf-hub-format") == ["compressed"]:
+                    body = server.hub[parts.path]
+                elif parts.path in server.files and not parts.query:
+                    body = server.files[parts.path]
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch):
+    # A proxy from the environment must not intercept loopback requests.
+    monkeypatch.setenv("no_proxy", "*")
+    monkeypatch.setenv("NO_PROXY", "*")
+    s = HubServer()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Path:
+    return tmp_path / "cache"
+
+
+def cache_entries(cache: Path) -> list[Path]:
+    """The files in the cache (fetch may leave the empty folders it creates up front)."""
+    return [p for p in cache.rglob("*") if not p.is_dir()]
+
+
+# --------------------------------------------------------------------------------------------------
+# Handle -> download address
+
+
+@pytest.mark.parametrize(("handle", "url"), [
+    ("https://tfhub.dev/tensorflow/centernet/resnet50v2_512x512/1",
+     "https://tfhub.dev/tensorflow/centernet/resnet50v2_512x512/1?tf-hub-format=compressed"),
+    ("https://tfhub.dev/tensorflow/centernet/resnet50v2_512x512/1/",
+     "https://tfhub.dev/tensorflow/centernet/resnet50v2_512x512/1?tf-hub-format=compressed"),
+    ("http://127.0.0.1:8000/a/b/1?x=y", "http://127.0.0.1:8000/a/b/1?x=y&tf-hub-format=compressed"),
+    ("https://www.kaggle.com/models/tensorflow/centernet-resnet/tensorFlow2/resnet50v2-512x512/1",
+     "https://www.kaggle.com/api/v1/models/tensorflow/centernet-resnet/tensorFlow2/resnet50v2-512x512/1/download"),
+    ("https://example.org/models/centernet.tar.gz", "https://example.org/models/centernet.tar.gz"),
+])
+def test_hub_download_url(handle: str, url: str) -> None:
+    """tfhub.dev handles get ?tf-hub-format=compressed, Kaggle handles the API download, archives pass."""
+    assert hub_download_url(handle) == url
+
+
+def test_hub_download_url_needs_http() -> None:
+    """A handle that is not an http(s) address is a user error, not a urllib traceback."""
+    with pytest.raises(HarnessError, match="http"):
+        hub_download_url("tensorflow/centernet/resnet50v2_512x512/1")
+
+
+# --------------------------------------------------------------------------------------------------
+# fetch_hub_handle
+
+
+def test_fetch_downloads_once_then_hits_cache(server: HubServer, cache: Path) -> None:
+    """The first call downloads and unpacks the SavedModel; the second makes no request at all."""
+    archive = make_tar(FAKE_SAVEDMODEL)
+    server.hub[HANDLE_PATH] = archive
+    handle = server.url(HANDLE_PATH)
+
+    path = fetch_hub_handle(handle, cache, sha256(archive))
+    assert server.requests == [f"{HANDLE_PATH}?tf-hub-format=compressed"]
+    assert path.is_relative_to(cache)
+    assert (path / "saved_model.pb").read_bytes() == FAKE_SAVEDMODEL["./saved_model.pb"]
+    assert (path / "variables" / "variables.index").read_bytes() == b"index"
+    assert not list(path.rglob("*.tar.gz")), "the archive is not kept once unpacked"
+
+    del server.hub[HANDLE_PATH]  # even a server that no longer has it does not matter now
+    assert fetch_hub_handle(handle, cache, sha256(archive)) == path
+    assert len(server.requests) == 1
+
+
+def test_fetch_without_sha256_still_downloads(server: HubServer, cache: Path) -> None:
+    """A card without a hash downloads unchecked (the hash is optional, not required)."""
+    server.hub[HANDLE_PATH] = make_tar(FAKE_SAVEDMODEL)
+    assert (fetch_hub_handle(server.url(HANDLE_PATH), cache) / "saved_model.pb").is_file()
+
+
+def test_wrong_sha256_is_refused_and_nothing_is_cached(server: HubServer, cache: Path) -> None:
+    """A download whose sha256 differs from the card's is refused and leaves nothing behind."""
+    archive = make_tar(FAKE_SAVEDMODEL)
+    server.hub[HANDLE_PATH] = archive
+    handle = server.url(HANDLE_PATH)
+    with pytest.raises(HarnessError, match="sha256"):
+        fetch_hub_handle(handle, cache, "0" * 64)
+    assert cache_entries(cache) == []
+
+    path = fetch_hub_handle(handle, cache, sha256(archive))  # the right hash: a fresh download
+    assert (path / "saved_model.pb").is_file()
+    assert len(server.requests) == 2
+
+
+def test_http_404_is_a_harness_error(server: HubServer, cache: Path) -> None:
+    """A handle the server does not know fails with one message naming the HTTP status."""
+    with pytest.raises(HarnessError, match="404"):
+        fetch_hub_handle(server.url("/tensorflow/no-such-model/1"), cache)
+    assert cache_entries(cache) == []
+
+
+def test_unreachable_host_is_a_harness_error(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing listening (e.g. offline) fails with a hint to use a mirror."""
+    monkeypatch.setenv("no_proxy", "*")
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(HarnessError, match="--mirror"):
+        fetch_hub_handle(f"http://127.0.0.1:{port}{HANDLE_PATH}", cache)
+    assert cache_entries(cache) == []
+
+
+@pytest.mark.parametrize(("members", "symlinks"), [
+    ({**FAKE_SAVEDMODEL, "../escaped.txt": b"outside"}, None),
+    ({**FAKE_SAVEDMODEL, "variables/../../escaped.txt": b"outside"}, None),
+    ({**FAKE_SAVEDMODEL, "/tmp/escaped-absolute.txt": b"outside"}, None),
+    (FAKE_SAVEDMODEL, {"variables/link": "/etc/passwd"}),
+], ids=["parent", "nested-parent", "absolute", "symlink"])
+def test_unsafe_archive_is_refused(server: HubServer, cache: Path, members: dict, symlinks: dict | None) -> None:
+    """A member that would land outside the cache (../, absolute, a link) refuses the whole archive."""
+    server.hub[HANDLE_PATH] = make_tar(members, symlinks)
+    with pytest.raises(HarnessError, match="refusing archive member"):
+        fetch_hub_handle(server.url(HANDLE_PATH), cache)
+    assert cache_entries(cache) == []
+    assert not (cache.parent / "escaped.txt").exists()
+    assert not (cache / "escaped.txt").exists()
+
+
+def test_not_a_tar_archive(server: HubServer, cache: Path) -> None:
+    """An HTML page (or anything else) served instead of the archive is a clear error."""
+    server.hub[HANDLE_PATH] = b"<html>please log in</html>"
+    with pytest.raises(HarnessError, match="not a tar archive"):
+        fetch_hub_handle(server.url(HANDLE_PATH), cache)
+    assert cache_entries(cache) == []
+
+
+def test_archive_without_saved_model(server: HubServer, cache: Path) -> None:
+    """An archive that holds no saved_model.pb is refused, naming the handle."""
+    server.hub[HANDLE_PATH] = make_tar({"./README.md": b"nothing here"})
+    with pytest.raises(HarnessError, match=r"no saved_model\.pb"):
+        fetch_hub_handle(server.url(HANDLE_PATH), cache)
+    assert cache_entries(cache) == []
+
+
+def test_archive_with_a_top_folder(server: HubServer, cache: Path) -> None:
+    """A SavedModel wrapped in a folder inside the archive is found and becomes the cache entry."""
+    wrapped = {f"centernet/{name.removeprefix('./')}": data for name, data in FAKE_SAVEDMODEL.items()}
+    server.hub[HANDLE_PATH] = make_tar(wrapped)
+    path = fetch_hub_handle(server.url(HANDLE_PATH), cache)
+    assert (path / "saved_model.pb").is_file()
+    assert (path / "variables" / "variables.index").is_file()
+
+
+def test_different_handles_get_different_entries(server: HubServer, cache: Path) -> None:
+    """The cache is keyed by handle: two versions of a model never share an entry."""
+    server.hub[HANDLE_PATH] = make_tar(FAKE_SAVEDMODEL)
+    other = HANDLE_PATH.replace("/1", "/2")
+    server.hub[other] = make_tar({**FAKE_SAVEDMODEL, "./saved_model.pb": b"version 2"})
+    a = fetch_hub_handle(server.url(HANDLE_PATH), cache)
+    b = fetch_hub_handle(server.url(other), cache)
+    assert a != b
+    assert (b / "saved_model.pb").read_bytes() == b"version 2"
+
+
+# --------------------------------------------------------------------------------------------------
+# resolve_model: card -> local path
+
+
+def hub_card(url: str, sha: str | None):
+    """The zoo's TF Hub CenterNet card with its source pointed at the local server."""
+    card = get_card("centernet-resnet50v2-512")
+    return dataclasses.replace(card, source=dataclasses.replace(card.source, url=url, sha256=sha))
+
+
+def test_resolve_hub_card_downloads_into_harness_cache(server: HubServer, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hub card with no mirror downloads into $HARNESS_CACHE, once."""
+    archive = make_tar(FAKE_SAVEDMODEL)
+    server.hub[HANDLE_PATH] = archive
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "env-cache"))
+    card = hub_card(server.url(HANDLE_PATH), sha256(archive))
+
+    path = resolve_model(card, None)
+    assert path.is_relative_to(tmp_path / "env-cache")
+    assert (path / "saved_model.pb").is_file()
+    assert resolve_model(card, None) == path
+    assert len(server.requests) == 1
+
+
+def test_resolve_hub_card_falls_back_to_download_when_mirror_lacks_it(
+        server: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mirror: Path) -> None:
+    """A mirror without the card's mirror_path does not stop a download from the card's address."""
+    archive = make_tar(FAKE_SAVEDMODEL)
+    server.hub[HANDLE_PATH] = archive
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "env-cache"))
+    card = hub_card(server.url(HANDLE_PATH), sha256(archive))
+    assert not (mirror / card.source.mirror_path).exists()
+    assert resolve_model(card, mirror).is_relative_to(tmp_path / "env-cache")
+
+
+def test_resolve_hub_card_prefers_the_mirror(server: HubServer, tmp_path: Path) -> None:
+    """A mirror that holds the SavedModel is used as is: no request, no cache."""
+    card = hub_card(server.url(HANDLE_PATH), None)
+    local = tmp_path / "mirror" / card.source.mirror_path
+    local.mkdir(parents=True)
+    (local / "saved_model.pb").write_bytes(b"graph")
+    assert resolve_model(card, tmp_path / "mirror", cache=tmp_path / "cache") == local
+    assert server.requests == []
+
+
+def test_resolve_file_source_downloads_and_checks(server: HubServer, tmp_path: Path) -> None:
+    """A file source with a URL downloads to the cache once and refuses a wrong hash."""
+    blob = b"TFL3 pretend model bytes"
+    server.files["/models/m.tflite"] = blob
+    card = get_card("mb3-centernet-f32")
+    src = dataclasses.replace(card.source, url=server.url("/models/m.tflite"), mirror_path=None, sha256=sha256(blob))
+    good = dataclasses.replace(card, source=src)
+    path = resolve_model(good, None, cache=tmp_path / "cache")
+    assert path.name == "m.tflite" and path.read_bytes() == blob
+    assert resolve_model(good, None, cache=tmp_path / "cache") == path
+    assert len(server.requests) == 1
+
+    bad = dataclasses.replace(card, source=dataclasses.replace(src, sha256="f" * 64))
+    with pytest.raises(HarnessError, match="sha256"):
+        resolve_model(bad, None, cache=tmp_path / "cache3")
+    assert cache_entries(tmp_path / "cache3") == []
+
+
+def test_resolve_uses_the_mirror_copy(mirror: Path) -> None:
+    """A file card resolves to the mirror's copy, whose sha256 matches the card."""
+    card = get_card("mb3-centernet-f32")
+    assert card.source.mirror_path == MB3_F32
+    assert resolve_model(card, mirror) == mirror / MB3_F32
+
+
+def fake_mirror(mirror: Path, root: Path, flip_byte: bool) -> Path:
+    """A mirror layout in `root` holding a copy of the real f32 model, optionally with one byte changed."""
+    dest = root / MB3_F32
+    dest.parent.mkdir(parents=True)
+    shutil.copyfile(mirror / MB3_F32, dest)
+    if flip_byte:
+        with open(dest, "r+b") as f:
+            f.seek(4096)
+            b = f.read(1)
+            f.seek(4096)
+            f.write(bytes([b[0] ^ 0x01]))
+    return root
+
+
+def test_resolve_accepts_an_intact_copy_in_another_mirror(mirror: Path, tmp_path: Path) -> None:
+    """Any directory with the mirror's layout works as a mirror."""
+    root = fake_mirror(mirror, tmp_path / "m", flip_byte=False)
+    assert resolve_model(get_card("mb3-centernet-f32"), root) == root / MB3_F32
+
+
+def test_resolve_refuses_a_corrupt_mirror_copy(mirror: Path, tmp_path: Path) -> None:
+    """One changed byte in a mirrored model is a sha256 mismatch, not a silently different model."""
+    root = fake_mirror(mirror, tmp_path / "m", flip_byte=True)
+    with pytest.raises(HarnessError, match="sha256 mismatch"):
+        resolve_model(get_card("mb3-centernet-f32"), root)
+
+
+def test_resolve_file_card_not_in_mirror(tmp_path: Path) -> None:
+    """A card with no URL needs the mirror to hold it, and says so."""
+    card = get_card("mb3-centernet-f32")
+    with pytest.raises(HarnessError, match="not in the mirror"):
+        resolve_model(card, tmp_path)
+    with pytest.raises(HarnessError, match="no download address"):
+        resolve_model(card, None)
+
+
+def test_mirror_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--mirror wins over $HARNESS_MIRROR; either must name an existing directory."""
+    monkeypatch.delenv(MIRROR_ENV, raising=False)
+    assert mirror_root(None) is None
+    assert mirror_root(tmp_path) == tmp_path
+    with pytest.raises(HarnessError, match="--mirror"):
+        mirror_root(tmp_path / "missing")
+    monkeypatch.setenv(MIRROR_ENV, str(tmp_path / "missing-too"))
+    with pytest.raises(HarnessError, match=r"\$HARNESS_MIRROR"):
+        mirror_root(None)
+    monkeypatch.setenv(MIRROR_ENV, str(tmp_path))
+    assert mirror_root(None) == tmp_path
+
+
+@pytest.mark.slow
+def test_hub_handle_end_to_end_with_a_real_savedmodel(server: HubServer, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A handle serving a real (tiny) TF Hub-style SavedModel: fetched, loaded by the savedmodel backend, decoded."""
+    tf = pytest.importorskip("tensorflow")
+    from harness.backends import create_backend
+    from harness.decoders import decode_postprocessed
+
+    class Detector(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.uint8)])
+        def __call__(self, images):
+            brightness = tf.reduce_mean(tf.cast(images, tf.float32)) / 255.0
+            return {"detection_boxes": tf.tile(tf.constant([[[0.1, 0.2, 0.5, 0.6]]]), [1, 100, 1]),
+                    "detection_scores": tf.fill([1, 100], brightness),
+                    "detection_classes": tf.fill([1, 100], 18.0),
+                    "num_detections": tf.constant([3.0])}
+
+    module = Detector()
+    tf.saved_model.save(module, str(tmp_path / "export"), signatures={"serving_default": module.__call__})
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(tmp_path / "export", arcname=".")
+    server.hub[HANDLE_PATH] = buf.getvalue()
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    card = hub_card(server.url(HANDLE_PATH), sha256(buf.getvalue()))
+
+    backend = create_backend(card.backend, resolve_model(card, None), card.outputs)
+    backend.load()
+    dets = decode_postprocessed(backend.predict(np.full((1, 8, 8, 3), 51, np.uint8)), **card.decoder_params)
+    assert len(dets) == 3
+    assert dets.category_ids.tolist() == [18, 18, 18]
+    np.testing.assert_allclose(dets.scores, 0.2, rtol=1e-6)
+    np.testing.assert_allclose(dets.boxes, [[0.1, 0.2, 0.5, 0.6]] * 3)
