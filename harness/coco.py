@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,8 +142,3 @@ def check_results(results: object, gt: CocoGroundTruth, where: str = "results") 
         if r["image_id"] not in known:
             raise HarnessError(f"{where}: entry {i} has image_id {r['image_id']}, "
                                f"which is not in {gt.path.name}")
-
-
-def iter_image_ids(gt: CocoGroundTruth, limit: int | None = None) -> Iterable[int]:
-    ids = [i.id for i in gt.images]
-    return ids if limit is None else ids[:limit]

@@ -275,15 +275,18 @@ def card_for_path(path: str | Path, like: str | None = None, decoder: str | None
     if not decoder:
         raise HarnessError(f"{p}: say what the model is with --like ZOO_NAME (copy a card's contract) "
                            "or --decoder NAME (tfod_centernet, ltrb_centernet, postprocessed)")
-    dec = get_decoder(decoder)
+    get_decoder(decoder)  # unknown names fail with the list of decoders
+    params, outputs, protocols = _PATH_DEFAULTS[decoder]
     backend = "savedmodel" if kind == "savedmodel" else "tflite"
-    params: dict[str, Any] = {"top_k": 100}
-    if decoder == "tfod_centernet":
-        params = dict(TFOD_PARAMS)
-    elif decoder == "ltrb_centernet":
-        params = dict(MB3_PARAMS)
-    outputs = TFHUB_OUTPUTS if decoder == "postprocessed" else {h: Output((h,)) for h in dec.heads}
     spec = InputSpec(None, None, "uint8") if backend == "savedmodel" else InputSpec(512, 512, "float32")
-    protocols = TFOD_PROTOCOLS if decoder == "tfod_centernet" else MB3_PROTOCOLS
-    return ModelCard(p.name, f"{p.name} ({decoder})", backend, src, spec, outputs, decoder, params,
+    return ModelCard(p.name, f"{p.name} ({decoder})", backend, src, spec, outputs, decoder, dict(params),
                      protocols, next(iter(protocols)))
+
+
+# A model given as a path with --decoder: what each head layout assumes (outputs named like the heads).
+_PATH_DEFAULTS: dict[str, tuple[dict[str, Any], dict[str, Output], dict[str, Protocol]]] = {
+    "tfod_centernet": (TFOD_PARAMS, {h: Output((h,)) for h in ("object_center", "box/scale", "box/offset")},
+                       TFOD_PROTOCOLS),
+    "ltrb_centernet": (MB3_PARAMS, {h: Output((h,)) for h in ("heatmap", "wh")}, MB3_PROTOCOLS),
+    "postprocessed": ({"top_k": 100}, TFHUB_OUTPUTS, POSTPROCESSED),
+}

@@ -1,0 +1,26 @@
+"""A model given as a path plus options scores exactly like its zoo card."""
+
+from __future__ import annotations
+
+import json
+
+from harness.cli import main
+
+
+def _ap(tmp_path, name: str, *args: str) -> dict:
+    out = tmp_path / f"{name}.json"
+    assert main(["eval", *args, "--max-images", "4", "--output", str(tmp_path / name), "--json", str(out),
+                 "--quiet"]) == 0
+    return json.loads(out.read_text())
+
+
+def test_path_with_decoder_or_like_matches_the_zoo_card(mirror, tmp_path):
+    model = str(mirror / "models/mb3-centernet/raw_f32.tflite")
+    zoo = _ap(tmp_path, "zoo", "mb3-centernet-f32", "--mirror", str(mirror))
+    by_decoder = _ap(tmp_path, "decoder", model, "--decoder", "ltrb_centernet", "--mirror", str(mirror))
+    by_like = _ap(tmp_path, "like", model, "--like", "mb3-centernet-f32", "--mirror", str(mirror))
+    assert zoo["results"]["stats"]["AP"] > 0.1
+    assert by_decoder["results"]["stats"] == zoo["results"]["stats"]
+    assert by_like["results"]["stats"] == zoo["results"]["stats"]
+    assert by_decoder["backend"]["model_sha256"] == zoo["backend"]["model_sha256"]
+    assert zoo["dataset"]["image_count"] == 4
