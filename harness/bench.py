@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import resource
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,8 +39,6 @@ def process_age_s() -> float | None:
         start_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
         btime = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
                      if line.startswith("btime"))
-        import time
-
         return time.time() - (btime + start_ticks / os.sysconf("SC_CLK_TCK"))
     except (OSError, ValueError, IndexError, StopIteration):
         return None
@@ -90,8 +89,6 @@ def run_bench(backend: Backend, card: ModelCard, images: list[Path] | None, sett
     decoder, params = get_decoder(card.decoder), card.decoder_settings()
 
     def e2e_step(i: int) -> float:
-        import time
-
         t0 = time.perf_counter()
         image = read_rgb(images[i % len(images)]) if images else raw[i % len(raw)]
         decoder.fn(backend.predict(prepare(image, card.input)), **params)

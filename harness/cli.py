@@ -148,13 +148,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_backend(card, mirror, options):
+    """Resolve the card's model, create its backend and load it; returns (backend, load seconds)."""
+    import time
+
+    from harness.backends import create_backend
+    from harness.fetch import resolve_model
+
+    path = resolve_model(card, mirror)
+    t0 = time.perf_counter()
+    backend = create_backend(card.backend, path, card.outputs, options)
+    backend.load()
+    return backend, time.perf_counter() - t0
+
+
 def evaluate(label: str, card, mirror, gt, options, *, protocol=None, engine="faster", max_images=None,
              output: Path, quiet: bool = False) -> dict:
     """Resolve, load, run and score one model; print the summary; return the run record."""
     from harness import summary
-    from harness.backends import create_backend
     from harness.baseline import compare
-    from harness.fetch import resolve_model
     from harness.fileio import write_json_atomic
     from harness.records import new_record
     from harness.runner import run_eval
@@ -166,9 +178,8 @@ def evaluate(label: str, card, mirror, gt, options, *, protocol=None, engine="fa
     images = gt.images[:max_images] if max_images else gt.images
     if not images:
         raise HarnessError(f"{gt.path} lists no images to evaluate")
-    path = resolve_model(card, mirror)
-    backend = create_backend(card.backend, path, card.outputs, options)
-    backend.load()
+    backend, _ = _load_backend(card, mirror, options)
+    backend_desc = backend.describe()
     bar = summary.Progress(len(images), f"eval {card.name}", enabled=not quiet)
     result, results, timing = run_eval(backend, card, gt, images, proto_name, engine, bar)
     dataset = gt.describe([i.id for i in images])
@@ -176,7 +187,7 @@ def evaluate(label: str, card, mirror, gt, options, *, protocol=None, engine="fa
     write_json_atomic(detections_file, results)
     comparison = compare(card, proto_name, dataset, result.stats["AP"])
     print(f"\n{card.name}: {dataset['image_count']} images of {dataset['split']}, protocol '{proto_name}', "
-          f"engine {engine}, {backend.describe()['runtime']}")
+          f"engine {engine}, {backend_desc['runtime']}")
     print(summary.stats_table(result.stats))
     if not quiet:
         print()
@@ -191,7 +202,7 @@ def evaluate(label: str, card, mirror, gt, options, *, protocol=None, engine="fa
         model=card.to_dict(),
         model_label=label,
         protocol={"name": proto_name, **card.to_dict()["protocols"][proto_name]},
-        backend=backend.describe(),
+        backend=backend_desc,
         dataset=dataset,
         results=result.to_dict(),
         comparison=comparison,
@@ -231,20 +242,13 @@ def _bench_settings(warmup: int, model_only, end_to_end):
 
 def benchmark(label: str, card, mirror, options, images_dir: Path | None, settings, cpus: str | None = None) -> dict:
     """Load and time one model on this host; print the summary; return the run record."""
-    import time
-
-    from harness.backends import create_backend
+    from harness import summary
     from harness.bench import list_images, run_bench, set_affinity
-    from harness.fetch import resolve_model
     from harness.records import new_record
 
     affinity = set_affinity(cpus)
     images = list_images(images_dir, settings.max_images) if images_dir else None
-    path = resolve_model(card, mirror)
-    t0 = time.perf_counter()
-    backend = create_backend(card.backend, path, card.outputs, options)
-    backend.load()
-    load_s = time.perf_counter() - t0
+    backend, load_s = _load_backend(card, mirror, options)
     body = run_bench(backend, card, images, settings, load_s)
     desc = backend.describe()
     ph = body["phases"]
@@ -255,8 +259,6 @@ def benchmark(label: str, card, mirror, options, images_dir: Path | None, settin
           "time from process start to first inference: unknown on this OS")
     print(f"load {ph['load_s'] * 1e3:.1f} ms, first inference {ph['first_inference_s'] * 1e3:.1f} ms, "
           f"warm-up {len(ph['warmup']['samples_s'])} runs")
-    from harness import summary
-
     rows = []
     for name in ("model_only", "end_to_end"):
         st = ph[name]["stats"]
