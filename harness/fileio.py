@@ -14,14 +14,22 @@ os.umask(_UMASK)
 
 def write_json_atomic(path: str | Path, obj: object, indent: int | None = None) -> Path:
     """Write JSON through a temporary file and a rename, so a crash never leaves half a file."""
+    return write_bytes_atomic(path, (json.dumps(obj, indent=indent) + "\n").encode())
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    return write_bytes_atomic(path, text.encode())
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """Write through a temporary file in the same directory and a rename: readers see all or nothing."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are meant to be shared
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=indent)
-            f.write("\n")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

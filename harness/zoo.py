@@ -77,6 +77,8 @@ class ModelCard:
     protocols: dict[str, Protocol]
     default_protocol: str
     baseline: Baseline | None = None
+    family: str | None = None  # cards of one network in different precisions share it (float/quantized siblings)
+    precision: str = "float32"  # "float32", "int8", "16x8", "dynamic": what `harness check` compares against float
 
     def protocol(self, name: str | None = None) -> Protocol:
         key = name or self.default_protocol
@@ -182,6 +184,7 @@ register(ModelCard(
     default_protocol="tfod",
     baseline=Baseline(29.5, "test-dev2017", 20288, "tfod",
                       "https://tfhub.dev/tensorflow/centernet/resnet50v2_512x512/1"),
+    family="centernet-resnet50v2-512",
 ))
 
 register(ModelCard(
@@ -198,6 +201,7 @@ register(ModelCard(
     baseline=Baseline(23.4, "COCO 2017 (split not stated by the TF2 zoo)", None, "tfod",
                       "https://github.com/tensorflow/models/blob/master/research/object_detection/g3doc/"
                       "tf2_detection_zoo.md"),
+    family="centernet-mobilenetv2-fpn-512",
 ))
 
 register(ModelCard(
@@ -214,6 +218,8 @@ register(ModelCard(
     baseline=Baseline(17.2, "val2017", 5000, "nxp",
                       "https://github.com/NXP/eiq-model-zoo/tree/main/tasks/vision/object-detection/centernet",
                       "calibration images drawn from val2017 itself"),
+    family="centernet-mobilenetv2-fpn-512",
+    precision="int8",
 ))
 
 # --------------------------------------------------------------------------------------------------
@@ -231,6 +237,7 @@ register(ModelCard(
     protocols={"native": Protocol("the SavedModel's own decode (3x3 max-pool peaks, top 100), float boxes")},
     default_protocol="native",
     baseline=MB3_BASELINE,
+    family="mb3-centernet",
 ))
 
 for _suffix, _file, _sha, _desc in (
@@ -252,6 +259,8 @@ for _suffix, _file, _sha, _desc in (
         protocols=MB3_PROTOCOLS,
         default_protocol="native",
         baseline=MB3_BASELINE,
+        family="mb3-centernet",
+        precision="float32" if _suffix == "f32" else _suffix,
     ))
 
 

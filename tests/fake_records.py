@@ -1,0 +1,94 @@
+"""Run records for tests of the store, gates and report: built with the real record code, with hosts,
+samples and scores set by the test (what a board's or another CI runner's records would hold)."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from harness import host
+from harness.profiler import summarize
+from harness.records import new_record
+from harness.zoo import get_card
+
+BOARDS = {
+    "imx8mp": {"hostname": "imx8mp-evk", "cpu_model": "Cortex-A53", "machine": "aarch64", "cores": 4,
+               "memory_bytes": 6 * 2**30, "board": "NXP i.MX8MPlus EVK board", "os": "Linux",
+               "os_release": "NXP i.MX Release Distro 6.6-scarthgap", "cpufreq": {"governor": "performance"}},
+    "imx93": {"hostname": "imx93-evk", "cpu_model": "Cortex-A55", "machine": "aarch64", "cores": 2,
+              "memory_bytes": 2 * 2**30, "board": "NXP i.MX93 11X11 EVK board", "os": "Linux",
+              "os_release": "NXP i.MX Release Distro 6.6-scarthgap", "cpufreq": {"governor": "schedutil"}},
+}
+
+
+def board_host(name: str) -> dict:
+    info = dict(BOARDS[name])
+    info["fingerprint"] = host.fingerprint(info)
+    return info
+
+
+def with_samples(rec: dict, samples_s: dict[str, list[float]]) -> dict:
+    """A copy of a bench record whose phases hold these samples (stats recomputed from them)."""
+    rec = copy.deepcopy(rec)
+    for phase, samples in samples_s.items():
+        rec["phases"][phase]["samples_s"] = [float(s) for s in samples]
+        rec["phases"][phase]["stats"] = summarize(samples)
+    return rec
+
+
+def on_board(rec: dict, board: str, speed: float, seed: int = 0, created: str | None = None) -> dict:
+    """A bench record as if measured on a board `speed` times slower, with its own noise."""
+    rng = np.random.default_rng(seed)
+    out = copy.deepcopy(rec)
+    out["host"] = board_host(board)
+    if created:
+        out["created"] = created
+    phases = {p: np.asarray(out["phases"][p]["samples_s"]) * speed * rng.uniform(0.97, 1.05, len(
+        out["phases"][p]["samples_s"])) for p in ("model_only", "end_to_end")}
+    out = with_samples(out, phases)
+    out["phases"]["first_inference_s"] *= speed
+    return out
+
+
+def bench_record(model: str, samples_s: list[float], fingerprint_of: str = "imx8mp", created: str = "",
+                 threads: int | None = None) -> dict:
+    """A minimal but complete bench record for the gate tests."""
+    card = get_card(model)
+    stats = summarize(samples_s)
+    phase = {"what": "invoke", "rule": {}, "stats": stats, "samples_s": list(samples_s)}
+    rec = new_record("bench", model=card.to_dict(), model_label=model, backend={"runtime": "ai-edge-litert"},
+                     settings={"threads": threads, "delegate": None, "runtime": "ai-edge-litert"},
+                     phases={"load_s": 0.1, "first_inference_s": samples_s[0], "warmup": {"samples_s": []},
+                             "model_only": phase, "end_to_end": copy.deepcopy(phase)},
+                     peak_rss_bytes=100 * 2**20)
+    rec["host"] = board_host(fingerprint_of)
+    if created:
+        rec["created"] = created
+    return rec
+
+
+def eval_record(model: str, ap: float, *, per_class: dict[str, float] | None = None, images: int = 159,
+                ids_sha: str = "ids-a", like_for_like: bool = False, created: str = "", runtime: str = "ai-edge-litert",
+                protocol: str = "native") -> dict:
+    """A minimal eval record: the 12 stats (AP = `ap`, a fraction; the rest derived) and optional per-class AP."""
+    card = get_card(model)
+    stats = {k: ap for k in ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm",
+                             "ARl")}
+    stats["AP50"] = min(1.0, ap * 1.6)
+    pc = {name: {"category_id": i + 1, "AP": v, "AP50": v, "APs": v, "APm": v, "APl": v}
+          for i, (name, v) in enumerate((per_class or {}).items())}
+    base = card.baseline
+    rec = new_record(
+        "eval", model=card.to_dict(), model_label=model, protocol={"name": protocol},
+        backend={"runtime": runtime}, dataset={"split": "val2017", "image_count": images, "image_ids_sha256": ids_sha},
+        results={"stats": stats, "per_class": pc, "engine": "faster", "image_count": images},
+        comparison={"measured_ap": round(ap * 100, 2),
+                    "baseline": {"ap": base.ap, "split": base.split, "images": base.images,
+                                 "protocol": base.protocol, "source": base.source, "note": base.note},
+                    "like_for_like": like_for_like, "reasons": [] if like_for_like else ["image count differs"]},
+    )
+    rec["host"] = board_host("imx8mp")
+    if created:
+        rec["created"] = created
+    return rec
