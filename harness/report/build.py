@@ -53,7 +53,7 @@ def _gallery(records: list[dict], n: int, base_dir: Path | None) -> str:
     from harness import gallery
 
     evals = latest_evals(records)
-    pairs = quant_pairs(evals)
+    pairs = sorted(quant_pairs(evals), key=lambda p: p[1]["results"]["stats"]["AP"] - p[0]["results"]["stats"]["AP"])
     blocks = []
     for f, q in pairs:
         items = gallery.pair_gallery(f, q, n=n, base_dir=base_dir)
@@ -120,6 +120,10 @@ def build_report(records: list[dict], out_dir: str | Path, *, gallery_images: in
     return Report(out, html_path, out / "report.md", md, written, t)
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _kinds(records: list[dict]) -> str:
     counts: dict[str, int] = {}
     for r in records:
@@ -128,7 +132,7 @@ def _kinds(records: list[dict]) -> str:
 
 
 def _markdown(t: dict, records: list[dict], title: str) -> str:
-    parts = [f"## {title}\n", f"{len(records)} records ({_kinds(records)}) from {len(t['hosts'])} hosts.\n",
+    parts = [f"## {title}\n", f"{len(records)} records ({_kinds(records)}) from {_n(len(t['hosts']), 'host')}.\n",
              "### Accuracy vs published baselines\n", render.markdown_table(t["accuracy"], ACCURACY_MD)]
     unlike = t["accuracy"][t["accuracy"]["like for like"] == "NO"] if len(t["accuracy"]) else t["accuracy"]
     if len(unlike):
@@ -140,8 +144,10 @@ def _markdown(t: dict, records: list[dict], title: str) -> str:
 
 def _html(t: dict, figs: dict, records: list[dict], title: str, created: str, gallery_html: str) -> str:
     intro = (f'<p class="note">Generated {created} from {len(records)} run records ({_kinds(records)}) '
-             f"on {len(t['hosts'])} hosts. AP in points (COCO AP@[.5:.95] x 100); latency in ms.</p>")
+             f"on {_n(len(t['hosts']), 'host')}. AP in points (COCO AP@[.5:.95] x 100); latency in ms.</p>")
     quant_figs = "".join(render.img(png, name) for name, png in figs.items() if name.startswith("delta_ap"))
+    per_class = t["quant_per_class"]
+    worst = per_class.groupby("quantized", sort=False).head(12) if len(per_class) else per_class
     sections = [
         ("Accuracy vs published baselines",
          '<p class="note">Newest run per model, runtime, protocol and image set. "like for like" is NO where the '
@@ -151,11 +157,14 @@ def _html(t: dict, figs: dict, records: list[dict], title: str, created: str, ga
          render.html_table(t["baselines"], {"measured here": "no run yet"})),
         ("Float vs quantized",
          '<p class="note">ΔX = quantized - float, in AP points, overall and per object size.</p>'
-         + render.html_table(t["quant_overall"]) + quant_figs
-         + "<h3>Per class (largest drops first)</h3>" + render.html_table(t["quant_per_class"].head(40))),
+         + render.html_table(t["quant_overall"])),
+        ("Gallery: what the models see",
+         '<p class="note">Ground truth (dashed) beside each model\'s boxes above the display threshold; the images '
+         "where the two models disagree most come first.</p>" + gallery_html),
+        ("ΔAP per class", f'<div class="grid">{quant_figs}</div>'
+         + "<h3>Largest drops per class (all classes in tables/quant_per_class.csv)</h3>" + render.html_table(worst)),
         ("Quantization error: where it starts and grows",
          render.html_table(t["quant_error_heads"]) + render.html_table(t["quant_error_layers"], {"first bad": "yes"})),
-        ("Gallery: what the models see", gallery_html),
         ("Latency per model, host, threads and delegate",
          render.html_table(t["latency"]) + render.img(figs.get("latency_distribution"), "latency distribution")),
         ("Accuracy vs latency", render.html_table(t["ap_vs_latency"])

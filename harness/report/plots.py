@@ -68,10 +68,10 @@ def per_class_delta(per_class: pd.DataFrame, quantized: str, limit: int = 80) ->
     df = per_class[(per_class["quantized"] == quantized) & per_class["ΔAP"].notna()].sort_values("ΔAP").head(limit)
     if df.empty:
         return None
-    fig, ax = plt.subplots(figsize=(7, max(3.0, 0.16 * len(df) + 1)))
+    fig, ax = plt.subplots(figsize=(6, max(3.0, 0.085 * len(df) + 1.2)))
     colours = ["#c0392b" if d < 0 else "#27ae60" for d in df["ΔAP"]]
     ax.barh(range(len(df)), df["ΔAP"], color=colours)
-    ax.set_yticks(range(len(df)), df["class"], fontsize=6)
+    ax.set_yticks(range(len(df)), df["class"], fontsize=5)
     ax.invert_yaxis()
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_xlabel("ΔAP (points, quantized - float)")

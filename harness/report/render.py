@@ -18,7 +18,7 @@ th{background:#e9eff7;text-align:left}tr:nth-child(even) td{background:#f7f9fc}
 td.bad{background:#fde2e1!important;color:#9b1c1c;font-weight:600}td.good{background:#e3f6e8!important}
 .note{color:#5a6472;font-size:13px}.fig{margin:12px 0}.fig img{max-width:100%;border:1px solid #dde3ea}
 .gallery figure{display:inline-block;margin:8px;vertical-align:top}.gallery figcaption{font-size:12px}
-.scroll{overflow-x:auto}
+.scroll{overflow-x:auto}.grid{display:flex;flex-wrap:wrap;gap:12px}.grid .fig{flex:1 1 45%;max-width:680px}
 """
 
 
