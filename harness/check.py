@@ -120,8 +120,9 @@ def gate_latency(records: list[dict], max_ratio: float, alpha: float, phase: str
 
 def run_gates(records: list[dict], *, tolerance: float | None = None, expected: dict[str, float] | None = None,
               allow_unlike: bool = False, max_quant_drop: float | None = None, max_slowdown: float | None = None,
-              alpha: float = 0.01) -> list[Finding]:
-    """Run the requested gates; a requested gate that finds nothing to check raises HarnessError."""
+              alpha: float = 0.01, skip_missing: bool = False) -> list[Finding]:
+    """Run the requested gates; a requested gate that finds nothing to check raises HarnessError, or with
+    `skip_missing` (a first run on a new host has no history yet) yields a passing "skipped" finding."""
     if tolerance is None and expected:
         raise HarnessError("--expect needs --ap-tolerance (how far from the expected AP is still a pass)")
     if tolerance is None and max_quant_drop is None and max_slowdown is None:
@@ -147,7 +148,9 @@ def run_gates(records: list[dict], *, tolerance: float | None = None, expected: 
         if not wanted:
             continue
         found = gate()
+        if not found and skip_missing:
+            found = [Finding(flag.lstrip("-"), "-", True, f"skipped: nothing to check ({nothing})")]
         if not found:
-            raise HarnessError(f"{flag}: nothing to check ({nothing})")
+            raise HarnessError(f"{flag}: nothing to check ({nothing}); --skip-missing lets a first run pass")
         findings.extend(found)
     return findings

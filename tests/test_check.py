@@ -167,3 +167,21 @@ def test_check_reads_a_store(tmp_path):
     with RecordStore(tmp_path / "s.sqlite") as s:
         s.add([eval_record("mb3-centernet-f32", 0.2850), eval_record("mb3-centernet-int8", 0.0036)])
     assert main(["check", "--store", str(tmp_path / "s.sqlite"), "--max-quant-drop", "2"]) == 1
+
+
+def test_skip_missing_lets_a_first_run_pass_with_a_note(tmp_path, capsys):
+    f = _write(tmp_path, [bench_record("mb3-centernet-int8", _samples(0.1))])
+    assert main(["check", f, "--max-slowdown", "1.1", "--skip-missing"]) == 0
+    assert "skipped: nothing to check" in capsys.readouterr().out
+
+
+def test_a_record_in_both_the_store_and_a_file_counts_once(tmp_path, capsys):
+    from harness.store import RecordStore
+
+    old = bench_record("mb3-centernet-int8", _samples(0.100, seed=1), created="2026-11-01")
+    new = bench_record("mb3-centernet-int8", _samples(0.101, seed=2), created="2026-11-02")
+    with RecordStore(tmp_path / "s.sqlite") as s:
+        s.add([old, new])
+    f = _write(tmp_path, [new])  # were it counted twice, the newest would be compared with itself
+    assert main(["check", "--store", str(tmp_path / "s.sqlite"), f, "--max-slowdown", "1.1"]) == 0
+    assert "1 passed, 0 failed" in capsys.readouterr().out
