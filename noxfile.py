@@ -1,4 +1,4 @@
-"""Sessions: tests (the suite CI runs), demo (the README's main job), bench, lint.
+"""Sessions: tests (the suite CI runs), demo (the README's main job), bench, reliability, lint.
 
 `python3 -m pip install nox uv` is the only thing to install by hand; every session builds its own
 virtual environment (with uv when it is there, which takes seconds instead of a minute).
@@ -40,6 +40,16 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     session.run("pytest", "benchmarks", "-p", "no:cacheprovider", "--benchmark-json", "reports/benchmarks.json",
                 "-s", *session.posargs, env={"HARNESS_MIRROR": MIRROR})
+
+
+@nox.session
+def reliability(session: nox.Session) -> None:
+    """SIGKILL `harness eval` at 20 random points over the mirror's 159 images, resume each time, and
+    require the uninterrupted run's detections and stats exactly (HARNESS_RELIABILITY_SEED replays a run)."""
+    session.install("-e", ".[board,coco]", "pytest")  # no TensorFlow needed: mb3-centernet-f32 on ai-edge-litert
+    env = {"HARNESS_MIRROR": MIRROR, "HARNESS_RELIABILITY_KILLS": "20", "HARNESS_RELIABILITY_IMAGES": "159"}
+    session.run("pytest", "tests/test_resume.py", "-k", "sigkill", "-p", "no:cacheprovider", "-s", *session.posargs,
+                env=env)
 
 
 @nox.session

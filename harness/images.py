@@ -13,23 +13,50 @@ from harness.errors import HarnessError
 _FILTERS = {"bilinear": 2, "nearest": 0, "bicubic": 3, "lanczos": 1, "box": 4, "hamming": 5}
 
 
-def read_rgb(path: str | Path) -> np.ndarray:
+def read_rgb(path: str | Path, expect_size: tuple[int, int] | None = None) -> np.ndarray:
     """Decode an image file into an RGB uint8 array [H, W, 3].
 
-    Raises HarnessError naming the file when it is missing or is not an image, so an eval over
-    thousands of files stops with one line that says which file to fix.
+    Any image Pillow can read becomes RGB rather than an error: grayscale is replicated, CMYK and
+    palettes are converted, an alpha channel is dropped (as TF's `decode_image(channels=3)` does, so
+    the detections match the TF pipelines), 16-bit samples are scaled to 8 bits (Pillow would clip
+    them). Raises HarnessError naming the file when it is missing, empty, truncated or not an image,
+    or when its size differs from `expect_size` (width, height): boxes are scaled by the annotation's
+    size, so a file of another size is the wrong file, not a detail.
     """
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
+            rgb = _to_rgb(im)
     except FileNotFoundError:
         raise HarnessError(f"image not found: {path}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise HarnessError(f"not a readable image: {path} ({exc.__class__.__name__}); "
-                           "replace or remove the file") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        why = "empty file" if path.is_file() and path.stat().st_size == 0 else _first_line(exc)
+        raise HarnessError(f"not a readable image: {path} ({why}); replace or remove the file") from None
+    if expect_size is not None and (rgb.shape[1], rgb.shape[0]) != tuple(expect_size):
+        w, h = expect_size
+        raise HarnessError(f"image {path} is {rgb.shape[1]}x{rgb.shape[0]} but the annotations say {w}x{h}; "
+                           "wrong file for this annotation file?")
+    return rgb
+
+
+def _to_rgb(im) -> np.ndarray:
+    """Pillow image of any mode -> RGB uint8; 16-bit and 32-bit integer samples are scaled, not clipped."""
+    if im.mode.startswith("I;16") or im.mode == "I":
+        deep = np.asarray(im).astype(np.uint32)
+        bits = 16 if im.mode.startswith("I;16") or deep.max(initial=0) < 1 << 16 else 32
+        gray = (deep >> (bits - 8)).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if im.mode == "RGB":
+        im.load()  # decode now, inside the caller's error handling
+        return np.asarray(im)
+    return np.asarray(im.convert("RGB"))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{exc.__class__.__name__}: {text[0]}" if text else exc.__class__.__name__
 
 
 @dataclass(frozen=True)

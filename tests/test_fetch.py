@@ -2,7 +2,8 @@
 
 Every download here is served by a loopback HTTP server the tests start (port 0 on 127.0.0.1);
 nothing reaches the internet. Like tfhub.dev, the server serves a handle's compressed SavedModel
-only when the query asks for `tf-hub-format=compressed`.
+only when the query asks for `tf-hub-format=compressed`. Like a real file server it answers
+`Range: bytes=N-` with 206, and it can be told to drop the connection half-way through a response.
 """
 
 from __future__ import annotations
@@ -16,14 +17,26 @@ import socket
 import tarfile
 import threading
 import urllib.parse
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from harness import fetch
 from harness.errors import HarnessError
-from harness.fetch import CACHE_ENV, MIRROR_ENV, fetch_hub_handle, hub_download_url, mirror_root, resolve_model
-from harness.zoo import get_card
+from harness.fetch import (
+    CACHE_ENV,
+    MIRROR_ENV,
+    fetch_file,
+    fetch_hub_handle,
+    hub_download_url,
+    mirror_root,
+    progress_enabled,
+    resolve_model,
+    resolve_source,
+)
+from harness.zoo import Source, get_card
 
 HANDLE_PATH = "/tensorflow/centernet/resnet50v2_512x512/1"
 MB3_F32 = "models/mb3-centernet/raw_f32.tflite"
@@ -36,18 +49,33 @@ FAKE_SAVEDMODEL = {
 }
 
 
-def make_tar(members: dict[str, bytes], symlinks: dict[str, str] | None = None) -> bytes:
-    """A .tar.gz holding `members` (name -> content) and optional symlinks (name -> target)."""
+def make_tar(members: dict[str, bytes], symlinks: dict[str, str] | None = None,
+             hardlinks: dict[str, str] | None = None) -> bytes:
+    """A .tar.gz holding `members` (name -> content) and optional sym- and hard links (name -> target)."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         for name, data in members.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
+        for kind, links in ((tarfile.SYMTYPE, symlinks), (tarfile.LNKTYPE, hardlinks)):
+            for name, target in (links or {}).items():
+                info = tarfile.TarInfo(name)
+                info.type, info.linkname = kind, target
+                tar.addfile(info)
+    return buf.getvalue()
+
+
+def make_zip(members: dict[str, bytes], symlinks: dict[str, str] | None = None) -> bytes:
+    """A .zip holding `members` and optional symlinks (stored the Unix way: mode bits + target as data)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
         for name, target in (symlinks or {}).items():
-            info = tarfile.TarInfo(name)
-            info.type, info.linkname = tarfile.SYMTYPE, target
-            tar.addfile(info)
+            info = zipfile.ZipInfo(name)
+            info.external_attr = 0o120777 << 16
+            zf.writestr(info, target)
     return buf.getvalue()
 
 
@@ -62,11 +90,15 @@ class HubServer:
         self.hub: dict[str, bytes] = {}  # handle path -> compressed SavedModel
         self.files: dict[str, bytes] = {}  # plain file path -> content
         self.requests: list[str] = []  # every request line's target, answered or not
+        self.ranges: list[str | None] = []  # each request's Range header (None: no header)
+        self.drops: dict[str, int] = {}  # path -> how many more responses to cut off half-way
+        self.honour_range = True  # False: answer every request with the whole file, as some servers do
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 server.requests.append(self.path)
+                server.ranges.append(self.headers.get("Range"))
                 parts = urllib.parse.urlsplit(self.path)
                 query = urllib.parse.parse_qs(parts.query)
                 body = None
@@ -77,11 +109,30 @@ class HubServer:
                 if body is None:
                     self.send_error(404)
                     return
-                self.send_response(200)
+                start = self._range_start()
+                if start is not None and start >= len(body):
+                    self.send_error(416)
+                    return
+                self.send_response(200 if start is None else 206)
+                if start is not None:
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                payload = body[start or 0:]
                 self.send_header("Content-Type", "application/octet-stream")
-                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(body)
+                if server.drops.get(parts.path, 0) > 0:  # promise the whole payload, send half, hang up
+                    server.drops[parts.path] -= 1
+                    self.wfile.write(payload[: len(payload) // 2])
+                    self.wfile.flush()
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                self.wfile.write(payload)
+
+            def _range_start(self) -> int | None:
+                value = self.headers.get("Range")
+                if not server.honour_range or not value or not value.startswith("bytes=") or not value.endswith("-"):
+                    return None
+                return int(value[len("bytes="):-1])
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -113,6 +164,12 @@ def server(monkeypatch: pytest.MonkeyPatch):
 @pytest.fixture
 def cache(tmp_path: Path) -> Path:
     return tmp_path / "cache"
+
+
+@pytest.fixture(autouse=True)
+def _no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Resume at once after a drop: the waiting is for real networks, not for loopback."""
+    monkeypatch.setattr(fetch, "BACKOFF_S", 0.0)
 
 
 def cache_entries(cache: Path) -> list[Path]:
@@ -205,15 +262,20 @@ def test_unreachable_host_is_a_harness_error(cache: Path, monkeypatch: pytest.Mo
     assert cache_entries(cache) == []
 
 
-@pytest.mark.parametrize(("members", "symlinks"), [
-    ({**FAKE_SAVEDMODEL, "../escaped.txt": b"outside"}, None),
-    ({**FAKE_SAVEDMODEL, "variables/../../escaped.txt": b"outside"}, None),
-    ({**FAKE_SAVEDMODEL, "/tmp/escaped-absolute.txt": b"outside"}, None),
-    (FAKE_SAVEDMODEL, {"variables/link": "/etc/passwd"}),
-], ids=["parent", "nested-parent", "absolute", "symlink"])
-def test_unsafe_archive_is_refused(server: HubServer, cache: Path, members: dict, symlinks: dict | None) -> None:
-    """A member that would land outside the cache (../, absolute, a link) refuses the whole archive."""
-    server.hub[HANDLE_PATH] = make_tar(members, symlinks)
+@pytest.mark.parametrize(("members", "symlinks", "hardlinks"), [
+    ({**FAKE_SAVEDMODEL, "../escaped.txt": b"outside"}, None, None),
+    ({**FAKE_SAVEDMODEL, "variables/../../escaped.txt": b"outside"}, None, None),
+    ({**FAKE_SAVEDMODEL, "/tmp/escaped-absolute.txt": b"outside"}, None, None),
+    (FAKE_SAVEDMODEL, {"variables/link": "/etc/passwd"}, None),
+    (FAKE_SAVEDMODEL, {"variables/link": "../../escaped.txt"}, None),
+    (FAKE_SAVEDMODEL, {"link": ".."}, None),
+    (FAKE_SAVEDMODEL, None, {"variables/hard": "../escaped.txt"}),
+], ids=["parent", "nested-parent", "absolute", "symlink-absolute", "symlink-escaping", "symlink-to-parent",
+        "hardlink-escaping"])
+def test_unsafe_archive_is_refused(server: HubServer, cache: Path, members: dict, symlinks: dict | None,
+                                   hardlinks: dict | None) -> None:
+    """A member that would land outside the cache (../, absolute, a link out) refuses the whole archive."""
+    server.hub[HANDLE_PATH] = make_tar(members, symlinks, hardlinks)
     with pytest.raises(HarnessError, match="refusing archive member"):
         fetch_hub_handle(server.url(HANDLE_PATH), cache)
     assert cache_entries(cache) == []
@@ -224,7 +286,7 @@ def test_unsafe_archive_is_refused(server: HubServer, cache: Path, members: dict
 def test_not_a_tar_archive(server: HubServer, cache: Path) -> None:
     """An HTML page (or anything else) served instead of the archive is a clear error."""
     server.hub[HANDLE_PATH] = b"<html>please log in</html>"
-    with pytest.raises(HarnessError, match="not a tar archive"):
+    with pytest.raises(HarnessError, match="not a readable tar or zip archive"):
         fetch_hub_handle(server.url(HANDLE_PATH), cache)
     assert cache_entries(cache) == []
 
@@ -255,6 +317,198 @@ def test_different_handles_get_different_entries(server: HubServer, cache: Path)
     b = fetch_hub_handle(server.url(other), cache)
     assert a != b
     assert (b / "saved_model.pb").read_bytes() == b"version 2"
+
+
+def test_symlink_inside_the_archive_is_kept(server: HubServer, cache: Path) -> None:
+    """A link that stays inside the unpacked folder is not a threat: it is unpacked as a link."""
+    server.hub[HANDLE_PATH] = make_tar(FAKE_SAVEDMODEL, {"variables/alias": "variables.index"})
+    path = fetch_hub_handle(server.url(HANDLE_PATH), cache)
+    alias = path / "variables" / "alias"
+    assert alias.is_symlink() and alias.read_bytes() == b"index"
+
+
+# --------------------------------------------------------------------------------------------------
+# fetch_file: resumable, verified, atomic
+
+BLOB = np.random.default_rng(7).integers(0, 256, 300_000, dtype=np.uint8).tobytes()
+BLOB_PATH = "/data/blob.bin"
+
+
+def test_dropped_connection_is_resumed_with_range(server: HubServer, tmp_path: Path) -> None:
+    """The server hangs up half-way: the same call asks for the rest with Range and verifies the whole."""
+    server.files[BLOB_PATH] = BLOB
+    server.drops[BLOB_PATH] = 1
+    dest = tmp_path / "cache" / "blob.bin"
+    assert fetch_file(server.url(BLOB_PATH), sha256(BLOB), dest) == dest
+    assert dest.read_bytes() == BLOB
+    assert server.ranges == [None, f"bytes={len(BLOB) // 2}-"]
+    assert files_in(dest.parent) == [dest], "no .part left behind"
+
+
+def test_dropped_twice_in_a_row_is_resumed_twice(server: HubServer, tmp_path: Path) -> None:
+    """Each resume continues from the end of what arrived so far (here 1/2, then 3/4 of the file)."""
+    server.files[BLOB_PATH] = BLOB
+    server.drops[BLOB_PATH] = 2
+    dest = fetch_file(server.url(BLOB_PATH), sha256(BLOB), tmp_path / "blob.bin")
+    assert dest.read_bytes() == BLOB
+    half = len(BLOB) // 2
+    assert server.ranges == [None, f"bytes={half}-", f"bytes={half + (len(BLOB) - half) // 2}-"]
+
+
+def test_out_of_retries_keeps_the_part_and_the_next_call_resumes(server: HubServer, tmp_path: Path) -> None:
+    """A download that keeps dropping fails with one message; what arrived is kept, and the next call
+    (after a kill, a reboot, a flaky network) continues from it instead of starting over."""
+    server.files[BLOB_PATH] = BLOB
+    server.drops[BLOB_PATH] = 2
+    dest = tmp_path / "blob.bin"
+    with pytest.raises(HarnessError, match=r"download failed.*after 2 tries.*resumes"):
+        fetch_file(server.url(BLOB_PATH), sha256(BLOB), dest, retries=1)
+    assert not dest.exists()
+    part = tmp_path / ".blob.bin.part"
+    kept = part.stat().st_size
+    assert 0 < kept < len(BLOB)
+
+    assert fetch_file(server.url(BLOB_PATH), sha256(BLOB), dest).read_bytes() == BLOB
+    assert server.ranges[-1] == f"bytes={kept}-"
+    assert not part.exists()
+
+
+def test_server_that_ignores_range_gets_a_fresh_start(server: HubServer, tmp_path: Path) -> None:
+    """A 200 with the whole file in answer to a Range request replaces the part instead of appending."""
+    server.files[BLOB_PATH] = BLOB
+    server.drops[BLOB_PATH] = 1
+    server.honour_range = False
+    dest = fetch_file(server.url(BLOB_PATH), sha256(BLOB), tmp_path / "blob.bin")
+    assert dest.read_bytes() == BLOB
+    assert server.ranges[1] is not None, "it did ask to resume"
+
+
+def test_part_longer_than_the_file_starts_over(server: HubServer, tmp_path: Path) -> None:
+    """A stale part the server cannot continue (416) is dropped and the download starts over."""
+    server.files[BLOB_PATH] = BLOB
+    (tmp_path / ".blob.bin.part").write_bytes(b"x" * (len(BLOB) + 10))
+    dest = fetch_file(server.url(BLOB_PATH), sha256(BLOB), tmp_path / "blob.bin")
+    assert dest.read_bytes() == BLOB
+    assert server.ranges == [f"bytes={len(BLOB) + 10}-", None]
+
+
+def test_resumed_download_with_the_wrong_sha256_leaves_nothing(server: HubServer, tmp_path: Path) -> None:
+    """Resuming never weakens the check: a wrong hash after a resume refuses the file and deletes the part."""
+    server.files[BLOB_PATH] = BLOB
+    server.drops[BLOB_PATH] = 1
+    cache = tmp_path / "cache"
+    with pytest.raises(HarnessError, match=r"sha256 mismatch.*nothing kept"):
+        fetch_file(server.url(BLOB_PATH), "0" * 64, cache / "blob.bin")
+    assert len(server.requests) == 2
+    assert cache_entries(cache) == []
+
+
+def test_a_part_of_some_other_file_is_caught_by_the_hash(server: HubServer, tmp_path: Path) -> None:
+    """A part left by another version of the file resumes into a wrong whole: refused, then fetched clean."""
+    server.files[BLOB_PATH] = BLOB
+    part = tmp_path / ".blob.bin.part"
+    part.write_bytes(b"an older version of the file")
+    with pytest.raises(HarnessError, match="sha256 mismatch"):
+        fetch_file(server.url(BLOB_PATH), sha256(BLOB), tmp_path / "blob.bin")
+    assert not part.exists()
+    assert fetch_file(server.url(BLOB_PATH), sha256(BLOB), tmp_path / "blob.bin").read_bytes() == BLOB
+
+
+def test_cached_file_is_checked_not_fetched(server: HubServer, tmp_path: Path) -> None:
+    """A file already in place is a cache hit (no request) whose hash is still checked."""
+    dest = tmp_path / "blob.bin"
+    dest.write_bytes(BLOB)
+    assert fetch_file(server.url(BLOB_PATH), sha256(BLOB), dest) == dest
+    with pytest.raises(HarnessError, match="sha256 mismatch"):
+        fetch_file(server.url(BLOB_PATH), "f" * 64, dest)
+    assert server.requests == []
+
+
+def test_hub_handle_download_resumes_after_a_drop(server: HubServer, cache: Path) -> None:
+    """The archive behind a handle is fetched with the same resumable download."""
+    archive = make_tar({**FAKE_SAVEDMODEL, "./variables/variables.data-00000-of-00001": BLOB})
+    server.hub[HANDLE_PATH] = archive
+    server.drops[HANDLE_PATH] = 1
+    path = fetch_hub_handle(server.url(HANDLE_PATH), cache, sha256(archive))
+    assert (path / "variables" / "variables.data-00000-of-00001").read_bytes() == BLOB
+    assert server.ranges == [None, f"bytes={len(archive) // 2}-"]
+    assert not [p for p in cache_entries(cache) if not p.is_relative_to(path)], "only the SavedModel stays"
+
+
+def test_progress_bar_only_for_a_person() -> None:
+    """A bar on a terminal; none in a log file or a CI job (where it would be noise)."""
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert progress_enabled(Tty(), {})
+    assert not progress_enabled(Tty(), {"CI": "true"})
+    assert not progress_enabled(io.StringIO(), {})
+
+
+def test_progress_bar_draws_on_stderr(server: HubServer, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    server.files[BLOB_PATH] = BLOB
+    fetch_file(server.url(BLOB_PATH), sha256(BLOB), tmp_path / "blob.bin", progress=True)
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("\rblob.bin [") and "0.3/0.3 MiB" in err and err.endswith("\n")
+    fetch_file(server.url(BLOB_PATH), sha256(BLOB), tmp_path / "again.bin", progress=False)
+    assert capsys.readouterr().err == ""
+
+
+# --------------------------------------------------------------------------------------------------
+# Datasets: an archive from a URL or a folder in a mirror
+
+ANNOTATIONS = {"annotations/instances_val2017.json": b'{"images": [], "annotations": [], "categories": []}'}
+
+
+def annotations_source(url: str | None, sha: str | None) -> Source:
+    return Source(url, "coco/annotations", sha, kind="archive", note="COCO 2017 annotations")
+
+
+def test_dataset_archive_is_fetched_and_unpacked(server: HubServer, tmp_path: Path) -> None:
+    """A zip (like COCO's annotations_trainval2017.zip) is fetched once, verified and unpacked."""
+    blob = make_zip(ANNOTATIONS)
+    server.files["/annotations/annotations_trainval2017.zip"] = blob
+    src = annotations_source(server.url("/annotations/annotations_trainval2017.zip"), sha256(blob))
+    root = resolve_source(src, None, tmp_path / "cache", "COCO annotations")
+    assert (root / "annotations" / "instances_val2017.json").read_bytes() == ANNOTATIONS[
+        "annotations/instances_val2017.json"]
+    assert resolve_source(src, None, tmp_path / "cache") == root
+    assert len(server.requests) == 1
+    assert not list((tmp_path / "cache").rglob("*.download")), "the archive is not kept once unpacked"
+
+
+def test_dataset_in_a_mirror_needs_no_network(server: HubServer, mirror: Path, tmp_path: Path) -> None:
+    """The mirror's folder is used as it is, whatever the URL."""
+    src = annotations_source(server.url("/annotations/annotations_trainval2017.zip"), None)
+    assert resolve_source(src, mirror, tmp_path / "cache") == mirror / "coco" / "annotations"
+    assert server.requests == []
+
+
+@pytest.mark.parametrize(("members", "symlinks"), [
+    ({"../escaped.txt": b"x"}, None),
+    ({"/tmp/escaped-absolute.txt": b"x"}, None),
+    ({"annotations/../../escaped.txt": b"x"}, None),
+    (ANNOTATIONS, {"annotations/link": "/etc/passwd"}),
+], ids=["parent", "absolute", "nested-parent", "symlink"])
+def test_unsafe_zip_is_refused(server: HubServer, tmp_path: Path, members: dict, symlinks: dict | None) -> None:
+    blob = make_zip(members, symlinks)
+    server.files["/bad.zip"] = blob
+    with pytest.raises(HarnessError, match="refusing archive member"):
+        resolve_source(annotations_source(server.url("/bad.zip"), sha256(blob)), None, tmp_path / "cache")
+    assert cache_entries(tmp_path / "cache") == []
+    assert not (tmp_path / "escaped.txt").exists()
+
+
+def test_unknown_source_kind(tmp_path: Path) -> None:
+    with pytest.raises(HarnessError, match="unknown source kind 'torrent'"):
+        resolve_source(Source("http://127.0.0.1:9/x", None, kind="torrent"), None, tmp_path)
+
+
+def files_in(folder: Path) -> list[Path]:
+    """Every file in `folder`, hidden ones included."""
+    return sorted(p for p in folder.iterdir() if p.is_file())
 
 
 # --------------------------------------------------------------------------------------------------

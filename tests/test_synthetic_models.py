@@ -19,6 +19,7 @@ from synthetic import ImageSpec, make_coco, make_hub_savedmodel, make_nxp_tflite
 
 from harness.cli import main
 from harness.evaluator import STAT_KEYS
+from harness.records import SCHEMA_VERSION
 
 pytest.importorskip("tensorflow")
 pytest.importorskip("ai_edge_litert")
@@ -77,7 +78,7 @@ def harness_eval(model: Path, like: str, coco: Path, out: Path, *extra: str) -> 
 
 def assert_eval_record(record: dict, coco: Path, runtime: str) -> None:
     """The run record of an eval: versioned, with all 12 stats, per-class AP and what data it saw."""
-    assert record["schema_version"] == 1
+    assert record["schema_version"] == SCHEMA_VERSION
     assert record["kind"] == "eval"
     stats = record["results"]["stats"]
     assert list(stats) == list(STAT_KEYS)

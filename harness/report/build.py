@@ -46,7 +46,7 @@ def _hosts(records: list[dict]) -> list[dict]:
     return list(seen.values())
 
 
-def _gallery(records: list[dict], n: int, base_dir: Path | None) -> str:
+def _gallery(records: list[dict], n: int, base_dir: Path | None, threshold: float) -> str:
     """Float vs quantized pictures, worst disagreement first; a single model's where there is no pair."""
     if n <= 0:
         return '<p class="note">gallery disabled (--gallery 0)</p>'
@@ -56,11 +56,11 @@ def _gallery(records: list[dict], n: int, base_dir: Path | None) -> str:
     pairs = sorted(quant_pairs(evals), key=lambda p: p[1]["results"]["stats"]["AP"] - p[0]["results"]["stats"]["AP"])
     blocks = []
     for f, q in pairs:
-        items = gallery.pair_gallery(f, q, n=n, base_dir=base_dir)
+        items = gallery.pair_gallery(f, q, n=n, base_dir=base_dir, score_threshold=threshold)
         blocks.append(_gallery_block(f"{model_name(f)} vs {model_name(q)}", items,
                                      "detections or images of these records are not available here"))
     if not pairs and evals:
-        items = gallery.single_gallery(evals[0], n=n, base_dir=base_dir)
+        items = gallery.single_gallery(evals[0], n=n, base_dir=base_dir, score_threshold=threshold)
         blocks.append(_gallery_block(model_name(evals[0]), items, "detections or images not available here"))
     return "".join(blocks) or '<p class="note">no eval records</p>'
 
@@ -74,7 +74,8 @@ def _gallery_block(title: str, items: list, missing: str) -> str:
 
 
 def build_report(records: list[dict], out_dir: str | Path, *, gallery_images: int = 4,
-                 base_dir: Path | None = None, title: str = "CenterNet harness report") -> Report:
+                 base_dir: Path | None = None, title: str = "CenterNet harness report",
+                 gallery_threshold: float = 0.3) -> Report:
     out = Path(out_dir)
     t = {
         "accuracy": tables.accuracy(records),
@@ -114,7 +115,7 @@ def build_report(records: list[dict], out_dir: str | Path, *, gallery_images: in
 
     md = _markdown(t, records, title)
     written.append(write_text_atomic(out / "report.md", md))
-    page = _html(t, figs, records, title, created, _gallery(records, gallery_images, base_dir))
+    page = _html(t, figs, records, title, created, _gallery(records, gallery_images, base_dir, gallery_threshold))
     html_path = write_text_atomic(out / "report.html", page)
     written.append(html_path)
     return Report(out, html_path, out / "report.md", md, written, t)
