@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from harness import __version__
 from harness.errors import HarnessError
@@ -37,7 +38,7 @@ def _add_record_sources(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="harness", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="harness", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -155,6 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors (a missing argument, `--max-images abc`) in the same one-line form as every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -176,6 +184,10 @@ def _options(args: argparse.Namespace):
         if not sep:
             raise HarnessError(f"--delegate-option wants KEY=VALUE, got {item!r}")
         opts[key] = value
+    if args.threads is not None and args.threads < 1:
+        raise HarnessError(f"--threads must be at least 1, got {args.threads} (leave it out for the runtime's default)")
+    if args.delegate and not Path(args.delegate).is_file():
+        raise HarnessError(f"cannot load delegate {args.delegate}: no such file (give the path of the delegate's .so)")
     return BackendOptions(threads=args.threads, runtime=args.runtime, delegate=args.delegate, delegate_options=opts)
 
 

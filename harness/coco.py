@@ -70,8 +70,32 @@ class CocoGroundTruth:
             "images_dir": str(self.images_dir) if self.images_dir else None,
             "image_count": len(ids),
             "image_ids_sha256": hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest(),
-            "annotation_count": sum(1 for a in self.dataset["annotations"] if a["image_id"] in set(ids)),
+            "annotation_count": _count_in(self.dataset["annotations"], set(ids)),
         }
+
+
+def _count_in(annotations: list[dict], ids: set[int]) -> int:
+    return sum(1 for a in annotations if a["image_id"] in ids)
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+# Field types the loader relies on: a wrong type is named in one line instead of escaping as a TypeError.
+_FIELD_TYPES = {
+    "images": {"id": (_is_int, "an integer"), "file_name": (lambda v: isinstance(v, str), "a string"),
+               "width": (_is_int, "an integer"), "height": (_is_int, "an integer")},
+    "categories": {"id": (_is_int, "an integer"), "name": (lambda v: isinstance(v, str), "a string")},
+    "annotations": {"id": (_is_int, "an integer"), "image_id": (_is_int, "an integer"),
+                    "category_id": (_is_int, "an integer"),
+                    "bbox": (lambda v: isinstance(v, list) and len(v) == 4 and all(map(_is_number, v)),
+                             "a list of 4 numbers")},
+}
 
 
 def _validated(data: object, path: Path) -> dict:
@@ -88,6 +112,9 @@ def _validated(data: object, path: Path) -> dict:
             missing = [f for f in fields if not isinstance(item, dict) or f not in item]
             if missing:
                 raise HarnessError(f"{what} (an entry of '{key}' lacks {', '.join(missing)})")
+            for f, (ok, kind) in _FIELD_TYPES[key].items():
+                if not ok(item[f]):
+                    raise HarnessError(f"{what} ('{f}' of an entry of '{key}' is {item[f]!r}, not {kind})")
     if not data["categories"]:
         raise HarnessError(f"{what} (no categories)")
     for a in data["annotations"]:  # optional in the format; filled once so both engines see the same data
@@ -142,3 +169,8 @@ def check_results(results: object, gt: CocoGroundTruth, where: str = "results") 
         if r["image_id"] not in known:
             raise HarnessError(f"{where}: entry {i} has image_id {r['image_id']}, "
                                f"which is not in {gt.path.name}")
+        if r["category_id"] not in gt.categories:
+            raise HarnessError(f"{where}: entry {i} has category_id {r['category_id']}, which {gt.path.name} "
+                               "does not define (results must use the annotation file's category ids)")
+        if not all(map(_is_number, r["bbox"])) or not _is_number(r["score"]):
+            raise HarnessError(f"{where}: entry {i} has a bbox or score that is not numeric")

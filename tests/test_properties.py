@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -104,8 +103,6 @@ FIELDS = [("images", "id"), ("images", "width"), ("images", "height"), ("annotat
           ("annotations", "image_id"), ("categories", "id")]
 
 
-@pytest.mark.xfail(strict=True, reason="harness/coco.py: fields of the wrong type escape as TypeError/ValueError "
-                                       "(int('abc'), float of a bbox that is not a list); _validated should check them")
 @SETTINGS
 @given(data=coco_datasets(), where=st.sampled_from(FIELDS), bad=JSON)
 @example(data={"images": [{"id": 1, "file_name": "a.jpg", "width": 1, "height": 1}], "annotations": [],
