@@ -137,7 +137,7 @@ def test_html_is_self_contained(report):
     assert not re.search(r'<(img|script|link)[^>]+(src|href)="(http|//|file:)', page)
     assert page.count("data:image/png;base64,") >= 3
     for heading in ("Accuracy vs published baselines", "Float vs quantized", "Gallery", "Latency per model",
-                    "Quantization error"):
+                    "Output error per head", "Layers that carry the error", "ΔAP per class"):
         assert heading in page
 
 
@@ -201,7 +201,7 @@ def test_the_browser_shows_the_float_vs_int8_gallery(report, records_dir, tmp_pa
     """Photographs carry thousands of colours, tables and plots a few hundred: the same report without its
     gallery renders far fewer colours in the same window, so the pictures are what the browser drew."""
     page = (report / "report.html").read_text()
-    gallery = page[page.index("Gallery: what the models see"):page.index("ΔAP per class</h2>")]
+    gallery = page[page.index('<h3 id="gallery">'):page.index("<h3>ΔAP per class</h3>")]
     assert "mb3-centernet-f32 vs mb3-centernet-int8" in gallery and gallery.count("<figure>") == 2
     bare = tmp_path / "bare"
     assert main(["report", str(records_dir), "--out", str(bare), "--gallery", "0", "--quiet"]) == 0

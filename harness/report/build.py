@@ -67,10 +67,10 @@ def _gallery(records: list[dict], n: int, base_dir: Path | None, threshold: floa
 
 def _gallery_block(title: str, items: list, missing: str) -> str:
     if not items:
-        return f"<h3>{html.escape(title)}</h3><p class='note'>{html.escape(missing)}</p>"
+        return f"<h4>{html.escape(title)}</h4><p class='note'>{html.escape(missing)}</p>"
     figs = "".join(f"<figure>{render.img(it.png, it.title)}<figcaption>{html.escape(it.title)}</figcaption></figure>"
                    for it in items)
-    return f"<h3>{html.escape(title)}</h3><div class='gallery'>{figs}</div>"
+    return f"<h4>{html.escape(title)}</h4><div class='gallery'>{figs}</div>"
 
 
 def build_report(records: list[dict], out_dir: str | Path, *, gallery_images: int = 4,
@@ -156,16 +156,19 @@ def _html(t: dict, figs: dict, records: list[dict], title: str, created: str, ga
          + render.html_table(t["accuracy"], {"like for like": "NO"})),
         ("Published baselines and their provenance",
          render.html_table(t["baselines"], {"measured here": "no run yet"})),
-        ("Float vs quantized",
-         '<p class="note">ΔX = quantized - float, in AP points, overall and per object size.</p>'
-         + render.html_table(t["quant_overall"])),
-        ("Gallery: what the models see",
-         '<p class="note">Ground truth (dashed) beside each model\'s boxes above the display threshold; the images '
-         "where the two models disagree most come first.</p>" + gallery_html),
-        ("ΔAP per class", f'<div class="grid">{quant_figs}</div>'
+        ("Float vs quantized: how much is lost, where in the network, on which images",
+         '<h3>ΔAP overall and per object size</h3><p class="note">ΔX = quantized - float, in AP points.</p>'
+         + render.html_table(t["quant_overall"])
+         + '<h3>Output error per head</h3><p class="note">`harness compare FLOAT QUANT` on real images: cosine '
+         "similarity, MSE and SNR of each head's quantized output against the float one.</p>"
+         + render.html_table(t["quant_error_heads"])
+         + '<h3>Layers that carry the error</h3><p class="note">Ranked by their share of the summed per-layer '
+         'error; "first bad" marks the first layer, in execution order, past the threshold.</p>'
+         + render.html_table(t["quant_error_layers"], {"first bad": "yes"})
+         + '<h3 id="gallery">Gallery</h3><p class="note">Ground truth (dashed) beside each model\'s boxes above '
+         "the display threshold; the images where the two models disagree most come first.</p>" + gallery_html
+         + f'<h3>ΔAP per class</h3><div class="grid">{quant_figs}</div>'
          + "<h3>Largest drops per class (all classes in tables/quant_per_class.csv)</h3>" + render.html_table(worst)),
-        ("Quantization error: where it starts and grows",
-         render.html_table(t["quant_error_heads"]) + render.html_table(t["quant_error_layers"], {"first bad": "yes"})),
         ("Latency per model, host, threads and delegate",
          render.html_table(t["latency"]) + render.img(figs.get("latency_distribution"), "latency distribution")),
         ("Accuracy vs latency", render.html_table(t["ap_vs_latency"])
