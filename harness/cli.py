@@ -516,8 +516,12 @@ def _add_quantize_options(p: argparse.ArgumentParser) -> None:
                    help="keep these layers (op output tensor names, as `harness compare` lists them) in float")
     p.add_argument("--float-layers-from", metavar="FILE",
                    help="layer names to keep in float: a text file (one per line) or a `harness compare` record "
-                        "(its layers by error growth, see --float-top)")
+                        "(its top layers, see --float-top and --float-rank)")
     p.add_argument("--float-top", type=int, default=10, help="with a compare record: how many layers (default 10)")
+    p.add_argument("--float-rank", choices=("share", "growth_db"), default="share",
+                   help="with a compare record: rank by injected error share (default) or by error growth")
+    p.add_argument("--float-ops", nargs="+", default=[], metavar="TYPE",
+                   help="keep every layer of these op types in float, e.g. MUL ADD")
     p.add_argument("--eval-images", metavar="DIR", help="warn when calibration images are also here (default: "
                                                         "the mirror's coco/val2017)")
     p.add_argument("--mirror", help="the mirror (default: $HARNESS_MIRROR)")
@@ -585,8 +589,9 @@ def _float_layers(args: argparse.Namespace) -> list[str]:
         except json.JSONDecodeError:
             rec = None
         if isinstance(rec, dict) and rec.get("kind") == "quant_compare":
-            grown = sorted((r for r in rec.get("layers", []) if r.get("growth_db")), key=lambda r: -r["growth_db"])
-            names += [r["name"] for r in grown[: args.float_top]]
+            key = args.float_rank
+            ranked = sorted((r for r in rec.get("layers", []) if r.get(key)), key=lambda r: -r[key])
+            names += [r["name"] for r in ranked[: args.float_top]]
         else:
             names += [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
     return list(dict.fromkeys(names))
@@ -618,9 +623,10 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     layers = _float_layers(args)
     print(f"quantizing {args.saved_model} ({mode.name}"
           + (f", {len(calibration.files)} calibration images drawn by {calibration.draw}" if calibration else "")
-          + (f", {len(layers)} layers kept in float" if layers else "") + ") ...", flush=True)
+          + (f", {len(layers)} named layers and op types {args.float_ops or '-'} kept in float"
+             if layers or args.float_ops else "") + ") ...", flush=True)
     body = q.quantize_saved_model(args.saved_model, args.output, mode.name, calibration, float_layers=layers,
-                                recipe=args.recipe, overlap=overlap)
+                                  float_ops=args.float_ops, recipe=args.recipe, overlap=overlap)
     record = write_json_atomic(q.sidecar_path(args.output), new_record("quantize", **body), indent=1)
     out = body["output"]
     print(f"{args.output}: {out['bytes']} bytes, sha256 {out['sha256']}, input {out['input_dtype']}, "

@@ -63,7 +63,7 @@ def _csv(path):
 def test_every_table_is_written_as_csv_and_json(report):
     tables = json.loads((report / "report.json").read_text())["tables"]
     for name in ("accuracy", "baselines", "quant_overall", "quant_per_class", "quant_error_heads",
-                 "quant_error_layers", "latency", "ap_vs_latency", "hosts"):
+                 "quant_error_summary", "quant_error_layers", "latency", "ap_vs_latency", "hosts"):
         rows = _csv(report / "tables" / f"{name}.csv")
         assert rows, name
         assert len(rows) == len(tables[name]), name
@@ -110,6 +110,14 @@ def test_float_vs_int8_overall_and_per_class(report, records_dir):
     assert deltas == sorted(deltas)  # largest drops first
 
 
+def test_quantization_error_names_where_it_starts(report):
+    (row,) = _csv(report / "tables" / "quant_error_summary.csv")
+    assert row["error starts at"] == "layer_2 (#2, CONV_2D)" and row["op types adding most error"] == ""
+    layers = _csv(report / "tables" / "quant_error_layers.csv")
+    assert [r["layer"] for r in layers] == ["layer_2", "layer_3", "layer_1", "layer_0"]  # by share
+    assert [r["first bad"] for r in layers] == ["yes", "", "", ""]
+
+
 def test_plots_are_written(report):
     names = {p.name for p in (report / "plots").glob("*.png")}
     assert names == {"ap_vs_latency.png", "latency_distribution.png", "delta_ap_per_class_mb3-centernet-int8.png"}
@@ -137,7 +145,8 @@ def test_html_is_self_contained(report):
     assert not re.search(r'<(img|script|link)[^>]+(src|href)="(http|//|file:)', page)
     assert page.count("data:image/png;base64,") >= 3
     for heading in ("Accuracy vs published baselines", "Float vs quantized", "Gallery", "Latency per model",
-                    "Output error per head", "Layers that carry the error", "ΔAP per class"):
+                    "Output error per head", "Where the error starts and grows", "Layers that add the error",
+                    "ΔAP per class"):
         assert heading in page
 
 

@@ -20,6 +20,7 @@ ACCURACY_MD = ["model", "runtime", "protocol", "images", "AP", "AP50", "AP75", "
                "diff", "like for like"]
 LATENCY_MD = ["model", "host", "board", "threads", "delegate", "invoke p50 ms", "invoke p90 ms", "invoke p99 ms",
               "e2e p50 ms"]
+MAX_GALLERY_PAIRS = 2  # the largest drops; each pair adds about 1 MB of pictures to the page
 QUANT_MD = ["float", "quantized", "images", "AP float", "AP quant", "ΔAP", "ΔAPs", "ΔAPm", "ΔAPl"]
 
 
@@ -55,7 +56,7 @@ def _gallery(records: list[dict], n: int, base_dir: Path | None, threshold: floa
     evals = latest_evals(records)
     pairs = sorted(quant_pairs(evals), key=lambda p: p[1]["results"]["stats"]["AP"] - p[0]["results"]["stats"]["AP"])
     blocks = []
-    for f, q in pairs:
+    for f, q in pairs[:MAX_GALLERY_PAIRS]:
         items = gallery.pair_gallery(f, q, n=n, base_dir=base_dir, score_threshold=threshold)
         blocks.append(_gallery_block(f"{model_name(f)} vs {model_name(q)}", items,
                                      "detections or images of these records are not available here"))
@@ -83,6 +84,7 @@ def build_report(records: list[dict], out_dir: str | Path, *, gallery_images: in
         "quant_overall": tables.quant_overall(records),
         "quant_per_class": tables.quant_per_class(records),
         "quant_error_heads": tables.quant_error_heads(records),
+        "quant_error_summary": tables.quant_error_summary(records),
         "quant_error_layers": tables.quant_error_layers(records),
         "latency": tables.latency(records),
         "ap_vs_latency": tables.ap_vs_latency(records),
@@ -159,11 +161,13 @@ def _html(t: dict, figs: dict, records: list[dict], title: str, created: str, ga
         ("Float vs quantized: how much is lost, where in the network, on which images",
          '<h3>ΔAP overall and per object size</h3><p class="note">ΔX = quantized - float, in AP points.</p>'
          + render.html_table(t["quant_overall"])
-         + '<h3>Output error per head</h3><p class="note">`harness compare FLOAT QUANT` on real images: cosine '
-         "similarity, MSE and SNR of each head's quantized output against the float one.</p>"
+         + '<h3>Output error per head</h3><p class="note"><code>harness compare FLOAT QUANT</code> on real '
+         "images: cosine similarity, MSE and SNR of each head's quantized output against the float one.</p>"
          + render.html_table(t["quant_error_heads"])
-         + '<h3>Layers that carry the error</h3><p class="note">Ranked by their share of the summed per-layer '
-         'error; "first bad" marks the first layer, in execution order, past the threshold.</p>'
+         + '<h3>Where the error starts and grows</h3>' + render.html_table(t["quant_error_summary"])
+         + '<h3>Layers that add the error</h3><p class="note">Ranked by their share of the summed error the '
+         'layers add; accumulated SNR compares each output with the float model\'s; "first bad" marks the first '
+         "layer, in execution order, past the threshold.</p>"
          + render.html_table(t["quant_error_layers"], {"first bad": "yes"})
          + '<h3 id="gallery">Gallery</h3><p class="note">Ground truth (dashed) beside each model\'s boxes above '
          "the display threshold; the images where the two models disagree most come first.</p>" + gallery_html

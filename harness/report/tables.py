@@ -143,16 +143,45 @@ def quant_error_heads(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _short(name: str | None) -> str | None:
+    """TFLite tensor names join every fused op's name with ';': the first one names the layer."""
+    return name.split(";")[0] if name else name
+
+
 def quant_error_layers(records: list[dict], top: int = 10) -> pd.DataFrame:
-    """The layers with the largest quantization error, per comparison, and the first one past the threshold."""
+    """The layers that add the most quantization error, per comparison (`share` of the summed added error),
+    with the accumulated SNR against the float model and how much each layer grows the error it receives."""
     rows = []
     for rec in _latest_quant_compares(records):
         layers = sorted(rec["layers"], key=lambda x: -(x.get("share") or 0.0))[:top]
+        first = rec.get("first_bad_layer")
         for rank, layer in enumerate(layers, 1):
-            rows.append({"quantized": rec["quant_model"].get("name"), "rank": rank, "layer": layer.get("name"),
+            rows.append({"quantized": rec["quant_model"].get("name"), "rank": rank, "layer": _short(layer.get("name")),
                          "op": layer.get("op"), "index": layer.get("index"), "share": layer.get("share"),
-                         "snr_db": layer.get("snr_db"), "cosine": layer.get("cosine"),
-                         "first bad": "yes" if layer.get("name") == rec.get("first_bad_layer") else ""})
+                         "added SNR dB": layer.get("injected_snr_db", layer.get("layer_snr_db")),
+                         "accumulated SNR dB": layer.get("snr_db"), "growth dB": layer.get("growth_db"),
+                         "first bad": "yes" if layer.get("name") == first else ""})
+    return pd.DataFrame(rows)
+
+
+def quant_error_summary(records: list[dict]) -> pd.DataFrame:
+    """Per comparison: where the error starts (first layer past the threshold), where it grows most, and the
+    op types that add most of it."""
+    rows = []
+    for rec in _latest_quant_compares(records):
+        by_name = {x.get("name"): x for x in rec["layers"]}
+        first = by_name.get(rec.get("first_bad_layer"), {})
+        thr = rec.get("threshold") or {}
+        ops = sorted((rec.get("share_by_op") or {}).items(), key=lambda kv: -kv[1].get("share", 0.0))[:3]
+        rows.append({
+            "float": rec["float_model"].get("name"), "quantized": rec["quant_model"].get("name"),
+            "images": (rec.get("images") or {}).get("count"),
+            "error starts at": f"{_short(first.get('name'))} (#{first.get('index')}, {first.get('op')})" if first
+            else "nowhere past the threshold",
+            "threshold": f"{thr.get('metric', '')} < {thr.get('below', '')}" if thr else None,
+            "grows most at": ", ".join(_short(n) or "" for n in (rec.get("growth_ranking") or [])[:3]),
+            "op types adding most error": ", ".join(f"{op} {v.get('share', 0):.0%}" for op, v in ops),
+        })
     return pd.DataFrame(rows)
 
 
