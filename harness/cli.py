@@ -120,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default="reports/demo", help="directory for detections and records")
     p.add_argument("--no-bench", action="store_true", help="evaluate only, skip the latency runs")
     p.add_argument("--report", default="reports/demo/report", help="where the demo's report goes")
+    p.add_argument("--compare-images", type=int, default=8, metavar="N",
+                   help="images for the float-vs-quantized layer comparison (default 8)")
 
     p = sub.add_parser("store", help="the SQLite record store: import, export or list run records")
     p.add_argument("action", choices=("import", "export", "list"))
@@ -770,6 +772,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 write_json_atomic(out / f"bench_{name}.json", b, indent=1)
                 store.add([b])
                 records.append(b)
+        for float_name, quant_name in _demo_quant_pairs(args.models):
+            rec = _quant_compare_record(float_name, quant_name, mirror, args.compare_images)
+            write_json_atomic(out / f"compare_{float_name}_{quant_name}.json", rec, indent=1)
+            store.add([rec])
+            records.append(rec)
     from harness.report.build import build_report
 
     report = build_report(records, args.report, base_dir=out, title="mb3-centernet on the mirror")
@@ -778,6 +785,34 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"records: {out}/eval_*.json, {out}/bench_*.json and the store {out}/runs.sqlite")
     print(f"report: {report.html}")
     return 0
+
+
+def _demo_quant_pairs(models: Sequence[str]) -> list[tuple[str, str]]:
+    """(float, quantized) TFLite siblings among the demo's models: the pairs `harness compare` explains."""
+    from harness.zoo import get_card
+
+    cards = [get_card(m) for m in models]
+    floats = [c for c in cards if c.precision == "float32" and c.backend == "tflite"]
+    return [(f.name, q.name) for q in cards if q.precision != "float32" and q.backend == "tflite"
+            for f in floats[:1] if f.family == q.family]
+
+
+def _quant_compare_record(float_name: str, quant_name: str, mirror: Path, count: int) -> dict:
+    """`harness compare FLOAT QUANT` on the mirror's first images, by tensor matching (no SavedModel needed)."""
+    from harness.backends import BackendOptions
+    from harness.fetch import resolve_model
+    from harness.quant_compare import compare_models, print_summary
+    from harness.quantize import list_images
+    from harness.records import new_record
+    from harness.zoo import get_card
+
+    fc, qc = get_card(float_name), get_card(quant_name)
+    images = mirror / "coco" / "val2017"
+    files = [images / n for n in list_images(images)[:count]]
+    body = compare_models(fc, resolve_model(fc, mirror), qc, resolve_model(qc, mirror), files,
+                          options=BackendOptions(), quiet=True)
+    print_summary(body)
+    return new_record("quant_compare", **body)
 
 
 def _records(args: argparse.Namespace) -> list[dict]:

@@ -140,8 +140,11 @@ def _markdown(t: dict, records: list[dict], title: str) -> str:
     unlike = t["accuracy"][t["accuracy"]["like for like"] == "NO"] if len(t["accuracy"]) else t["accuracy"]
     if len(unlike):
         parts.append("Not like for like: " + "; ".join(sorted(set(unlike["why not"]))) + ".\n")
-    parts += ["### Float vs quantized\n", render.markdown_table(t["quant_overall"], QUANT_MD),
-              "### Latency\n", render.markdown_table(t["latency"], LATENCY_MD)]
+    parts += ["### Float vs quantized\n", render.markdown_table(t["quant_overall"], QUANT_MD)]
+    if len(t["quant_error_summary"]):
+        parts.append(render.markdown_table(t["quant_error_summary"], ["quantized", "images", "error starts at",
+                                                                      "op types adding most error"]))
+    parts += ["### Latency\n", render.markdown_table(t["latency"], LATENCY_MD)]
     return "\n".join(parts)
 
 
