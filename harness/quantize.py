@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import random
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.fileio import sha256_file
+from harness.fileio import sha256_file, write_bytes_atomic
 
 # --------------------------------------------------------------------------------------------------
 # Calibration sets
@@ -435,24 +434,6 @@ def tree_sha256(path: str | Path) -> str:
         return sha256_file(path)
     lines = [f"{p.relative_to(path).as_posix()}\t{sha256_file(p)}" for p in sorted(path.rglob("*")) if p.is_file()]
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
-
-
-def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    """Write through a temporary file and a rename, so an interrupted run never leaves half a model."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def sidecar_path(model_path: str | Path) -> Path:
