@@ -194,15 +194,22 @@ def _options(args: argparse.Namespace):
 
 
 def _card(args: argparse.Namespace):
+    from harness.zoo import ZOO
+
+    if args.model in ZOO and (args.like or args.decoder):
+        raise HarnessError("--like and --decoder are for a model path, not a zoo name")
+    return _card_for(args.model, args.like, args.decoder)
+
+
+def _card_for(model: str, like: str | None = None, decoder: str | None = None):
+    """A zoo card by name, or a card for a model path borrowing `like`'s contract (or `decoder`'s layout)."""
     from harness.zoo import ZOO, card_for_path, get_card
 
-    if args.model in ZOO:
-        if args.like or args.decoder:
-            raise HarnessError("--like and --decoder are for a model path, not a zoo name")
-        return get_card(args.model)
-    if Path(args.model).exists() or "/" in args.model or args.model.endswith(".tflite"):
-        return card_for_path(args.model, args.like, args.decoder)
-    return get_card(args.model)  # raises with the list of names
+    if model in ZOO:
+        return get_card(model)
+    if Path(model).exists() or "/" in model or model.endswith(".tflite"):
+        return card_for_path(model, like, decoder)
+    return get_card(model)  # raises with the list of names
 
 
 def _ground_truth(coco: str | None, mirror: Path | None):
@@ -646,21 +653,12 @@ def cmd_quant_compare(args: argparse.Namespace) -> int:
     from harness.quant_compare import FIRST_BAD_SNR_DB, compare_models, delta_ap, print_summary
     from harness.quantize import Calibration, list_images, read_sidecar, saved_model_input
     from harness.records import new_record
-    from harness.zoo import ZOO, card_for_path, get_card
+    from harness.zoo import ZOO
 
     mirror = mirror_root(args.mirror)
 
-    def card_of(model: str, like: str | None):
-        if model in ZOO:
-            return get_card(model)
-        if Path(model).exists() or "/" in model or model.endswith(".tflite"):
-            if like is None:
-                raise HarnessError(f"{model}: say what the model is with --like ZOO_NAME")
-            return card_for_path(model, like)
-        return get_card(model)  # raises with the list of names
-
-    float_card = card_of(args.a, args.like)
-    quant_card = card_of(args.b, args.like or (args.a if args.a in ZOO else None))
+    float_card = _card_for(args.a, args.like)
+    quant_card = _card_for(args.b, args.like or (args.a if args.a in ZOO else None))
     float_path, quant_path = resolve_model(float_card, mirror), resolve_model(quant_card, mirror)
     if args.max_images < 1:
         raise HarnessError("--max-images must be at least 1")

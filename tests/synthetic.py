@@ -148,7 +148,8 @@ def render_tfod_heads(objects: Iterable[tuple[int, Box]], *, grid: tuple[int, in
 # The models
 
 
-def _tf():
+def import_tf():
+    """TensorFlow, imported only by the tests that build models (and quietly)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
@@ -192,7 +193,7 @@ def make_hub_savedmodel(directory: str | Path, box: Box, class_id: int, score: f
     sizes and a box in the far corner for any other: a harness that resized the images before a
     TF Hub detector (which takes each image at its own size) would then score AP 0.
     """
-    tf = _tf()
+    tf = import_tf()
     consts = {k: tf.constant(v) for k, v in hub_outputs(box, class_id, score).items()}
     sizes = None if native_sizes is None else tf.constant([(h, w) for w, h in native_sizes], tf.int32)
     elsewhere = tf.constant([[[0.0, 0.0, 0.02, 0.02]]], tf.float32)  # broadcast over every detection
@@ -234,7 +235,7 @@ def make_nxp_tflite(path: str | Path, int8: bool, box: Box, class_index: int, *,
     outputs, and the int8 model really computes them in int8); the features and preprocessed input
     are computed from the image.
     """
-    tf = _tf()
+    tf = import_tf()
     path = Path(path)
     heads = render_tfod_heads([(class_index, box)], blob=4.0, rng=np.random.default_rng(1))
 

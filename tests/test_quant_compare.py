@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from synthetic import import_tf
 
 from harness.cli import main
 from harness.errors import HarnessError
@@ -34,12 +34,6 @@ from harness.quantize import convert, draw_calibration, tf_interpreter
 
 SIZE = 32
 
-
-def _tf():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    return tf
 
 
 # --------------------------------------------------------------------------------------------------
@@ -134,7 +128,7 @@ def test_rounding_an_exact_input_well_is_not_counted_as_growth():
 def make_amplifier(directory: Path) -> Path:
     """[1,32,32,3] 0..255 -> stem (1x1 conv: three channels 0..100 and one of +-0.5) -> amp (depthwise 3x3:
     x0.001 on the large channels, x100 on the small one) -> out (1x1 conv to 2 channels)."""
-    tf = _tf()
+    tf = import_tf()
     w1 = np.zeros((1, 1, 3, 4), np.float32)
     for c in range(3):
         w1[0, 0, c, c] = 100 / 255
@@ -242,7 +236,7 @@ def test_keeping_the_named_layers_float_recovers_the_output(amplifier):
 
 
 def test_models_with_nothing_in_common_are_refused(amplifier, tmp_path):
-    tf = _tf()
+    tf = import_tf()
 
     class Other(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([1, SIZE, SIZE, 3], tf.float32)])
@@ -306,7 +300,7 @@ def test_delta_ap_per_size_and_class_and_like_for_like():
 
 def make_mb3_like(directory: Path) -> Path:
     """images f32 [1,512,512,3] -> heatmap [1,128,128,80] (sigmoid) and wh [1,128,128,4], like mb3's raw/."""
-    tf = _tf()
+    tf = import_tf()
     rng = np.random.default_rng(5)
     w = tf.constant(rng.normal(0, 0.05, (1, 1, 3, 16)).astype(np.float32))
     wc = tf.constant(rng.normal(0, 0.5, (1, 1, 16, 80)).astype(np.float32))

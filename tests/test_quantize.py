@@ -9,13 +9,13 @@ from __future__ import annotations
 import csv
 import glob
 import json
-import os
 import random
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from synthetic import import_tf
 
 from harness.cli import main
 from harness.errors import HarnessError
@@ -36,12 +36,6 @@ from harness.quantize import (
 SIZE = 32
 
 
-def _tf():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    return tf
-
 
 def make_images(directory: Path, n: int, size: tuple[int, int] = (40, 30), seed: int = 0) -> Path:
     """n small JPEGs of noise named like COCO files, plus a hidden file and a subdirectory to be ignored."""
@@ -58,7 +52,7 @@ def make_images(directory: Path, n: int, size: tuple[int, int] = (40, 30), seed:
 @pytest.fixture(scope="module")
 def tiny_saved_model(tmp_path_factory) -> Path:
     """conv 3x3 (3->8) + relu, then conv 1x1 (8->4): float32 [1,32,32,3] in 0..255 -> `out` [1,32,32,4]."""
-    tf = _tf()
+    tf = import_tf()
     rng = np.random.default_rng(3)
     w1 = tf.constant(rng.normal(0, 0.02, (3, 3, 3, 8)).astype(np.float32))
     w2 = tf.constant(rng.normal(0, 0.5, (1, 1, 8, 4)).astype(np.float32))
