@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from harness.backends import BackendOptions, create_backend
-from harness.bench import list_images
-from harness.images import prepare, read_rgb
-from harness.zoo import get_card
+from harness.measure.bench import list_images
+from harness.models.backends import BackendOptions, create_backend
+from harness.models.images import prepare, read_rgb
+from harness.models.zoo import get_card
 
 # The 16x8 model takes about 2 s an invoke on a 2-core x86 runner: fewer rounds.
 ROUNDS = {"mb3-centernet-hub": 20, "mb3-centernet-f32": 20, "mb3-centernet-int8": 20, "mb3-centernet-16x8": 3}

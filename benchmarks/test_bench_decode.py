@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.decoders import decode_ltrb_centernet, decode_tfod_centernet
-from harness.zoo import COCO80_IDS, LABELMAP90_IDS
+from harness.models.decoders import decode_ltrb_centernet, decode_tfod_centernet
+from harness.models.zoo import COCO80_IDS, LABELMAP90_IDS
 
 TARGET_S = 0.002
 
@@ -31,10 +31,10 @@ def tfod_heads() -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def mb3_heads(mirror) -> dict[str, np.ndarray]:
     """Real heads: mb3-centernet-f32 on the first val2017 image of the mirror."""
-    from harness.backends import create_backend
-    from harness.coco import CocoGroundTruth
-    from harness.images import prepare, read_rgb
-    from harness.zoo import get_card
+    from harness.models.backends import create_backend
+    from harness.models.images import prepare, read_rgb
+    from harness.models.zoo import get_card
+    from harness.scoring.coco import CocoGroundTruth
 
     card = get_card("mb3-centernet-f32")
     backend = create_backend(card.backend, mirror / card.source.mirror_path, card.outputs)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import time
 
-from harness.backends import create_backend
-from harness.coco import CocoGroundTruth
-from harness.images import prepare, read_rgb
-from harness.runner import run_eval
-from harness.zoo import get_card
+from harness.measure.runner import run_eval
+from harness.models.backends import create_backend
+from harness.models.images import prepare, read_rgb
+from harness.models.zoo import get_card
+from harness.scoring.coco import CocoGroundTruth
 
 TARGET = 1.2
 

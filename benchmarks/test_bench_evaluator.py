@@ -12,9 +12,9 @@ import time
 import numpy as np
 import pytest
 
-from harness.coco import CocoGroundTruth
-from harness.evaluator import DEFAULT_ENGINE, score_results
-from harness.zoo import COCO80_IDS
+from harness.models.zoo import COCO80_IDS
+from harness.scoring.coco import CocoGroundTruth
+from harness.scoring.evaluator import DEFAULT_ENGINE, score_results
 
 IMAGES, DETS_PER_IMAGE, TARGET_RATIO = 5000, 100, 8.0
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.backends import BackendOptions, create_backend
-from harness.bench import BenchSettings, list_images, run_bench
-from harness.profiler import StopRule, run_until, summarize, timed
-from harness.zoo import get_card
+from harness.measure.bench import BenchSettings, list_images, run_bench
+from harness.measure.profiler import StopRule, run_until, summarize, timed
+from harness.models.backends import BackendOptions, create_backend
+from harness.models.zoo import get_card
 
 REPO = Path(__file__).resolve().parents[1]
 TOLERANCE = 0.03

@@ -7,10 +7,10 @@ import copy
 
 import numpy as np
 
-from harness import host
-from harness.profiler import summarize
-from harness.records import new_record
-from harness.zoo import get_card
+from harness.measure import host
+from harness.measure.profiler import summarize
+from harness.models.zoo import get_card
+from harness.records.schema import new_record
 
 BOARDS = {
     "imx8mp": {"hostname": "imx8mp-evk", "cpu_model": "Cortex-A53", "machine": "aarch64", "cores": 4,

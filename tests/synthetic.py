@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.zoo import COCO80_IDS
+from harness.models.zoo import COCO80_IDS
 
 Box = tuple[float, float, float, float]  # normalised [ymin, xmin, ymax, xmax]
 

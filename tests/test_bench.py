@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from harness.cli import main
-from harness.records import SCHEMA_VERSION
+from harness.records.schema import SCHEMA_VERSION
 
 QUICK = ["--min-count", "4", "--min-duration", "0", "--e2e-min-count", "3", "--e2e-min-duration", "0",
          "--warmup", "2"]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from fake_records import bench_record, eval_record
 
-from harness.check import mann_whitney_greater, run_gates
+from harness.analyse.check import mann_whitney_greater, run_gates
 from harness.cli import main
 from harness.errors import HarnessError
 
@@ -162,7 +162,7 @@ def test_check_without_records_is_bad_input(tmp_path, capsys):
 
 
 def test_check_reads_a_store(tmp_path):
-    from harness.store import RecordStore
+    from harness.records.store import RecordStore
 
     with RecordStore(tmp_path / "s.sqlite") as s:
         s.add([eval_record("mb3-centernet-f32", 0.2850), eval_record("mb3-centernet-int8", 0.0036)])
@@ -176,7 +176,7 @@ def test_skip_missing_lets_a_first_run_pass_with_a_note(tmp_path, capsys):
 
 
 def test_a_record_in_both_the_store_and_a_file_counts_once(tmp_path, capsys):
-    from harness.store import RecordStore
+    from harness.records.store import RecordStore
 
     old = bench_record("mb3-centernet-int8", _samples(0.100, seed=1), created="2026-11-01")
     new = bench_record("mb3-centernet-int8", _samples(0.101, seed=2), created="2026-11-02")

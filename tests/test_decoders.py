@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.decoders import (
+from harness.errors import HarnessError
+from harness.models.decoders import (
     Detections,
     decode_ltrb_centernet,
     decode_postprocessed,
@@ -23,8 +24,7 @@ from harness.decoders import (
     greedy_nms,
     top_k_cells,
 )
-from harness.errors import HarnessError
-from harness.zoo import COCO80_IDS, MB3_PARAMS, get_card
+from harness.models.zoo import COCO80_IDS, MB3_PARAMS, get_card
 
 # --------------------------------------------------------------------------------------------------
 # top_k_cells
@@ -288,7 +288,7 @@ def real_image(mirror: Path) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def f32_heads(mirror: Path, real_image: np.ndarray) -> dict[str, np.ndarray]:
-    from harness.backends import create_backend
+    from harness.models.backends import create_backend
 
     card = get_card("mb3-centernet-f32")
     backend = create_backend("tflite", mirror / card.source.mirror_path, card.outputs)
@@ -313,7 +313,7 @@ def test_f32_tflite_decoded_matches_the_hub_savedmodel(mirror: Path, real_image:
     Both get the same 512x512 array (the hub resizes inside with TF bilinear, which is not PIL's, so
     it is fed an image already at 512x512). The hub clips its boxes to [0, 1]; the raw decode does not.
     """
-    from harness.backends import create_backend
+    from harness.models.backends import create_backend
 
     ours = decode_ltrb_centernet(f32_heads, **get_card("mb3-centernet-f32").decoder_params)
     card = get_card("mb3-centernet-hub")

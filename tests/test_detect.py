@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 
 from harness.cli import main
-from harness.detect import detect, list_images, output_names, table_rows
-from harness.draw import class_colour
 from harness.errors import HarnessError
-from harness.zoo import get_card
+from harness.measure.detect import detect, list_images, output_names, table_rows
+from harness.measure.draw import class_colour
+from harness.models.zoo import get_card
 
 DOG, PERSON = 18, 1
 GREY = (128, 128, 128)

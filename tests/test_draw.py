@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from synthetic import CATEGORY_NAME
 
-from harness.draw import (
+from harness.measure.draw import (
     BLACK,
     COCO_NAMES,
     WHITE,
@@ -24,7 +24,7 @@ from harness.draw import (
     text_colour,
     truth_box,
 )
-from harness.zoo import COCO80_IDS
+from harness.models.zoo import COCO80_IDS
 
 GREY = (128, 128, 128)
 H, W = 200, 300

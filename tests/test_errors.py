@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from harness.cli import main
-from harness.fetch import MIRROR_ENV
+from harness.models.fetch import MIRROR_ENV
 
 MODEL = "mb3-centernet-f32"
 MB3_F32 = "models/mb3-centernet/raw_f32.tflite"
@@ -203,7 +203,7 @@ def with_checkpoint(content: bytes) -> Callable[[Path, Path], list[object]]:
 
 
 def checkpoint_of_another_run(tmp: Path, mirror: Path) -> list[object]:
-    from harness.checkpoint import Checkpoint
+    from harness.measure.checkpoint import Checkpoint
 
     key = {"model": MODEL, "model_sha256": "0" * 64, "protocol": "native"}
     Checkpoint(tmp / "out" / CHECKPOINT, key).append(first_images(mirror, 1)[0]["id"], [])
@@ -430,7 +430,7 @@ VARIANTS = list(_variants())
 @pytest.mark.parametrize("mode", VARIANTS)
 def test_read_rgb_converts(mode: str, tmp_path: Path) -> None:
     """Each mode reads as the RGB the TF pipelines would see: gray replicated, alpha dropped, 16-bit scaled."""
-    from harness.images import read_rgb
+    from harness.models.images import read_rgb
 
     rng = np.random.default_rng(3)
     rgb = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from harness.cli import main
-from harness.coco import CocoGroundTruth, ImageInfo, to_results
-from harness.decoders import Detections
 from harness.errors import HarnessError
-from harness.evaluator import ENGINES, STAT_KEYS, CocoEvaluator, score_results
+from harness.models.decoders import Detections
+from harness.scoring.coco import CocoGroundTruth, ImageInfo, to_results
+from harness.scoring.evaluator import ENGINES, STAT_KEYS, CocoEvaluator, score_results
 
 ENGINE_NAMES = ("pycocotools", "faster")
 

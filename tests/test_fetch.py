@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import fetch
 from harness.errors import HarnessError
-from harness.fetch import (
+from harness.models import fetch
+from harness.models.fetch import (
     CACHE_ENV,
     MIRROR_ENV,
     fetch_file,
@@ -36,7 +36,7 @@ from harness.fetch import (
     resolve_model,
     resolve_source,
 )
-from harness.zoo import Source, get_card
+from harness.models.zoo import Source, get_card
 
 HANDLE_PATH = "/tensorflow/centernet/resnet50v2_512x512/1"
 MB3_F32 = "models/mb3-centernet/raw_f32.tflite"
@@ -637,8 +637,8 @@ def test_hub_handle_end_to_end_with_a_real_savedmodel(server: HubServer, tmp_pat
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """A handle serving a real (tiny) TF Hub-style SavedModel: fetched, loaded by the savedmodel backend, decoded."""
     tf = pytest.importorskip("tensorflow")
-    from harness.backends import create_backend
-    from harness.decoders import decode_postprocessed
+    from harness.models.backends import create_backend
+    from harness.models.decoders import decode_postprocessed
 
     class Detector(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.uint8)])

@@ -12,11 +12,11 @@ import pytest
 from PIL import Image
 from synthetic import ImageSpec, make_coco, pixel_xywh
 
-from harness.coco import CocoGroundTruth
-from harness.draw import BLACK, WHITE, class_colour
+from harness.analyse.report.gallery import image_scores, load_detections, pair_gallery, short_labels, single_gallery
 from harness.errors import HarnessError
-from harness.evaluator import score_results
-from harness.gallery import image_scores, load_detections, pair_gallery, short_labels, single_gallery
+from harness.measure.draw import BLACK, WHITE, class_colour
+from harness.scoring.coco import CocoGroundTruth
+from harness.scoring.evaluator import score_results
 
 pytest.importorskip("pycocotools")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.profiler import StopRule, outlier_warning, percentile, run_until, summarize
+from harness.measure.profiler import StopRule, outlier_warning, percentile, run_until, summarize
 
 
 class FakeClock:

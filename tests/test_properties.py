@@ -15,12 +15,12 @@ import numpy as np
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from harness.checkpoint import Checkpoint
-from harness.coco import CocoGroundTruth, ImageInfo, check_results, load_results, to_results
-from harness.decoders import Detections
+from harness.common.fileio import write_json_atomic
 from harness.errors import HarnessError
-from harness.fileio import write_json_atomic
-from harness.shard import Shard, interleave
+from harness.measure.checkpoint import Checkpoint
+from harness.measure.shard import Shard, interleave
+from harness.models.decoders import Detections
+from harness.scoring.coco import CocoGroundTruth, ImageInfo, check_results, load_results, to_results
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

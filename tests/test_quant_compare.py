@@ -17,9 +17,7 @@ import pytest
 from PIL import Image
 from synthetic import import_tf
 
-from harness.cli import main
-from harness.errors import HarnessError
-from harness.quant_compare import (
+from harness.analyse.quant_compare import (
     CLEAN_SNR_DB,
     SNR_CAP_DB,
     ErrorStats,
@@ -30,7 +28,9 @@ from harness.quant_compare import (
     layerwise_errors,
     summarize_layers,
 )
-from harness.quantize import convert, draw_calibration, tf_interpreter
+from harness.cli import main
+from harness.errors import HarnessError
+from harness.quantize.convert import convert, draw_calibration, tf_interpreter
 
 SIZE = 32
 

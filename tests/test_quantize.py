@@ -18,9 +18,9 @@ from PIL import Image
 from synthetic import import_tf
 
 from harness.cli import main
+from harness.common.fileio import sha256_file
 from harness.errors import HarnessError
-from harness.fileio import sha256_file
-from harness.quantize import (
+from harness.quantize.convert import (
     DRAWS,
     Calibration,
     calibration_overlap,

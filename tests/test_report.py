@@ -14,7 +14,7 @@ import pytest
 from fake_records import on_board
 
 from harness.cli import main
-from harness.fileio import write_json_atomic
+from harness.common.fileio import write_json_atomic
 
 QUICK = ["--min-count", "6", "--min-duration", "0", "--e2e-min-count", "4", "--e2e-min-duration", "0",
          "--warmup", "1", "--threads", "1"]

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.checkpoint import Checkpoint, checkpoint_path, key_difference
 from harness.cli import main
 from harness.errors import HarnessError
+from harness.measure.checkpoint import Checkpoint, checkpoint_path, key_difference
 
 MODEL = "mb3-centernet-f32"
 KEY = {"model": "m", "model_sha256": "ab" * 32, "protocol": "native", "image_ids_sha256": "cd" * 32, "shard": None}

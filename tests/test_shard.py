@@ -14,7 +14,7 @@ import pytest
 
 from harness.cli import main
 from harness.errors import HarnessError
-from harness.shard import Shard, combine_timings, interleave
+from harness.measure.shard import Shard, combine_timings, interleave
 
 MODEL = "mb3-centernet-f32"
 

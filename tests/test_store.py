@@ -12,8 +12,8 @@ from fake_records import bench_record, eval_record
 
 from harness.cli import main
 from harness.errors import HarnessError
-from harness.records import SCHEMA_VERSION, digest, read_record_file
-from harness.store import RecordStore, export_records
+from harness.records.schema import SCHEMA_VERSION, digest, read_record_file
+from harness.records.store import RecordStore, export_records
 
 
 def test_records_come_back_validated_and_in_insertion_order(tmp_path):

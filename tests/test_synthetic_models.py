@@ -18,8 +18,8 @@ import pytest
 from synthetic import ImageSpec, make_coco, make_hub_savedmodel, make_nxp_tflite, pixel_xywh
 
 from harness.cli import main
-from harness.evaluator import STAT_KEYS
-from harness.records import SCHEMA_VERSION
+from harness.records.schema import SCHEMA_VERSION
+from harness.scoring.evaluator import STAT_KEYS
 
 pytest.importorskip("tensorflow")
 pytest.importorskip("ai_edge_litert")
@@ -162,7 +162,7 @@ def test_nxp_export_signature_keys_match_the_zoo_card(nxp_models):
     """
     from ai_edge_litert.interpreter import Interpreter
 
-    from harness.zoo import NXP_OUTPUTS
+    from harness.models.zoo import NXP_OUTPUTS
 
     for path in nxp_models.values():
         it = Interpreter(model_path=str(path))

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from synthetic import ImageSpec, make_coco, render_tfod_heads
 
-from harness.coco import CocoGroundTruth
-from harness.decoders import decode_tfod_centernet
-from harness.evaluator import CocoEvaluator
-from harness.zoo import COCO80_IDS, TFOD_PARAMS
+from harness.models.decoders import decode_tfod_centernet
+from harness.models.zoo import COCO80_IDS, TFOD_PARAMS
+from harness.scoring.coco import CocoGroundTruth
+from harness.scoring.evaluator import CocoEvaluator
 
 # Official ids: 1 person, 13 stop sign (the first id after the gap at 12), 18 dog, 27 backpack, 44 bottle,
 # 62 chair, 85 clock, 90 toothbrush. Boxes are well apart and off the diagonal, so a transposed box
@@ -90,7 +90,7 @@ def test_rendered_ground_truth_decodes_to_ap_1(gt, peaks):
 @pytest.mark.parametrize("peaks", ["maxpool", "nms"])
 def test_decoded_boxes_match_gt_pixels(gt, peaks):
     """The decoded best boxes are the GT boxes to float precision, not merely IoU > 0.95."""
-    from harness.coco import to_results
+    from harness.scoring.coco import to_results
 
     for info in gt.images:
         objects = gt_objects(gt, info.id)

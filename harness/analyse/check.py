@@ -1,0 +1,156 @@
+"""CI gates over run records: accuracy against a baseline, the int8 drop, latency regressions.
+
+Each gate returns findings (pass or fail, with a message naming the model, host and numbers), so the
+CLI can print every failure at once rather than stopping at the first. A requested gate with nothing to
+check is an input error, not a pass: a CI step that silently checks nothing guards nothing.
+The latency gate fails only when the slowdown is both larger than the allowed ratio and significant
+(one-sided Mann-Whitney U on the raw samples), so a noisy runner does not fail a build.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness.errors import HarnessError
+from harness.records.selection import bench_key, latest_evals, model_name, quant_pairs, series
+
+
+@dataclass(frozen=True)
+class Finding:
+    gate: str
+    subject: str
+    passed: bool
+    message: str
+
+
+def mann_whitney_greater(new: np.ndarray, old: np.ndarray) -> float:
+    """One-sided p-value that `new` tends to be larger than `old` (normal approximation, tie-corrected).
+
+    Timing samples are skewed and have outliers, so a rank test is the right tool; with the 20+ samples
+    per phase a bench keeps, the normal approximation is accurate.
+    """
+    new, old = np.asarray(new, float), np.asarray(old, float)
+    n1, n2 = new.size, old.size
+    if n1 == 0 or n2 == 0:
+        raise ValueError("both samples must be non-empty")
+    both = np.concatenate([new, old])
+    order = both.argsort(kind="mergesort")
+    ranks = np.empty(both.size)
+    sorted_vals = both[order]
+    # average ranks over ties
+    _, first, counts = np.unique(sorted_vals, return_index=True, return_counts=True)
+    avg = first + (counts + 1) / 2.0
+    ranks[order] = np.repeat(avg, counts)
+    u = ranks[:n1].sum() - n1 * (n1 + 1) / 2.0
+    n = n1 + n2
+    tie_term = float(((counts**3) - counts).sum()) / (n * (n - 1)) if n > 1 else 0.0
+    var = n1 * n2 / 12.0 * ((n + 1) - tie_term)
+    if var <= 0:
+        return 1.0
+    z = (u - n1 * n2 / 2.0 - 0.5) / math.sqrt(var)  # continuity correction
+    return 0.5 * math.erfc(z / math.sqrt(2))
+
+
+def _ap(rec: dict) -> float:
+    return 100.0 * float(rec["results"]["stats"]["AP"])
+
+
+def gate_baseline(records: list[dict], tolerance: float, expected: dict[str, float], allow_unlike: bool
+                  ) -> list[Finding]:
+    """|AP - reference| <= tolerance (AP points). The reference is `expected[model]` where given (a subset run
+    has its own known answer), else the card's published baseline when the run is like for like."""
+    out = []
+    for rec in latest_evals(records):
+        name = model_name(rec)
+        cmp = rec.get("comparison") or {}
+        if name in expected:
+            ref, what = expected[name], "expected"
+        elif cmp.get("baseline") and (cmp.get("like_for_like") or allow_unlike):
+            ref, what = float(cmp["baseline"]["ap"]), "published"
+        else:
+            continue
+        ap = _ap(rec)
+        ok = abs(ap - ref) <= tolerance
+        out.append(Finding("baseline", name, ok,
+                           f"{name}: AP {ap:.2f} vs {what} {ref:.2f} (|diff| {abs(ap - ref):.2f}, "
+                           f"tolerance {tolerance:g})"))
+    missing = sorted(set(expected) - {model_name(r) for r in latest_evals(records)})
+    out.extend(Finding("baseline", m, False, f"{m}: no eval record to check against expected AP {expected[m]:g}")
+               for m in missing)
+    return out
+
+
+def gate_quant_drop(records: list[dict], max_drop: float) -> list[Finding]:
+    """float AP - quantized AP <= max_drop (AP points), for each quantized eval with a float sibling."""
+    out = []
+    for f, q in quant_pairs(latest_evals(records)):
+        drop = _ap(f) - _ap(q)
+        ok = drop <= max_drop
+        out.append(Finding("quant-drop", model_name(q), ok,
+                           f"{model_name(q)}: AP {_ap(q):.2f} vs float {model_name(f)} {_ap(f):.2f}, "
+                           f"drop {drop:.2f} (allowed {max_drop:g})"))
+    return out
+
+
+def gate_latency(records: list[dict], max_ratio: float, alpha: float, phase: str = "model_only") -> list[Finding]:
+    """Newest bench vs the one before it on the same host fingerprint and settings: fail when p50 grew by
+    more than `max_ratio` and the growth is significant at `alpha`."""
+    out = []
+    for key, runs in series(records, "bench", bench_key).items():
+        if len(runs) < 2:
+            continue
+        old, new = runs[-2], runs[-1]
+        a = np.asarray(old["phases"][phase]["samples_s"], float)
+        b = np.asarray(new["phases"][phase]["samples_s"], float)
+        if a.size == 0 or b.size == 0:
+            continue
+        ratio = float(np.median(b) / np.median(a))
+        p = mann_whitney_greater(b, a)
+        ok = not (ratio > max_ratio and p < alpha)
+        verdict = "slower" if not ok else ("within noise" if ratio > max_ratio else "ok")
+        out.append(Finding("latency", f"{key[0]}@{key[1]}", ok,
+                           f"{key[0]} on host {key[1]} ({phase}): p50 {np.median(b) * 1e3:.2f} ms vs "
+                           f"{np.median(a) * 1e3:.2f} ms, ratio {ratio:.3f} (allowed {max_ratio:g}), "
+                           f"p={p:.2g} (alpha {alpha:g}): {verdict}"))
+    return out
+
+
+def run_gates(records: list[dict], *, tolerance: float | None = None, expected: dict[str, float] | None = None,
+              allow_unlike: bool = False, max_quant_drop: float | None = None, max_slowdown: float | None = None,
+              alpha: float = 0.01, skip_missing: bool = False) -> list[Finding]:
+    """Run the requested gates; a requested gate that finds nothing to check raises HarnessError, or with
+    `skip_missing` (a first run on a new host has no history yet) yields a passing "skipped" finding."""
+    if tolerance is None and expected:
+        raise HarnessError("--expect needs --ap-tolerance (how far from the expected AP is still a pass)")
+    if tolerance is None and max_quant_drop is None and max_slowdown is None:
+        raise HarnessError("name a gate: --ap-tolerance, --max-quant-drop or --max-slowdown")
+    for name, value in (("--ap-tolerance", tolerance), ("--max-quant-drop", max_quant_drop)):
+        if value is not None and value < 0:
+            raise HarnessError(f"{name} must be >= 0, got {value:g}")
+    if max_slowdown is not None and max_slowdown < 1:
+        raise HarnessError(f"--max-slowdown is a ratio >= 1 (e.g. 1.1 for 10%), got {max_slowdown:g}")
+    if not 0 < alpha < 1:
+        raise HarnessError(f"--alpha must be between 0 and 1, got {alpha:g}")
+    findings: list[Finding] = []
+    requested = [
+        ("--ap-tolerance", tolerance is not None,
+         lambda: gate_baseline(records, tolerance, expected or {}, allow_unlike),
+         "no eval record with a like-for-like baseline or an --expect value"),
+        ("--max-quant-drop", max_quant_drop is not None, lambda: gate_quant_drop(records, max_quant_drop),
+         "no quantized eval record with a float sibling of the same family on the same images"),
+        ("--max-slowdown", max_slowdown is not None, lambda: gate_latency(records, max_slowdown, alpha),
+         "no two bench records of one model with the same host fingerprint and settings"),
+    ]
+    for flag, wanted, gate, nothing in requested:
+        if not wanted:
+            continue
+        found = gate()
+        if not found and skip_missing:
+            found = [Finding(flag.lstrip("-"), "-", True, f"skipped: nothing to check ({nothing})")]
+        if not found:
+            raise HarnessError(f"{flag}: nothing to check ({nothing}); --skip-missing lets a first run pass")
+        findings.extend(found)
+    return findings

@@ -1,0 +1,1 @@
+"""Reporting over run records (needs the `report` extra: pandas and matplotlib); see `build`."""

@@ -1,0 +1,184 @@
+"""`harness report`: tables, plots, gallery, HTML, Markdown, CSV/JSON and dashboard files from run records.
+
+Measuring and reporting meet only through the records: this module never runs a model. Everything it
+writes goes through a temporary file and a rename, so a report being regenerated is never half-read.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.analyse.report import dashboard, plots, render, tables
+from harness.common.fileio import write_bytes_atomic, write_json_atomic, write_text_atomic
+from harness.records.selection import latest_evals, model_name, quant_pairs
+
+ACCURACY_MD = ["model", "runtime", "protocol", "images", "AP", "AP50", "AP75", "published AP", "published images",
+               "diff", "like for like"]
+LATENCY_MD = ["model", "host", "board", "threads", "delegate", "invoke p50 ms", "invoke p90 ms", "invoke p99 ms",
+              "e2e p50 ms"]
+MAX_GALLERY_PAIRS = 2  # the largest drops; each pair adds about 1 MB of pictures to the page
+QUANT_MD = ["float", "quantized", "images", "AP float", "AP quant", "ΔAP", "ΔAPs", "ΔAPm", "ΔAPl"]
+
+
+@dataclass
+class Report:
+    out_dir: Path
+    html: Path
+    markdown: Path
+    markdown_text: str
+    files: list[Path] = field(default_factory=list)
+    tables: dict = field(default_factory=dict)
+
+
+def _hosts(records: list[dict]) -> list[dict]:
+    seen: dict[str, dict] = {}
+    for r in records:
+        h = r["host"]
+        seen.setdefault(h["fingerprint"], {
+            "host": h["fingerprint"], "board": h.get("board") or "", "cpu": h.get("cpu_model"),
+            "machine": h.get("machine"), "cores": h.get("cores"),
+            "memory GiB": round(h["memory_bytes"] / 2**30, 1) if h.get("memory_bytes") else None,
+            "os": h.get("os_release"), "records": 0})
+        seen[h["fingerprint"]]["records"] += 1
+    return list(seen.values())
+
+
+def _gallery(records: list[dict], n: int, base_dir: Path | None, threshold: float) -> str:
+    """Float vs quantized pictures, worst disagreement first; a single model's where there is no pair."""
+    if n <= 0:
+        return '<p class="note">gallery disabled (--gallery 0)</p>'
+    from harness.analyse.report import gallery
+    evals = latest_evals(records)
+    pairs = sorted(quant_pairs(evals), key=lambda p: p[1]["results"]["stats"]["AP"] - p[0]["results"]["stats"]["AP"])
+    blocks = []
+    for f, q in pairs[:MAX_GALLERY_PAIRS]:
+        items = gallery.pair_gallery(f, q, n=n, base_dir=base_dir, score_threshold=threshold)
+        blocks.append(_gallery_block(f"{model_name(f)} vs {model_name(q)}", items,
+                                     "detections or images of these records are not available here"))
+    if not pairs and evals:
+        items = gallery.single_gallery(evals[0], n=n, base_dir=base_dir, score_threshold=threshold)
+        blocks.append(_gallery_block(model_name(evals[0]), items, "detections or images not available here"))
+    return "".join(blocks) or '<p class="note">no eval records</p>'
+
+
+def _gallery_block(title: str, items: list, missing: str) -> str:
+    if not items:
+        return f"<h4>{html.escape(title)}</h4><p class='note'>{html.escape(missing)}</p>"
+    figs = "".join(f"<figure>{render.img(it.png, it.title)}<figcaption>{html.escape(it.title)}</figcaption></figure>"
+                   for it in items)
+    return f"<h4>{html.escape(title)}</h4><div class='gallery'>{figs}</div>"
+
+
+def build_report(records: list[dict], out_dir: str | Path, *, gallery_images: int = 4,
+                 base_dir: Path | None = None, title: str = "CenterNet harness report",
+                 gallery_threshold: float = 0.3) -> Report:
+    out = Path(out_dir)
+    t = {
+        "accuracy": tables.accuracy(records),
+        "baselines": tables.baselines(records),
+        "quant_overall": tables.quant_overall(records),
+        "quant_per_class": tables.quant_per_class(records),
+        "quant_error_heads": tables.quant_error_heads(records),
+        "quant_error_summary": tables.quant_error_summary(records),
+        "quant_error_layers": tables.quant_error_layers(records),
+        "latency": tables.latency(records),
+        "ap_vs_latency": tables.ap_vs_latency(records),
+    }
+    import pandas as pd
+
+    t["hosts"] = pd.DataFrame(_hosts(records))
+    figs = {
+        "ap_vs_latency": plots.ap_vs_latency(t["ap_vs_latency"]),
+        "latency_distribution": plots.latency_distributions(records),
+    }
+    for q in t["quant_overall"].get("quantized", []):
+        figs[f"delta_ap_per_class_{q}"] = plots.per_class_delta(t["quant_per_class"], q)
+
+    written: list[Path] = []
+    for name, df in t.items():
+        written.append(write_text_atomic(out / "tables" / f"{name}.csv", df.to_csv(index=False)))
+    for name, png in figs.items():
+        if png:
+            written.append(write_bytes_atomic(out / "plots" / f"{name}.png", png))
+    written.append(write_json_atomic(out / "benchmark-smaller-is-better.json", dashboard.smaller_is_better(records),
+                                     indent=1))
+    written.append(write_json_atomic(out / "benchmark-bigger-is-better.json", dashboard.bigger_is_better(records),
+                                     indent=1))
+    created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    written.append(write_json_atomic(out / "report.json", {
+        "schema": "centernet-harness/report", "schema_version": 1, "created": created,
+        "records": len(records), "tables": {k: json.loads(df.to_json(orient="records")) for k, df in t.items()},
+    }, indent=1))
+
+    md = _markdown(t, records, title)
+    written.append(write_text_atomic(out / "report.md", md))
+    page = _html(t, figs, records, title, created, _gallery(records, gallery_images, base_dir, gallery_threshold))
+    html_path = write_text_atomic(out / "report.html", page)
+    written.append(html_path)
+    return Report(out, html_path, out / "report.md", md, written, t)
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _kinds(records: list[dict]) -> str:
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r["kind"]] = counts.get(r["kind"], 0) + 1
+    return ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+
+
+def _markdown(t: dict, records: list[dict], title: str) -> str:
+    parts = [f"## {title}\n", f"{len(records)} records ({_kinds(records)}) from {_n(len(t['hosts']), 'host')}.\n",
+             "### Accuracy vs published baselines\n", render.markdown_table(t["accuracy"], ACCURACY_MD)]
+    unlike = t["accuracy"][t["accuracy"]["like for like"] == "NO"] if len(t["accuracy"]) else t["accuracy"]
+    if len(unlike):
+        parts.append("Not like for like: " + "; ".join(sorted(set(unlike["why not"]))) + ".\n")
+    parts += ["### Float vs quantized\n", render.markdown_table(t["quant_overall"], QUANT_MD)]
+    if len(t["quant_error_summary"]):
+        parts.append(render.markdown_table(t["quant_error_summary"], ["quantized", "images", "error starts at",
+                                                                      "op types adding most error"]))
+    parts += ["### Latency\n", render.markdown_table(t["latency"], LATENCY_MD)]
+    return "\n".join(parts)
+
+
+def _html(t: dict, figs: dict, records: list[dict], title: str, created: str, gallery_html: str) -> str:
+    intro = (f'<p class="note">Generated {created} from {len(records)} run records ({_kinds(records)}) '
+             f"on {_n(len(t['hosts']), 'host')}. AP in points (COCO AP@[.5:.95] x 100); latency in ms.</p>")
+    quant_figs = "".join(render.img(png, name) for name, png in figs.items() if name.startswith("delta_ap"))
+    per_class = t["quant_per_class"]
+    worst = per_class.groupby("quantized", sort=False).head(12) if len(per_class) else per_class
+    sections = [
+        ("Accuracy vs published baselines",
+         '<p class="note">Newest run per model, runtime, protocol and image set. "like for like" is NO where the '
+         "split, image count or protocol differs from the published number's (e.g. a mirror subset of val2017).</p>"
+         + render.html_table(t["accuracy"], {"like for like": "NO"})),
+        ("Published baselines and their provenance",
+         render.html_table(t["baselines"], {"measured here": "no run yet"})),
+        ("Float vs quantized: how much is lost, where in the network, on which images",
+         '<h3>ΔAP overall and per object size</h3><p class="note">ΔX = quantized - float, in AP points.</p>'
+         + render.html_table(t["quant_overall"])
+         + '<h3>Output error per head</h3><p class="note"><code>harness compare FLOAT QUANT</code> on real '
+         "images: cosine similarity, MSE and SNR of each head's quantized output against the float one.</p>"
+         + render.html_table(t["quant_error_heads"])
+         + '<h3>Where the error starts and grows</h3>' + render.html_table(t["quant_error_summary"])
+         + '<h3>Layers that add the error</h3><p class="note">Ranked by their share of the summed error the '
+         'layers add; accumulated SNR compares each output with the float model\'s; "first bad" marks the first '
+         "layer, in execution order, past the threshold.</p>"
+         + render.html_table(t["quant_error_layers"], {"first bad": "yes"})
+         + '<h3 id="gallery">Gallery</h3><p class="note">Ground truth (dashed) beside each model\'s boxes above '
+         "the display threshold; the images where the two models disagree most come first.</p>" + gallery_html
+         + f'<h3>ΔAP per class</h3><div class="grid">{quant_figs}</div>'
+         + "<h3>Largest drops per class (all classes in tables/quant_per_class.csv)</h3>" + render.html_table(worst)),
+        ("Latency per model, host, threads and delegate",
+         render.html_table(t["latency"]) + render.img(figs.get("latency_distribution"), "latency distribution")),
+        ("Accuracy vs latency", render.html_table(t["ap_vs_latency"])
+         + render.img(figs.get("ap_vs_latency"), "AP vs latency")),
+        ("Hosts", render.html_table(t["hosts"])),
+    ]
+    return render.page(title, sections, intro)

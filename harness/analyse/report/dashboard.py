@@ -1,0 +1,42 @@
+"""Export for CI dashboards: github-action-benchmark's `customSmallerIsBetter` / `customBiggerIsBetter` JSON.
+
+The action takes a list of {name, unit, value, range?, extra?}; one file per direction, since one chart
+series must not mix "lower is better" latencies with "higher is better" accuracies.
+"""
+
+from __future__ import annotations
+
+from harness.records.selection import latest_benches, latest_evals, model_name
+
+
+def smaller_is_better(records: list[dict]) -> list[dict]:
+    """Invoke and end-to-end p50 (ms) per model, host and settings; p90/p99 and n ride along in `extra`."""
+    out = []
+    for rec in sorted(latest_benches(records), key=lambda r: (model_name(r), r["host"]["fingerprint"])):
+        s = rec.get("settings", {})
+        where = (f"{rec['host']['fingerprint']}, threads {s.get('threads') or 'default'}, "
+                 f"delegate {s.get('delegate') or 'none'}")
+        for phase, label in (("model_only", "invoke"), ("end_to_end", "end-to-end")):
+            st = rec["phases"][phase]["stats"]
+            out.append({
+                "name": f"{model_name(rec)} {label} p50 ({where})", "unit": "ms",
+                "value": round(st["p50_s"] * 1e3, 3),
+                "range": f"± {st['std_s'] * 1e3:.3f}",
+                "extra": f"p90 {st['p90_s'] * 1e3:.2f} ms, p99 {st['p99_s'] * 1e3:.2f} ms, n {st['count']}, "
+                         f"host {rec['host'].get('board') or rec['host'].get('cpu_model')}",
+            })
+    return out
+
+
+def bigger_is_better(records: list[dict]) -> list[dict]:
+    """COCO AP and AP50 (points) per model, runtime, protocol and image set."""
+    out = []
+    for rec in sorted(latest_evals(records), key=model_name):
+        ds = rec.get("dataset", {})
+        where = f"{rec.get('backend', {}).get('runtime')}, {rec.get('protocol', {}).get('name')}, " \
+                f"{ds.get('image_count')} images of {ds.get('split')}"
+        for stat in ("AP", "AP50"):
+            out.append({"name": f"{model_name(rec)} {stat} ({where})", "unit": "AP points",
+                        "value": round(100.0 * rec["results"]["stats"][stat], 3),
+                        "extra": f"host {rec['host']['fingerprint']}, created {rec.get('created')}"})
+    return out

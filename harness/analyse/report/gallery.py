@@ -1,0 +1,345 @@
+"""Pictures for a report: ground truth beside a model's boxes, or beside two models' boxes.
+
+A table says that AP fell; a picture of the same image under both models says how. Images are chosen
+by a per-image score computed with the official COCO matching (pycocotools, IoU 0.5): for one record
+the images it does worst on, for a pair the images where the two disagree most. Pure Pillow + numpy
+for the pictures; every choice is deterministic (ties broken by image id), so a report rebuilt from
+the same records shows the same pictures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import HarnessError
+from harness.measure.draw import caption, draw_boxes, prediction_box, side_by_side, truth_box
+
+PANEL_MAX = 480  # pixels, each side of one panel: four pairs of three panels stay a few MB of PNG
+_RECALL_POINTS = np.linspace(0.0, 1.0, 101)  # COCO's 101 recall thresholds
+
+
+@dataclass
+class GalleryItem:
+    image_id: int
+    title: str  # e.g. "000000123456.jpg: f32 AP50 0.61, int8 AP50 0.00"
+    png: bytes  # GT | predictions (one record) or GT | A | B (a pair), each panel captioned
+
+
+@dataclass(frozen=True)
+class ImageScore:
+    """How one record did on one image, at IoU 0.5 with the official matching."""
+
+    ap50: float | None  # mean over the image's classes with ground truth; None when it has none
+    gt: int  # ground-truth boxes that count (not crowd)
+    shown: int  # detections at or above the display threshold
+    matched: int  # of those, how many hit a ground-truth box
+    top_score: float  # best detection score on the image (0 when none)
+
+
+# --------------------------------------------------------------------------------------------------
+# Finding a record's files
+
+
+def _resolve(path: str | None, base_dir: Path | None, by_name: bool = False) -> Path | None:
+    """An existing file or directory: the path as given (absolute or from cwd), else under base_dir, else
+    (`by_name`) the file of that name in base_dir: records store paths relative to where eval ran, and
+    `harness demo` writes a record and its detections into one directory."""
+    if not path:
+        return None
+    p = Path(path)
+    if p.exists():
+        return p
+    if base_dir is None:
+        return None
+    candidates = [] if p.is_absolute() else [Path(base_dir) / p]
+    if by_name:
+        candidates.append(Path(base_dir) / p.name)
+    return next((c for c in candidates if c.exists()), None)
+
+
+def load_detections(record: dict, base_dir: Path | None = None) -> list[dict] | None:
+    """An eval record's detections: record["detections"] if embedded, else the JSON at record["detections_file"]
+    (absolute, or relative to cwd, or relative to base_dir = the record file's directory, or a file of the same
+    name in base_dir); None if not found."""
+    embedded = record.get("detections")
+    if isinstance(embedded, list):
+        return embedded
+    path = _resolve(record.get("detections_file"), base_dir, by_name=True)
+    if path is None or not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise HarnessError(f"detections file is not JSON: {path}; re-run the eval that wrote it") from None
+    if not isinstance(data, list):
+        raise HarnessError(f"detections file is not a COCO results list: {path}")
+    return data
+
+
+@dataclass
+class _Scored:
+    """A record ready to draw: its ground truth, detections by image, the images it scored, a label."""
+
+    gt: object  # harness.scoring.coco.CocoGroundTruth
+    by_image: dict[int, list[dict]]
+    image_ids: list[int]
+    label: str
+
+
+def _prepare(record: dict, base_dir: Path | None) -> _Scored | None:
+    """Ground truth and detections of a record, or None when a file it names cannot be found."""
+    from harness.scoring.coco import CocoGroundTruth
+
+    dataset = record.get("dataset") or {}
+    ann = _resolve(dataset.get("annotations"), base_dir)
+    images_dir = _resolve(dataset.get("images_dir"), base_dir)
+    if ann is None or not ann.is_file() or images_dir is None or not images_dir.is_dir():
+        return None
+    dets = load_detections(record, base_dir)
+    if dets is None:
+        return None
+    gt = CocoGroundTruth(ann, images_dir)
+    known = {i.id for i in gt.images}
+    by_image: dict[int, list[dict]] = {}
+    for d in dets:
+        if isinstance(d, dict) and d.get("image_id") in known:
+            by_image.setdefault(d["image_id"], []).append(d)
+    model = record.get("model")
+    label = (model.get("name") if isinstance(model, dict) else None) or record.get("model_label") or "model"
+    return _Scored(gt, by_image, scored_image_ids(record, gt, by_image), str(label))
+
+
+def scored_image_ids(record: dict, gt, by_image: dict[int, list[dict]]) -> list[int]:
+    """The images an eval scored: the first `image_count` ids of its ground truth (what --max-images takes),
+    checked against the record's id hash; if the hash does not match, the images it has detections on."""
+    dataset = record.get("dataset") or {}
+    count = dataset.get("image_count")
+    if isinstance(count, int) and count > 0:
+        ids = [i.id for i in gt.images][:count]
+        if hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest() == dataset.get("image_ids_sha256"):
+            return ids
+    return sorted(by_image)
+
+
+def _same_dataset(a: dict, b: dict) -> bool:
+    da, db = a.get("dataset") or {}, b.get("dataset") or {}
+    if da.get("annotation_sha256") and db.get("annotation_sha256"):
+        return da["annotation_sha256"] == db["annotation_sha256"]
+    return bool(da.get("annotations")) and da.get("annotations") == db.get("annotations")
+
+
+# --------------------------------------------------------------------------------------------------
+# Per-image scores with the official matching
+
+
+def image_scores(gt, results: list[dict], image_ids: Sequence[int], score_threshold: float) -> dict[int, ImageScore]:
+    """Per-image AP at IoU 0.5 and matched-box counts, from pycocotools' own per-image matching."""
+    try:
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+    except ImportError:
+        raise HarnessError("report galleries need pycocotools: pip install 'centernet-harness[coco]'") from None
+    ids = list(image_ids)
+    wanted = set(ids)
+    anns = []
+    for d in results:
+        if d["image_id"] in wanted:
+            x, y, w, h = (float(v) for v in d["bbox"])
+            anns.append({"id": len(anns) + 1, "image_id": d["image_id"], "category_id": d["category_id"],
+                         "bbox": [x, y, w, h], "area": w * h, "score": float(d["score"]), "iscrowd": 0})
+    with contextlib.redirect_stdout(io.StringIO()):
+        cg, cd = COCO(), COCO()
+        cg.dataset = gt.dataset
+        cd.dataset = {"images": gt.dataset["images"], "categories": gt.dataset["categories"], "annotations": anns}
+        cg.createIndex()
+        cd.createIndex()
+        ev = COCOeval(cg, cd, "bbox")
+        ev.params.imgIds = ids
+        ev.params.iouThrs = np.array([0.5])
+        ev.params.areaRng, ev.params.areaRngLbl = [[0, 1e10]], ["all"]
+        ev.params.maxDets = [100]
+        ev.evaluate()
+    per_class: dict[int, list[float]] = {i: [] for i in ids}
+    gt_n, shown, matched, top = dict.fromkeys(ids, 0), dict.fromkeys(ids, 0), dict.fromkeys(ids, 0), {}
+    for e in ev.evalImgs:
+        if e is None:
+            continue
+        img = e["image_id"]
+        scores = np.asarray(e["dtScores"], np.float64)
+        hit = np.asarray(e["dtMatches"][0]) != 0
+        ignored = np.asarray(e["dtIgnore"][0], bool)
+        n_gt = int(np.sum(np.asarray(e["gtIgnore"]) == 0))
+        gt_n[img] += n_gt
+        keep = scores >= score_threshold
+        shown[img] += int(keep.sum())
+        matched[img] += int((keep & hit & ~ignored).sum())
+        if scores.size:
+            top[img] = max(top.get(img, 0.0), float(scores.max()))
+        if n_gt:
+            per_class[img].append(_ap(hit[~ignored], n_gt))
+    return {i: ImageScore(float(np.mean(per_class[i])) if per_class[i] else None, gt_n[i], shown[i], matched[i],
+                          top.get(i, 0.0)) for i in ids}
+
+
+def _ap(hits_by_score: np.ndarray, n_gt: int) -> float:
+    """COCO's interpolated AP (101 recall points) of one class on one image; detections best first."""
+    tp = np.cumsum(hits_by_score)
+    fp = np.cumsum(~hits_by_score)
+    if tp.size == 0:
+        return 0.0
+    recall = tp / n_gt
+    precision = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
+    precision = np.maximum.accumulate(precision[::-1])[::-1]  # the envelope: best precision at recall >= r
+    idx = np.searchsorted(recall, _RECALL_POINTS, side="left")
+    q = np.where(idx < precision.size, precision[np.minimum(idx, precision.size - 1)], 0.0)
+    return float(q.mean())
+
+
+# --------------------------------------------------------------------------------------------------
+# Pictures
+
+
+def _panel_image(scored: _Scored, image_id: int, max_side: int):
+    """The image shrunk to fit `max_side`, and the scale from original pixels; None if it cannot be read."""
+    from PIL import Image
+
+    info = scored.gt.image(image_id)
+    try:
+        with Image.open(scored.gt.image_path(info)) as im:
+            im = im.convert("RGB")
+    except (OSError, SyntaxError):
+        return None
+    scale = min(1.0, max_side / max(im.size))
+    if scale < 1.0:
+        im = im.resize((max(1, round(im.size[0] * scale)), max(1, round(im.size[1] * scale))), Image.BILINEAR)
+    return im, scale
+
+
+def _scaled(bbox: Sequence[float], s: float) -> tuple[float, float, float, float]:
+    x, y, w, h = (float(v) for v in bbox)
+    return x * s, y * s, (x + w) * s, (y + h) * s
+
+
+def _truth_panel(scored: _Scored, image_id: int, im, s: float):
+    anns = [a for a in scored.gt.dataset["annotations"] if a["image_id"] == image_id]
+    boxes = [truth_box(_scaled(a["bbox"], s), a["category_id"], scored.gt.categories, bool(a.get("iscrowd")))
+             for a in anns]
+    return caption(draw_boxes(im, boxes), f"ground truth: {_count(sum(not a.get('iscrowd') for a in anns), 'box')}")
+
+
+def _prediction_panel(scored: _Scored, image_id: int, im, s: float, score: ImageScore, label: str,
+                      threshold: float):
+    dets = sorted((d for d in scored.by_image.get(image_id, []) if d["score"] >= threshold),
+                  key=lambda d: d["score"])  # best drawn last, its label on top
+    boxes = [prediction_box(_scaled(d["bbox"], s), d["category_id"], d["score"], scored.gt.categories)
+             for d in dets]
+    text = f"{label}: {_count(score.shown, 'box')} >= {threshold:.2f}, {score.matched} hit"
+    if score.shown == 0:
+        text += f" (best score {score.top_score:.2f})"
+    return caption(draw_boxes(im, boxes), text)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}es" if noun.endswith("x") else f"{n} {noun}s"
+
+
+def _png(image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, "PNG", optimize=True)
+    return buf.getvalue()
+
+
+def _ap_text(score: ImageScore) -> str:
+    return "no GT" if score.ap50 is None else f"AP50 {score.ap50:.2f}"
+
+
+def short_labels(a: str, b: str) -> tuple[str, str]:
+    """Names without their common dash-separated prefix ("mb3-centernet-f32", "...-int8" -> "f32", "int8")."""
+    if a == b:
+        return f"{a} (A)", f"{b} (B)"
+    pa, pb = a.split("-"), b.split("-")
+    n = 0
+    while n < min(len(pa), len(pb)) - 1 and pa[n] == pb[n]:
+        n += 1
+    return "-".join(pa[n:]), "-".join(pb[n:])
+
+
+# --------------------------------------------------------------------------------------------------
+# The API the report calls
+
+
+def single_gallery(record: dict, n: int = 4, base_dir: Path | None = None,
+                   score_threshold: float = 0.3) -> list[GalleryItem]:
+    """Up to n images where the record did worst (lowest per-image AP50; among equals more ground truth
+    first, then image id), each as ground truth | predictions. [] when its files cannot be found."""
+    scored = _prepare(record, base_dir)
+    if scored is None or n < 1:
+        return []
+    results = [d for ds in scored.by_image.values() for d in ds]
+    scores = image_scores(scored.gt, results, scored.image_ids, score_threshold)
+    ranked = sorted((i for i in scored.image_ids if scores[i].ap50 is not None),
+                    key=lambda i: (scores[i].ap50, -scores[i].gt, i))
+    items = []
+    for image_id in ranked:
+        loaded = _panel_image(scored, image_id, PANEL_MAX)
+        if loaded is None:
+            continue
+        im, s = loaded
+        sc = scores[image_id]
+        picture = side_by_side([_truth_panel(scored, image_id, im, s),
+                                _prediction_panel(scored, image_id, im, s, sc, scored.label, score_threshold)])
+        name = scored.gt.image(image_id).file_name
+        items.append(GalleryItem(image_id, f"{name}: {scored.label} {_ap_text(sc)}", _png(picture)))
+        if len(items) == n:
+            break
+    return items
+
+
+def pair_gallery(record_a: dict, record_b: dict, n: int = 4, base_dir: Path | None = None,
+                 score_threshold: float = 0.3) -> list[GalleryItem]:
+    """Up to n images both records scored, where they disagree most, each as ground truth | A | B.
+
+    Disagreement: |AP50_a - AP50_b| per image, then the difference in matched boxes, then in boxes shown;
+    ties go to the lower image id. Refuses two records over different ground truth; [] when files are missing.
+    """
+    if not _same_dataset(record_a, record_b):
+        da, db = (r.get("dataset") or {} for r in (record_a, record_b))
+        raise HarnessError(f"cannot pair records over different datasets ({da.get('annotations')} vs "
+                           f"{db.get('annotations')}); compare two evals of the same annotation file")
+    a, b = _prepare(record_a, base_dir), _prepare(record_b, base_dir)
+    if a is None or b is None or n < 1:
+        return []
+    common = sorted(set(a.image_ids) & set(b.image_ids))
+    if not common:
+        return []
+    sa = image_scores(a.gt, [d for ds in a.by_image.values() for d in ds], common, score_threshold)
+    sb = image_scores(b.gt, [d for ds in b.by_image.values() for d in ds], common, score_threshold)
+
+    def disagreement(i: int) -> tuple:
+        ap = abs((sa[i].ap50 or 0.0) - (sb[i].ap50 or 0.0))
+        return (-ap, -abs(sa[i].matched - sb[i].matched), -abs(sa[i].shown - sb[i].shown), i)
+
+    la, lb = short_labels(a.label, b.label)
+    items = []
+    for image_id in sorted(common, key=disagreement):
+        loaded = _panel_image(a, image_id, PANEL_MAX)
+        if loaded is None:
+            continue
+        im, s = loaded
+        picture = side_by_side([_truth_panel(a, image_id, im, s),
+                                _prediction_panel(a, image_id, im, s, sa[image_id], la, score_threshold),
+                                _prediction_panel(b, image_id, im, s, sb[image_id], lb, score_threshold)])
+        name = a.gt.image(image_id).file_name
+        title = f"{name}: {la} {_ap_text(sa[image_id])}, {lb} {_ap_text(sb[image_id])}"
+        items.append(GalleryItem(image_id, title, _png(picture)))
+        if len(items) == n:
+            break
+    return items

@@ -1,0 +1,80 @@
+"""The report's plots, rendered with matplotlib's Agg backend to PNG bytes (embedded in the HTML page)."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from harness.records.selection import latest_benches, model_name
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def ap_vs_latency(points: pd.DataFrame) -> bytes | None:
+    """AP against invoke p50, one marker per model and host (hosts by marker, models by colour)."""
+    if points.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    markers = "osD^v<>pPX*h"
+    hosts = sorted(points["host"].unique())
+    colours = {m: f"C{i % 10}" for i, m in enumerate(sorted(points["model"].unique()))}
+    for _, r in points.iterrows():
+        ax.scatter(r["invoke p50 ms"], r["AP"], s=60, color=colours[r["model"]],
+                   marker=markers[hosts.index(r["host"]) % len(markers)], edgecolor="black", linewidth=0.5)
+    for m, c in colours.items():
+        ax.scatter([], [], color=c, label=m)
+    for i, h in enumerate(hosts):
+        board = points.loc[points["host"] == h, "board"].iloc[0]
+        ax.scatter([], [], color="grey", marker=markers[i % len(markers)], label=f"host {h} ({board})")
+    ax.set_xscale("log")
+    ax.set_xlabel("invoke p50 (ms, log scale)")
+    ax.set_ylabel("COCO AP (points)")
+    ax.set_title("Accuracy vs latency")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    return _png(fig)
+
+
+def latency_distributions(records: list[dict], phase: str = "model_only") -> bytes | None:
+    """Box plots of the raw samples of each model on each host: the spread, not just the median."""
+    benches = sorted(latest_benches(records), key=lambda r: (model_name(r), r["host"]["fingerprint"]))
+    data = [(f"{model_name(r)}\n{r['host']['fingerprint']} t={r.get('settings', {}).get('threads') or 'def'}",
+             [s * 1e3 for s in r["phases"][phase]["samples_s"]]) for r in benches
+            if r["phases"][phase].get("samples_s")]
+    if not data:
+        return None
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(data) + 2), 4.5))
+    ax.boxplot([d for _, d in data], showfliers=True)
+    ax.set_xticks(range(1, len(data) + 1), [label for label, _ in data], rotation=45, ha="right", fontsize=7)
+    ax.set_yscale("log")
+    ax.set_ylabel(f"{'invoke' if phase == 'model_only' else 'end-to-end'} latency (ms, log scale)")
+    ax.set_title("Latency distribution per model and host (raw samples)")
+    ax.grid(True, axis="y", alpha=0.3)
+    return _png(fig)
+
+
+def per_class_delta(per_class: pd.DataFrame, quantized: str, limit: int = 80) -> bytes | None:
+    """ΔAP per class (quantized - float) for one pair, sorted, as horizontal bars."""
+    df = per_class[(per_class["quantized"] == quantized) & per_class["ΔAP"].notna()].sort_values("ΔAP").head(limit)
+    if df.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(6, max(3.0, 0.085 * len(df) + 1.2)))
+    colours = ["#c0392b" if d < 0 else "#27ae60" for d in df["ΔAP"]]
+    ax.barh(range(len(df)), df["ΔAP"], color=colours)
+    ax.set_yticks(range(len(df)), df["class"], fontsize=5)
+    ax.invert_yaxis()
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_xlabel("ΔAP (points, quantized - float)")
+    ax.set_title(f"{quantized} vs {df['float'].iloc[0]}: AP change per class")
+    ax.grid(True, axis="x", alpha=0.3)
+    return _png(fig)

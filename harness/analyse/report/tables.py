@@ -1,0 +1,192 @@
+"""The report's tables, as pandas DataFrames built from run records (pandas is imported lazily by callers).
+
+Every table keeps the columns a reader needs to judge a number: the image count and split beside an AP,
+the host fingerprint beside a latency, and a like-for-like flag with its reasons beside a baseline.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from harness.models.zoo import ZOO
+from harness.records.selection import latest_benches, latest_evals, model_name, precision, quant_pairs
+
+STATS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+SIZE_STATS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+CLASS_STATS = ("AP", "AP50", "APs", "APm", "APl")
+
+
+def _pct(x: float | None) -> float | None:
+    return None if x is None or x < 0 else round(100.0 * float(x), 2)
+
+
+def accuracy(records: list[dict]) -> pd.DataFrame:
+    """One row per model x runtime x protocol x image set (the newest run), stats in AP points,
+    beside the card's published baseline and whether the comparison is like for like."""
+    rows = []
+    for rec in latest_evals(records):
+        cmp = rec.get("comparison") or {}
+        base = cmp.get("baseline") or {}
+        ds = rec.get("dataset", {})
+        row = {
+            "model": model_name(rec), "precision": precision(rec),
+            "runtime": rec.get("backend", {}).get("runtime"), "protocol": rec.get("protocol", {}).get("name"),
+            "images": ds.get("image_count"), "split": ds.get("split"), "host": rec["host"]["fingerprint"],
+        }
+        row.update({k: _pct(rec["results"]["stats"].get(k)) for k in STATS})
+        row.update({
+            "published AP": base.get("ap"), "published split": base.get("split"),
+            "published images": base.get("images"),
+            "diff": round(row["AP"] - base["ap"], 2) if base.get("ap") is not None else None,
+            "like for like": "yes" if cmp.get("like_for_like") else "NO",
+            "why not": "; ".join(cmp.get("reasons", [])), "source": base.get("source"),
+        })
+        rows.append(row)
+    cols = ["model", "precision", "runtime", "protocol", "images", "split", "host", *STATS, "published AP",
+            "published split", "published images", "diff", "like for like", "why not", "source"]
+    df = pd.DataFrame(rows, columns=cols).sort_values(["model", "runtime"], kind="stable").reset_index(drop=True)
+    df["published images"] = df["published images"].astype("Int64")
+    return df
+
+
+def baselines(records: list[dict]) -> pd.DataFrame:
+    """Every zoo card's published number with its provenance, and whether this store has a run of it."""
+    measured = {model_name(r) for r in records if r.get("kind") == "eval"}
+    rows = []
+    for card in ZOO.values():
+        b = card.baseline
+        if b is None:
+            continue
+        rows.append({"model": card.name, "precision": card.precision, "published AP": b.ap, "split": b.split,
+                     "images": b.images, "protocol": b.protocol, "source": b.source, "note": b.note,
+                     "measured here": "yes" if card.name in measured else "no run yet"})
+    df = pd.DataFrame(rows)
+    if len(df):
+        df["images"] = df["images"].astype("Int64")
+    return df
+
+
+def quant_overall(records: list[dict]) -> pd.DataFrame:
+    """Float vs quantized siblings: each stat in AP points for both and the difference (quantized - float)."""
+    rows = []
+    for f, q in quant_pairs(latest_evals(records)):
+        row = {"float": model_name(f), "quantized": model_name(q), "precision": precision(q),
+               "images": q.get("dataset", {}).get("image_count")}
+        for k in SIZE_STATS:
+            a, b = _pct(f["results"]["stats"].get(k)), _pct(q["results"]["stats"].get(k))
+            row[f"{k} float"], row[f"{k} quant"] = a, b
+            row[f"Δ{k}"] = None if a is None or b is None else round(b - a, 2)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def quant_per_class(records: list[dict]) -> pd.DataFrame:
+    """Per class: float AP, quantized AP and ΔAP (points) for each pair, largest drops first."""
+    rows = []
+    for f, q in quant_pairs(latest_evals(records)):
+        fc, qc = f["results"].get("per_class", {}), q["results"].get("per_class", {})
+        for cls in sorted(set(fc) & set(qc)):
+            row = {"float": model_name(f), "quantized": model_name(q), "class": cls,
+                   "category_id": fc[cls].get("category_id")}
+            for k in CLASS_STATS:
+                a, b = _pct(fc[cls].get(k)), _pct(qc[cls].get(k))
+                row[f"{k} float"], row[f"{k} quant"] = a, b
+                row[f"Δ{k}"] = None if a is None or b is None else round(b - a, 2)
+            rows.append(row)
+    df = pd.DataFrame(rows)
+    return df.sort_values(["quantized", "ΔAP"], kind="stable").reset_index(drop=True) if len(df) else df
+
+
+def latency(records: list[dict]) -> pd.DataFrame:
+    """p50/p90/p99 (ms) per model x host x threads x delegate, for the model-only and end-to-end phases."""
+    rows = []
+    for rec in latest_benches(records):
+        s, h = rec.get("settings", {}), rec["host"]
+        row = {"model": model_name(rec), "host": h["fingerprint"], "board": h.get("board") or h.get("cpu_model"),
+               "cores": h.get("cores"), "threads": s.get("threads") or "default",
+               "delegate": s.get("delegate") or "none", "runtime": s.get("runtime")}
+        for phase in ("model_only", "end_to_end"):
+            st = rec["phases"][phase]["stats"]
+            tag = "invoke" if phase == "model_only" else "e2e"
+            row.update({f"{tag} p50 ms": round(st["p50_s"] * 1e3, 2), f"{tag} p90 ms": round(st["p90_s"] * 1e3, 2),
+                        f"{tag} p99 ms": round(st["p99_s"] * 1e3, 2), f"{tag} n": st["count"]})
+        row["first inference ms"] = round(rec["phases"]["first_inference_s"] * 1e3, 1)
+        row["peak RSS MiB"] = round(rec["peak_rss_bytes"] / 2**20) if rec.get("peak_rss_bytes") else None
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    return df.sort_values(["model", "host", "threads"], key=lambda c: c.astype(str), kind="stable"
+                          ).reset_index(drop=True) if len(df) else df
+
+
+def ap_vs_latency(records: list[dict]) -> pd.DataFrame:
+    """One point per model and host: the model's AP (newest eval of that model, any host: accuracy does not
+    depend on the host) beside its invoke p50 on that host."""
+    ap = {}
+    for rec in sorted(latest_evals(records), key=lambda r: str(r.get("created"))):
+        ap[model_name(rec)] = _pct(rec["results"]["stats"]["AP"])
+    rows = [{"model": model_name(b), "host": b["host"]["fingerprint"],
+             "board": b["host"].get("board") or b["host"].get("cpu_model"),
+             "threads": b.get("settings", {}).get("threads") or "default",
+             "invoke p50 ms": round(b["phases"]["model_only"]["stats"]["p50_s"] * 1e3, 2),
+             "AP": ap[model_name(b)]}
+            for b in latest_benches(records) if model_name(b) in ap]
+    return pd.DataFrame(rows)
+
+
+def quant_error_heads(records: list[dict]) -> pd.DataFrame:
+    """Per-head output error of each quantization comparison (`harness compare FLOAT QUANT`)."""
+    rows = []
+    for rec in _latest_quant_compares(records):
+        for head, m in rec["heads"].items():
+            rows.append({"float": rec["float_model"].get("name"), "quantized": rec["quant_model"].get("name"),
+                         "head": head, **{k: m.get(k) for k in ("cosine", "mse", "snr_db", "max_abs_err")}})
+    return pd.DataFrame(rows)
+
+
+def _short(name: str | None) -> str | None:
+    """TFLite tensor names join every fused op's name with ';': the first one names the layer."""
+    return name.split(";")[0] if name else name
+
+
+def quant_error_layers(records: list[dict], top: int = 10) -> pd.DataFrame:
+    """The layers that add the most quantization error, per comparison (`share` of the summed added error),
+    with the accumulated SNR against the float model and how much each layer grows the error it receives."""
+    rows = []
+    for rec in _latest_quant_compares(records):
+        layers = sorted(rec["layers"], key=lambda x: -(x.get("share") or 0.0))[:top]
+        first = rec.get("first_bad_layer")
+        for rank, layer in enumerate(layers, 1):
+            rows.append({"quantized": rec["quant_model"].get("name"), "rank": rank, "layer": _short(layer.get("name")),
+                         "op": layer.get("op"), "index": layer.get("index"), "share": layer.get("share"),
+                         "added SNR dB": layer.get("injected_snr_db", layer.get("layer_snr_db")),
+                         "accumulated SNR dB": layer.get("snr_db"), "growth dB": layer.get("growth_db"),
+                         "first bad": "yes" if layer.get("name") == first else ""})
+    return pd.DataFrame(rows)
+
+
+def quant_error_summary(records: list[dict]) -> pd.DataFrame:
+    """Per comparison: where the error starts (first layer past the threshold), where it grows most, and the
+    op types that add most of it."""
+    rows = []
+    for rec in _latest_quant_compares(records):
+        by_name = {x.get("name"): x for x in rec["layers"]}
+        first = by_name.get(rec.get("first_bad_layer"), {})
+        thr = rec.get("threshold") or {}
+        ops = sorted((rec.get("share_by_op") or {}).items(), key=lambda kv: -kv[1].get("share", 0.0))[:3]
+        rows.append({
+            "float": rec["float_model"].get("name"), "quantized": rec["quant_model"].get("name"),
+            "images": (rec.get("images") or {}).get("count"),
+            "error starts at": f"{_short(first.get('name'))} (#{first.get('index')}, {first.get('op')})" if first
+            else "nowhere past the threshold",
+            "threshold": f"{thr.get('metric', '')} < {thr.get('below', '')}" if thr else None,
+            "grows most at": ", ".join(_short(n) or "" for n in (rec.get("growth_ranking") or [])[:3]),
+            "op types adding most error": ", ".join(f"{op} {v.get('share', 0):.0%}" for op, v in ops),
+        })
+    return pd.DataFrame(rows)
+
+
+def _latest_quant_compares(records: list[dict]) -> list[dict]:
+    latest: dict[tuple, dict] = {}
+    for rec in sorted((r for r in records if r.get("kind") == "quant_compare"), key=lambda r: str(r.get("created"))):
+        latest[(rec["float_model"].get("name"), rec["quant_model"].get("name"))] = rec
+    return list(latest.values())

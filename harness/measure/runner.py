@@ -1,0 +1,165 @@
+"""The eval loop: images are read and resized ahead of the interpreter, the runner owns the clock.
+
+A reader thread decodes and resizes the next images while the backend runs the current one (Pillow
+and most runtimes release the GIL), so `harness eval` costs little more than the model's own time.
+With a checkpoint, every finished image is appended to it, and the images an earlier, interrupted
+attempt finished are taken from it instead of being run again.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import HarnessError
+from harness.measure.checkpoint import Checkpoint
+from harness.models.backends import Backend
+from harness.models.decoders import get_decoder
+from harness.models.images import InputSpec, prepare, read_rgb
+from harness.models.zoo import ModelCard
+from harness.scoring.coco import CocoGroundTruth, ImageInfo
+from harness.scoring.evaluator import CocoEvaluator, EvalResult
+
+_DONE = object()
+
+
+@dataclass
+class Timing:
+    """Where an eval's time went, in seconds. `model_s` is time inside backend.predict."""
+
+    wall_s: float = 0.0
+    model_s: float = 0.0
+    decode_s: float = 0.0
+    wait_s: float = 0.0  # main thread waiting for the reader: image I/O that was not hidden
+    checkpoint_s: float = 0.0  # appending finished images to the checkpoint
+    images: int = 0  # images run here (not those taken from a checkpoint)
+    model_times_s: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        per = np.asarray(self.model_times_s) * 1e3
+        return {
+            "wall_s": self.wall_s, "model_s": self.model_s, "decode_s": self.decode_s, "wait_s": self.wait_s,
+            "checkpoint_s": self.checkpoint_s, "images": self.images,
+            "wall_over_model": self.wall_s / self.model_s if self.model_s else None,
+            "model_ms_p50": float(np.median(per)) if per.size else None,
+            "model_ms_mean": float(per.mean()) if per.size else None,
+        }
+
+
+def prefetch(items: Sequence[ImageInfo], path_of: Callable[[ImageInfo], Path], spec: InputSpec,
+             depth: int = 4) -> Iterator[tuple[ImageInfo, np.ndarray]]:
+    """Yield (image, prepared batch) while a thread reads and resizes the next `depth` images.
+
+    An error in the reader (a missing or broken image, or one whose size is not the annotation's) is
+    raised in the consumer, in order.
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            for info in items:
+                if stop.is_set():
+                    return
+                q.put((info, prepare(read_rgb(path_of(info), (info.width, info.height)), spec)))
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            q.put(exc)
+            return
+        q.put(_DONE)
+
+    t = threading.Thread(target=reader, name="harness-image-reader", daemon=True)
+    t.start()
+    try:
+        while (item := q.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while t.is_alive():  # unblock a reader waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                t.join(0.05)
+
+
+def check_images_exist(gt: CocoGroundTruth, images: Sequence[ImageInfo]) -> None:
+    """Fail before any model time is spent if an image file is missing."""
+    missing = [gt.image_path(i) for i in images if not gt.image_path(i).is_file()]
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise HarnessError(f"image not found: {missing[0]}{more}; check --coco (needs val2017/ beside annotations/)")
+
+
+def check_annotations(gt: CocoGroundTruth) -> None:
+    """Fail before any model time is spent if annotations name categories or images the file does not list.
+
+    The COCO engines silently skip such boxes, which would score a broken ground truth as if it were fine.
+    """
+    images = {i.id for i in gt.images}
+    for n, a in enumerate(gt.dataset["annotations"]):
+        if a["category_id"] not in gt.categories:
+            raise HarnessError(f"{gt.path}: annotation {n} (id {a['id']}) has category_id {a['category_id']}, "
+                               "which is not in its 'categories'")
+        if a["image_id"] not in images:
+            raise HarnessError(f"{gt.path}: annotation {n} (id {a['id']}) has image_id {a['image_id']}, "
+                               "which is not in its 'images'")
+
+
+def run_eval(backend: Backend, card: ModelCard, gt: CocoGroundTruth, images: Sequence[ImageInfo],
+             protocol: str | None = None, engine: str = "faster",
+             progress: Callable[[int], None] | None = None,
+             checkpoint: Checkpoint | None = None) -> tuple[EvalResult, list[dict], Timing]:
+    """Detect on every image, score the detections; returns (result, results list, timing).
+
+    With a checkpoint, the images it holds are not run again and each image run here is appended to it;
+    `timing` covers only the images run here.
+    """
+    proto = card.protocol(protocol)
+    decoder = get_decoder(card.decoder)
+    params = card.decoder_settings(protocol)
+    evaluator = CocoEvaluator(gt, engine, proto.box_convention, proto.score_threshold)
+    check_annotations(gt)
+    check_images_exist(gt, images)
+    done = checkpoint.restore([i.id for i in images]) if checkpoint else []
+    for image_id, results in done:  # exactly what process() added for these images when they ran
+        evaluator.image_ids.append(image_id)
+        evaluator.results.extend(results)
+    timing = Timing()
+    clock = time.perf_counter
+    start = last = clock()
+    try:
+        for info, batch in prefetch(images[len(done):], gt.image_path, card.input):
+            t0 = clock()
+            timing.wait_s += t0 - last
+            heads = backend.predict(batch)
+            t1 = clock()
+            first_new = len(evaluator.results)
+            evaluator.process(info, decoder.fn(heads, **params))
+            t2 = clock()
+            if checkpoint:
+                checkpoint.append(info.id, evaluator.results[first_new:])
+            last = clock()
+            timing.model_times_s.append(t1 - t0)
+            timing.decode_s += t2 - t1
+            timing.checkpoint_s += last - t2
+            timing.images += 1
+            if progress:
+                progress(len(done) + timing.images)
+    except HarnessError as exc:
+        if checkpoint and (finished := len(done) + timing.images):
+            raise HarnessError(f"{exc} ({finished} images done are kept in {checkpoint.path}; "
+                               "the same command resumes after them)") from None
+        raise
+    finally:
+        if checkpoint:
+            checkpoint.close()
+    timing.wall_s = clock() - start
+    timing.model_s = float(sum(timing.model_times_s))
+    return evaluator.evaluate(), evaluator.results, timing

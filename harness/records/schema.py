@@ -1,0 +1,150 @@
+"""The one versioned JSON record that joins measuring (eval, bench) and reporting.
+
+Version 1 holds: schema, schema_version, kind, created, harness, command, host, versions, and a body
+per kind. `eval` adds model (the card), protocol, backend, dataset, results (12 stats, per class),
+baseline comparison and timing; `bench` adds model, backend, settings, phases (with raw samples).
+Version 2 adds `family` and `precision` to the model card, so float and quantized siblings can be paired;
+version 1 records are upgraded on read from the zoo card of the same name.
+Later versions may add keys; readers must ignore keys they do not know, and refuse versions they do not.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import hashlib
+import json
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from harness import __version__
+from harness.errors import HarnessError
+from harness.measure import host
+
+SCHEMA = "centernet-harness/run"
+SCHEMA_VERSION = 2
+# Keys a reader relies on, per kind; other kinds (from newer harnesses) are kept and passed through.
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "eval": ("model", "dataset", "results", "backend"),
+    "bench": ("model", "backend", "settings", "phases"),
+    "score": ("dataset", "results"),
+    "quant_compare": ("float_model", "quant_model", "heads", "layers"),
+}
+_PACKAGES = ("numpy", "Pillow", "pycocotools", "faster-coco-eval", "ai-edge-litert", "tflite-runtime",
+             "tensorflow", "tensorflow-cpu")
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of the packages that can change a result (read from metadata, not imported)."""
+    out = {"python": sys.version.split()[0]}
+    for dist in _PACKAGES:
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def new_record(kind: str, **body: object) -> dict:
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "kind": kind,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "harness": __version__,
+        "command": sys.argv[1:],
+        "host": host.describe(),
+        "versions": versions(),
+        **body,
+    }
+
+
+def validate(record: object, where: str) -> dict:
+    """Check a record read from a file or the store; returns it upgraded to the current version.
+
+    `where` names the file (or store row) in the error, so a bad record among hundreds can be found.
+    """
+    if not isinstance(record, dict):
+        raise HarnessError(f"{where}: not a run record (expected a JSON object, got {type(record).__name__})")
+    if record.get("schema") != SCHEMA:
+        raise HarnessError(f"{where}: not a harness run record (schema {record.get('schema')!r}, "
+                           f"expected {SCHEMA!r})")
+    ver = record.get("schema_version")
+    if not isinstance(ver, int) or isinstance(ver, bool) or ver < 1:
+        raise HarnessError(f"{where}: schema_version {ver!r} is not a positive integer")
+    if ver > SCHEMA_VERSION:
+        raise HarnessError(f"{where}: schema_version {ver} is newer than this harness reads ({SCHEMA_VERSION}); "
+                           "upgrade centernet-harness")
+    kind = record.get("kind")
+    if not isinstance(kind, str) or not kind:
+        raise HarnessError(f"{where}: the record has no kind")
+    missing = [k for k in REQUIRED.get(kind, ()) if not isinstance(record.get(k), dict | list)]
+    if missing:
+        raise HarnessError(f"{where}: {kind} record lacks {', '.join(missing)}")
+    if not isinstance(record.get("host"), dict) or "fingerprint" not in record["host"]:
+        raise HarnessError(f"{where}: the record has no host fingerprint")
+    return _upgrade(record)
+
+
+def _upgrade(record: dict) -> dict:
+    if record["schema_version"] >= 2 or not isinstance(record.get("model"), dict):
+        return record
+    from harness.models.zoo import ZOO
+
+    rec = copy.deepcopy(record)
+    card = ZOO.get(rec["model"].get("name"))
+    rec["model"].setdefault("family", card.family if card else None)
+    rec["model"].setdefault("precision", card.precision if card else "float32")
+    return rec
+
+
+def digest(record: dict) -> str:
+    """A content hash: the same record imported twice (from a board and from CI) is stored once."""
+    return hashlib.sha256(json.dumps(record, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def read_record_file(path: str | Path) -> list[dict]:
+    """Records in a file: one JSON record, a JSON list of them, or JSON Lines; each validated."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HarnessError(f"cannot read run record {path}: {exc}") from None
+    try:
+        data = json.loads(text)
+        items = data if isinstance(data, list) else [data]
+    except json.JSONDecodeError as exc:
+        try:
+            items = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError:
+            raise HarnessError(f"{path}: not JSON ({exc.msg} at line {exc.lineno}); "
+                               "expected a run record written by harness --json") from None
+    if not items:
+        raise HarnessError(f"{path}: holds no run records")
+    return [validate(r, f"{path}" if len(items) == 1 else f"{path}[{i}]") for i, r in enumerate(items)]
+
+
+def collect(paths: list[str | Path]) -> list[dict]:
+    """Records from files and directories (every *.json under a directory that is a run record)."""
+    out: list[dict] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            for f in sorted(p.rglob("*.json")):
+                if _looks_like_record(f):
+                    out.extend(read_record_file(f))
+        elif p.exists():
+            out.extend(read_record_file(p))
+        else:
+            raise HarnessError(f"no such record file or directory: {p}")
+    return out
+
+
+def _looks_like_record(path: Path) -> bool:
+    """Directories also hold detections and other JSON; only files that open like a record count."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return SCHEMA.encode() in head

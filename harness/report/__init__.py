@@ -1,1 +1,0 @@
-"""Reporting over run records (needs the `report` extra: pandas and matplotlib). Import `harness.report.build`."""

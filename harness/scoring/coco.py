@@ -1,0 +1,176 @@
+"""COCO ground truth and the official results format; nothing here knows about models or runtimes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import HarnessError
+from harness.models.decoders import Detections
+
+# How normalised boxes become the pixel boxes of a results file. "float" is the official convention
+# (absolute xywh, no rounding); "nxp_int" replays NXP evaluate.py (clamp min corner to >= 1 pixel,
+# max corner to the image, truncate to integers), under which its published 17.2 mAP was measured.
+BOX_CONVENTIONS = ("float", "nxp_int")
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    id: int
+    file_name: str
+    width: int
+    height: int
+
+
+class CocoGroundTruth:
+    """An instances_*.json file, validated once, with its images in id order."""
+
+    def __init__(self, path: str | Path, images_dir: str | Path | None = None) -> None:
+        self.path = Path(path)
+        self.images_dir = Path(images_dir) if images_dir is not None else None
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            raise HarnessError(f"annotation file not found: {self.path}") from None
+        except IsADirectoryError:
+            raise HarnessError(f"annotation path is a directory, not a file: {self.path}") from None
+        self.sha256 = hashlib.sha256(raw).hexdigest()
+        try:
+            data = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise HarnessError(f"not a COCO annotation file (not JSON: {exc.msg if hasattr(exc, 'msg') else exc}): "
+                               f"{self.path}") from None
+        self.dataset = _validated(data, self.path)
+        self.images = sorted((ImageInfo(int(i["id"]), str(i["file_name"]), int(i["width"]), int(i["height"]))
+                              for i in self.dataset["images"]), key=lambda i: i.id)
+        self._by_id = {i.id: i for i in self.images}
+        self.categories = {int(c["id"]): str(c["name"]) for c in self.dataset["categories"]}
+
+    def image(self, image_id: int) -> ImageInfo:
+        return self._by_id[image_id]
+
+    def image_path(self, info: ImageInfo) -> Path:
+        if self.images_dir is None:
+            raise HarnessError("no image directory was given for this annotation file")
+        return self.images_dir / info.file_name
+
+    def describe(self, image_ids: Sequence[int]) -> dict:
+        """The dataset part of a run record: enough to tell whether two runs saw the same data."""
+        ids = list(image_ids)
+        stem = self.path.stem
+        return {
+            "split": stem.removeprefix("instances_") if stem.startswith("instances_") else None,
+            "annotations": str(self.path),
+            "annotation_sha256": self.sha256,
+            "images_dir": str(self.images_dir) if self.images_dir else None,
+            "image_count": len(ids),
+            "image_ids_sha256": hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest(),
+            "annotation_count": _count_in(self.dataset["annotations"], set(ids)),
+        }
+
+
+def _count_in(annotations: list[dict], ids: set[int]) -> int:
+    return sum(1 for a in annotations if a["image_id"] in ids)
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+# Field types the loader relies on: a wrong type is named in one line instead of escaping as a TypeError.
+_FIELD_TYPES = {
+    "images": {"id": (_is_int, "an integer"), "file_name": (lambda v: isinstance(v, str), "a string"),
+               "width": (_is_int, "an integer"), "height": (_is_int, "an integer")},
+    "categories": {"id": (_is_int, "an integer"), "name": (lambda v: isinstance(v, str), "a string")},
+    "annotations": {"id": (_is_int, "an integer"), "image_id": (_is_int, "an integer"),
+                    "category_id": (_is_int, "an integer"),
+                    "bbox": (lambda v: isinstance(v, list) and len(v) == 4 and all(map(_is_number, v)),
+                             "a list of 4 numbers")},
+}
+
+
+def _validated(data: object, path: Path) -> dict:
+    what = f"not a COCO annotation file: {path}"
+    if not isinstance(data, dict):
+        raise HarnessError(f"{what} (top level is not an object)")
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key), list):
+            raise HarnessError(f"{what} (no '{key}' list); give an instances_*.json file")
+    for key, fields in (("images", ("id", "file_name", "width", "height")),
+                        ("categories", ("id", "name")),
+                        ("annotations", ("id", "image_id", "category_id", "bbox"))):
+        for item in data[key]:
+            missing = [f for f in fields if not isinstance(item, dict) or f not in item]
+            if missing:
+                raise HarnessError(f"{what} (an entry of '{key}' lacks {', '.join(missing)})")
+            for f, (ok, kind) in _FIELD_TYPES[key].items():
+                if not ok(item[f]):
+                    raise HarnessError(f"{what} ('{f}' of an entry of '{key}' is {item[f]!r}, not {kind})")
+    if not data["categories"]:
+        raise HarnessError(f"{what} (no categories)")
+    for a in data["annotations"]:  # optional in the format; filled once so both engines see the same data
+        a.setdefault("iscrowd", 0)
+        if "area" not in a:
+            a["area"] = float(a["bbox"][2]) * float(a["bbox"][3])
+    return data
+
+
+def to_results(image: ImageInfo, dets: Detections, convention: str = "float",
+               score_threshold: float = 0.0) -> list[dict]:
+    """One image's detections as official results entries: absolute [x, y, w, h] pixels."""
+    keep = dets.scores >= score_threshold
+    boxes, scores, cats = dets.boxes[keep].astype(np.float64), dets.scores[keep], dets.category_ids[keep]
+    h, w = image.height, image.width
+    ymin, xmin, ymax, xmax = boxes[:, 0] * h, boxes[:, 1] * w, boxes[:, 2] * h, boxes[:, 3] * w
+    if convention == "nxp_int":
+        ymin, xmin = np.trunc(np.maximum(1, ymin)), np.trunc(np.maximum(1, xmin))
+        ymax, xmax = np.trunc(np.minimum(h, ymax)), np.trunc(np.minimum(w, xmax))
+    elif convention != "float":
+        raise HarnessError(f"unknown box convention {convention!r}; use one of {BOX_CONVENTIONS}")
+    xywh = np.stack([xmin, ymin, xmax - xmin, ymax - ymin], axis=1)
+    return [
+        {"image_id": image.id, "category_id": int(c), "bbox": [round(float(v), 4) for v in b],
+         "score": round(float(s), 6)}
+        for b, s, c in zip(xywh, scores, cats, strict=True)
+    ]
+
+
+def load_results(path: str | Path, gt: CocoGroundTruth) -> list[dict]:
+    """Read a results JSON file and check it against the ground truth, with one-line errors."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise HarnessError(f"results file not found: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise HarnessError(f"results file is not JSON: {path}") from None
+    check_results(data, gt, str(path))
+    return data
+
+
+def check_results(results: object, gt: CocoGroundTruth, where: str = "results") -> None:
+    if not isinstance(results, list):
+        raise HarnessError(f"{where}: a COCO results file is a JSON list of detections")
+    known = set(gt._by_id)
+    for i, r in enumerate(results):
+        if not (isinstance(r, dict) and {"image_id", "category_id", "bbox", "score"} <= r.keys()
+                and isinstance(r["bbox"], list) and len(r["bbox"]) == 4):
+            raise HarnessError(f"{where}: entry {i} is not a bbox detection "
+                               "(needs image_id, category_id, bbox [x,y,w,h], score)")
+        if r["image_id"] not in known:
+            raise HarnessError(f"{where}: entry {i} has image_id {r['image_id']}, "
+                               f"which is not in {gt.path.name}")
+        if r["category_id"] not in gt.categories:
+            raise HarnessError(f"{where}: entry {i} has category_id {r['category_id']}, which {gt.path.name} "
+                               "does not define (results must use the annotation file's category ids)")
+        if not all(map(_is_number, r["bbox"])) or not _is_number(r["score"]):
+            raise HarnessError(f"{where}: entry {i} has a bbox or score that is not numeric")

@@ -1,0 +1,169 @@
+"""COCO bbox evaluation behind one small contract (reset / process / evaluate) and a registry of engines.
+
+The evaluator never sees a clock or a runtime: the runner hands it one image's detections at a time.
+pycocotools is the reference engine; faster-coco-eval (C++) is the default, and the test suite proves
+the two give the same 12 stats.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from harness.errors import HarnessError
+from harness.models.decoders import Detections
+from harness.scoring.coco import CocoGroundTruth, ImageInfo, to_results
+
+STAT_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+
+
+@dataclass
+class EvalResult:
+    """The 12 stats (fractions, as pycocotools gives them), AP per class, and how they were made."""
+
+    stats: dict[str, float]
+    per_class: dict[str, dict[str, float]]
+    engine: str
+    image_count: int
+    detection_count: int
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"stats": self.stats, "per_class": self.per_class, "engine": self.engine,
+                "image_count": self.image_count, "detection_count": self.detection_count, **self.extra}
+
+
+# An engine takes (ground-truth dataset dict, results list, image ids) and returns (stats[12], precision).
+Engine = Callable[[dict, list, Sequence[int]], tuple[list[float], np.ndarray]]
+ENGINES: dict[str, Engine] = {}
+DEFAULT_ENGINE = "faster"
+
+
+def register_engine(name: str) -> Callable[[Engine], Engine]:
+    def wrap(fn: Engine) -> Engine:
+        ENGINES[name] = fn
+        return fn
+
+    return wrap
+
+
+def _results_dataset(gt: dict, results: list) -> dict:
+    """A results 'dataset' built like loadRes does (area from the box, sequential ids, iscrowd 0).
+
+    Building it here, once, lets both engines accept an empty result list (pycocotools' loadRes
+    fails on one) and keeps their inputs identical.
+    """
+    anns = []
+    for i, r in enumerate(results, start=1):
+        x, y, w, h = r["bbox"]
+        anns.append({"id": i, "image_id": r["image_id"], "category_id": r["category_id"],
+                     "bbox": [x, y, w, h], "area": w * h, "score": r["score"], "iscrowd": 0})
+    return {"images": gt["images"], "categories": gt["categories"], "annotations": anns}
+
+
+@register_engine("pycocotools")
+def _pycocotools(gt: dict, results: list, image_ids: Sequence[int]) -> tuple[list[float], np.ndarray]:
+    try:
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+    except ImportError:
+        raise HarnessError("the pycocotools engine needs pycocotools: pip install 'centernet-harness[coco]'") from None
+    with contextlib.redirect_stdout(io.StringIO()):
+        cg, cd = COCO(), COCO()
+        cg.dataset, cd.dataset = gt, _results_dataset(gt, results)
+        cg.createIndex()
+        cd.createIndex()
+        ev = COCOeval(cg, cd, "bbox")
+        ev.params.imgIds = list(image_ids)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return [float(s) for s in ev.stats], np.asarray(ev.eval["precision"])
+
+
+@register_engine("faster")
+def _faster(gt: dict, results: list, image_ids: Sequence[int]) -> tuple[list[float], np.ndarray]:
+    try:
+        from faster_coco_eval import COCO, COCOeval_faster
+    except ImportError:
+        raise HarnessError("the faster engine needs faster-coco-eval: pip install 'centernet-harness[coco]' "
+                           "or use --engine pycocotools") from None
+    with contextlib.redirect_stdout(io.StringIO()):
+        cg, cd = COCO(), COCO()
+        cg.dataset, cd.dataset = gt, _results_dataset(gt, results)
+        cg.createIndex()
+        cd.createIndex()
+        ev = COCOeval_faster(cg, cd, "bbox", print_function=lambda *a, **k: None)
+        ev.params.imgIds = list(image_ids)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return [float(s) for s in ev.stats[:12]], np.asarray(ev.eval["precision"])
+
+
+def score_results(gt: CocoGroundTruth, results: list, image_ids: Sequence[int] | None = None,
+                  engine: str = DEFAULT_ENGINE) -> EvalResult:
+    """Score a results list against the ground truth on `image_ids` (default: every image)."""
+    fn = ENGINES.get(engine)
+    if fn is None:
+        raise HarnessError(f"unknown engine {engine!r}; known: {', '.join(sorted(ENGINES))}")
+    ids = [i.id for i in gt.images] if image_ids is None else list(image_ids)
+    stats, precision = fn(gt.dataset, results, ids)
+    cat_ids = sorted(gt.categories)
+    return EvalResult(
+        stats=dict(zip(STAT_KEYS, stats, strict=True)),
+        per_class=_per_class(precision, cat_ids, gt.categories),
+        engine=engine,
+        image_count=len(ids),
+        detection_count=len(results),
+    )
+
+
+def _per_class(precision: np.ndarray, cat_ids: list[int], names: dict[int, str]) -> dict[str, dict[str, float]]:
+    """AP, AP50 and AP by object size per category, from the accumulated precision [T,R,K,A,M].
+
+    A class with no ground truth in the evaluated images has no defined AP: it is reported as -1,
+    the value pycocotools uses for "absent", never as 0.
+    """
+    def mean(p: np.ndarray) -> float:
+        p = p[p > -1]
+        return float(p.mean()) if p.size else -1.0
+
+    out = {}
+    for k, cid in enumerate(cat_ids):
+        p = precision[:, :, k, :, -1]  # max dets 100
+        out[names[cid]] = {
+            "category_id": cid, "AP": mean(p[:, :, 0]), "AP50": mean(p[0, :, 0]),
+            "APs": mean(p[:, :, 1]), "APm": mean(p[:, :, 2]), "APl": mean(p[:, :, 3]),
+        }
+    return out
+
+
+class CocoEvaluator:
+    """Collects detections image by image and scores them at the end (detectron2's evaluator shape)."""
+
+    def __init__(self, gt: CocoGroundTruth, engine: str = DEFAULT_ENGINE, box_convention: str = "float",
+                 score_threshold: float = 0.0) -> None:
+        if engine not in ENGINES:
+            raise HarnessError(f"unknown engine {engine!r}; known: {', '.join(sorted(ENGINES))}")
+        self.gt, self.engine = gt, engine
+        self.box_convention, self.score_threshold = box_convention, score_threshold
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything processed so far."""
+        self.results: list[dict] = []
+        self.image_ids: list[int] = []
+
+    def process(self, image: ImageInfo, detections: Detections) -> None:
+        """Add one image's detections; the image counts even when it has none."""
+        self.image_ids.append(image.id)
+        self.results.extend(to_results(image, detections, self.box_convention, self.score_threshold))
+
+    def evaluate(self) -> EvalResult:
+        """Score everything processed since the last reset."""
+        return score_results(self.gt, self.results, self.image_ids, self.engine)
