@@ -194,22 +194,11 @@ def _options(args: argparse.Namespace):
 
 
 def _card(args: argparse.Namespace):
-    from harness.models.zoo import ZOO
+    from harness.models.zoo import ZOO, card_for
 
     if args.model in ZOO and (args.like or args.decoder):
         raise HarnessError("--like and --decoder are for a model path, not a zoo name")
-    return _card_for(args.model, args.like, args.decoder)
-
-
-def _card_for(model: str, like: str | None = None, decoder: str | None = None):
-    """A zoo card by name, or a card for a model path borrowing `like`'s contract (or `decoder`'s layout)."""
-    from harness.models.zoo import ZOO, card_for_path, get_card
-
-    if model in ZOO:
-        return get_card(model)
-    if Path(model).exists() or "/" in model or model.endswith(".tflite"):
-        return card_for_path(model, like, decoder)
-    return get_card(model)  # raises with the list of names
+    return card_for(args.model, args.like, args.decoder)
 
 
 def _ground_truth(coco: str | None, mirror: Path | None):
@@ -651,14 +640,14 @@ def cmd_quant_compare(args: argparse.Namespace) -> int:
     from harness.common.fileio import write_json_atomic
     from harness.models.backends import BackendOptions
     from harness.models.fetch import mirror_root, resolve_model
-    from harness.models.zoo import ZOO
+    from harness.models.zoo import ZOO, card_for
     from harness.quantize.convert import Calibration, list_images, read_sidecar, saved_model_input
     from harness.records.schema import new_record
 
     mirror = mirror_root(args.mirror)
 
-    float_card = _card_for(args.a, args.like)
-    quant_card = _card_for(args.b, args.like or (args.a if args.a in ZOO else None))
+    float_card = card_for(args.a, args.like)
+    quant_card = card_for(args.b, args.like or (args.a if args.a in ZOO else None))
     float_path, quant_path = resolve_model(float_card, mirror), resolve_model(quant_card, mirror)
     if args.max_images < 1:
         raise HarnessError("--max-images must be at least 1")

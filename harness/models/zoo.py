@@ -268,6 +268,15 @@ for _suffix, _file, _sha, _desc in (
 # A model given as a path
 
 
+def card_for(model: str, like: str | None = None, decoder: str | None = None) -> ModelCard:
+    """What a command's MODEL argument means: a zoo card by name, or a card for a model path."""
+    if model in ZOO:
+        return get_card(model)
+    if Path(model).exists() or "/" in model or model.endswith(".tflite"):
+        return card_for_path(model, like, decoder)
+    return get_card(model)  # raises with the list of names
+
+
 def card_for_path(path: str | Path, like: str | None = None, decoder: str | None = None) -> ModelCard:
     """A card for a model file or SavedModel directory, borrowing its contract from a zoo card or a decoder.
 
