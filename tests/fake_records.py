@@ -7,9 +7,9 @@ import copy
 
 import numpy as np
 
-from harness.measure import host
 from harness.measure.profiler import summarize
 from harness.models.zoo import get_card
+from harness.records import host
 from harness.records.schema import new_record
 
 BOARDS = {

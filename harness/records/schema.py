@@ -20,7 +20,7 @@ from pathlib import Path
 
 from harness import __version__
 from harness.errors import HarnessError
-from harness.measure import host
+from harness.records import host
 
 SCHEMA = "centernet-harness/run"
 SCHEMA_VERSION = 2
