@@ -217,3 +217,18 @@ def test_the_browser_shows_the_float_vs_int8_gallery(report, records_dir, tmp_pa
     with_gallery, without = _colours(_screenshot(report / "report.html", tmp_path)), \
         _colours(_screenshot(bare / "report.html", tmp_path))
     assert with_gallery > 5000 and with_gallery > 5 * without, (with_gallery, without)
+
+
+def test_baselines_come_from_the_records_not_from_todays_cards():
+    """A record is self-contained: an old run is shown beside the baseline it was measured against."""
+    from harness.analyse.report import tables
+    from harness.models.zoo import get_card
+    from harness.records.schema import new_record
+
+    card = get_card("mb3-centernet-f32").to_dict()
+    card["baseline"] = {**card["baseline"], "ap": 99.9, "note": "an older card"}
+    rec = new_record("eval", model=card, dataset={"image_count": 1, "split": "val2017"},
+                     results={"stats": {"AP": 0.1}, "per_class": {}}, backend={"runtime": "x"}, comparison={})
+    rows = {r["model"]: r for r in tables.baselines([rec]).to_dict("records")}
+    assert rows["mb3-centernet-f32"]["published AP"] == 99.9 and rows["mb3-centernet-f32"]["from"] == "run record"
+    assert rows["mb3-centernet-int8"]["published AP"] == 25.1 and rows["mb3-centernet-int8"]["from"] == "zoo card"

@@ -50,17 +50,27 @@ def accuracy(records: list[dict]) -> pd.DataFrame:
 
 
 def baselines(records: list[dict]) -> pd.DataFrame:
-    """Every zoo card's published number with its provenance, and whether this store has a run of it."""
-    measured = {model_name(r) for r in records if r.get("kind") == "eval"}
-    rows = []
+    """Every published number with its provenance: as the records carry it for models that were run
+    (a record is self-contained, so an old run is shown beside the baseline it was measured against),
+    then today's zoo cards that have no run yet."""
+    rows: dict[str, dict] = {}
+    for rec in latest_evals(records):
+        model = rec.get("model") or {}
+        b = model.get("baseline")
+        if not b or model_name(rec) in rows:
+            continue
+        rows[model_name(rec)] = {"model": model_name(rec), "precision": precision(rec), "published AP": b.get("ap"),
+                                 "split": b.get("split"), "images": b.get("images"), "protocol": b.get("protocol"),
+                                 "source": b.get("source"), "note": b.get("note", ""), "measured here": "yes",
+                                 "from": "run record"}
     for card in ZOO.values():
         b = card.baseline
-        if b is None:
+        if b is None or card.name in rows:
             continue
-        rows.append({"model": card.name, "precision": card.precision, "published AP": b.ap, "split": b.split,
-                     "images": b.images, "protocol": b.protocol, "source": b.source, "note": b.note,
-                     "measured here": "yes" if card.name in measured else "no run yet"})
-    df = pd.DataFrame(rows)
+        rows[card.name] = {"model": card.name, "precision": card.precision, "published AP": b.ap, "split": b.split,
+                           "images": b.images, "protocol": b.protocol, "source": b.source, "note": b.note,
+                           "measured here": "no run yet", "from": "zoo card"}
+    df = pd.DataFrame(list(rows.values()))
     if len(df):
         df["images"] = df["images"].astype("Int64")
     return df
