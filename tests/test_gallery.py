@@ -12,11 +12,12 @@ import pytest
 from PIL import Image
 from synthetic import ImageSpec, make_coco, pixel_xywh
 
-from harness.analyse.report.gallery import image_scores, load_detections, pair_gallery, short_labels, single_gallery
+from harness.analyse.report.gallery import load_detections, pair_gallery, short_labels, single_gallery
 from harness.errors import HarnessError
 from harness.measure.draw import BLACK, WHITE, class_colour
 from harness.scoring.coco import CocoGroundTruth
 from harness.scoring.evaluator import score_results
+from harness.scoring.per_image import image_scores
 
 pytest.importorskip("pycocotools")
 

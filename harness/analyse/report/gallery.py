@@ -9,21 +9,18 @@ the same records shows the same pictures.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
+from harness.common.identity import image_ids_sha256
 from harness.errors import HarnessError
 from harness.measure.draw import caption, draw_boxes, prediction_box, side_by_side, truth_box
+from harness.scoring.per_image import ImageScore, image_scores
 
 PANEL_MAX = 480  # pixels, each side of one panel: four pairs of three panels stay a few MB of PNG
-_RECALL_POINTS = np.linspace(0.0, 1.0, 101)  # COCO's 101 recall thresholds
 
 
 @dataclass
@@ -31,17 +28,6 @@ class GalleryItem:
     image_id: int
     title: str  # e.g. "000000123456.jpg: f32 AP50 0.61, int8 AP50 0.00"
     png: bytes  # GT | predictions (one record) or GT | A | B (a pair), each panel captioned
-
-
-@dataclass(frozen=True)
-class ImageScore:
-    """How one record did on one image, at IoU 0.5 with the official matching."""
-
-    ap50: float | None  # mean over the image's classes with ground truth; None when it has none
-    gt: int  # ground-truth boxes that count (not crowd)
-    shown: int  # detections at or above the display threshold
-    matched: int  # of those, how many hit a ground-truth box
-    top_score: float  # best detection score on the image (0 when none)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -124,7 +110,7 @@ def scored_image_ids(record: dict, gt, by_image: dict[int, list[dict]]) -> list[
     count = dataset.get("image_count")
     if isinstance(count, int) and count > 0:
         ids = [i.id for i in gt.images][:count]
-        if hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest() == dataset.get("image_ids_sha256"):
+        if image_ids_sha256(ids) == dataset.get("image_ids_sha256"):
             return ids
     return sorted(by_image)
 
@@ -134,73 +120,6 @@ def _same_dataset(a: dict, b: dict) -> bool:
     if da.get("annotation_sha256") and db.get("annotation_sha256"):
         return da["annotation_sha256"] == db["annotation_sha256"]
     return bool(da.get("annotations")) and da.get("annotations") == db.get("annotations")
-
-
-# --------------------------------------------------------------------------------------------------
-# Per-image scores with the official matching
-
-
-def image_scores(gt, results: list[dict], image_ids: Sequence[int], score_threshold: float) -> dict[int, ImageScore]:
-    """Per-image AP at IoU 0.5 and matched-box counts, from pycocotools' own per-image matching."""
-    try:
-        from pycocotools.coco import COCO
-        from pycocotools.cocoeval import COCOeval
-    except ImportError:
-        raise HarnessError("report galleries need pycocotools: pip install 'centernet-harness[coco]'") from None
-    ids = list(image_ids)
-    wanted = set(ids)
-    anns = []
-    for d in results:
-        if d["image_id"] in wanted:
-            x, y, w, h = (float(v) for v in d["bbox"])
-            anns.append({"id": len(anns) + 1, "image_id": d["image_id"], "category_id": d["category_id"],
-                         "bbox": [x, y, w, h], "area": w * h, "score": float(d["score"]), "iscrowd": 0})
-    with contextlib.redirect_stdout(io.StringIO()):
-        cg, cd = COCO(), COCO()
-        cg.dataset = gt.dataset
-        cd.dataset = {"images": gt.dataset["images"], "categories": gt.dataset["categories"], "annotations": anns}
-        cg.createIndex()
-        cd.createIndex()
-        ev = COCOeval(cg, cd, "bbox")
-        ev.params.imgIds = ids
-        ev.params.iouThrs = np.array([0.5])
-        ev.params.areaRng, ev.params.areaRngLbl = [[0, 1e10]], ["all"]
-        ev.params.maxDets = [100]
-        ev.evaluate()
-    per_class: dict[int, list[float]] = {i: [] for i in ids}
-    gt_n, shown, matched, top = dict.fromkeys(ids, 0), dict.fromkeys(ids, 0), dict.fromkeys(ids, 0), {}
-    for e in ev.evalImgs:
-        if e is None:
-            continue
-        img = e["image_id"]
-        scores = np.asarray(e["dtScores"], np.float64)
-        hit = np.asarray(e["dtMatches"][0]) != 0
-        ignored = np.asarray(e["dtIgnore"][0], bool)
-        n_gt = int(np.sum(np.asarray(e["gtIgnore"]) == 0))
-        gt_n[img] += n_gt
-        keep = scores >= score_threshold
-        shown[img] += int(keep.sum())
-        matched[img] += int((keep & hit & ~ignored).sum())
-        if scores.size:
-            top[img] = max(top.get(img, 0.0), float(scores.max()))
-        if n_gt:
-            per_class[img].append(_ap(hit[~ignored], n_gt))
-    return {i: ImageScore(float(np.mean(per_class[i])) if per_class[i] else None, gt_n[i], shown[i], matched[i],
-                          top.get(i, 0.0)) for i in ids}
-
-
-def _ap(hits_by_score: np.ndarray, n_gt: int) -> float:
-    """COCO's interpolated AP (101 recall points) of one class on one image; detections best first."""
-    tp = np.cumsum(hits_by_score)
-    fp = np.cumsum(~hits_by_score)
-    if tp.size == 0:
-        return 0.0
-    recall = tp / n_gt
-    precision = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
-    precision = np.maximum.accumulate(precision[::-1])[::-1]  # the envelope: best precision at recall >= r
-    idx = np.searchsorted(recall, _RECALL_POINTS, side="left")
-    q = np.where(idx < precision.size, precision[np.minimum(idx, precision.size - 1)], 0.0)
-    return float(q.mean())
 
 
 # --------------------------------------------------------------------------------------------------
