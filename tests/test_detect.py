@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from board import HEAVY, run_board_command
 from PIL import Image
 
 from harness.cli import main
@@ -149,18 +148,9 @@ def test_cli_real_model_on_a_mirror_image(mirror, tmp_path, capsys, fmt):
 def test_cli_json_output_and_no_tensorflow_for_a_tflite_model(mirror, tmp_path):
     """A board has numpy, Pillow and a TFLite runtime: detect must not import TensorFlow or the report stack."""
     pytest.importorskip("ai_edge_litert")
-    code = (
-        "import json, sys\n"
-        "from harness.cli import main\n"
-        f"rc = main(['detect', 'mb3-centernet-f32', {str(mirror / IMAGE)!r}, '--mirror', {str(mirror)!r},"
-        f" '--out', {str(tmp_path)!r}, '--json'])\n"
-        "heavy = sorted({m.split('.')[0] for m in sys.modules}\n"
-        "               & {'tensorflow', 'matplotlib', 'pandas', 'pycocotools'})\n"
-        "print('HEAVY', json.dumps(heavy), rc)\n"
-    )
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    body, _, last = run.stdout.rstrip().rpartition("\n")
-    assert last == "HEAVY [] 0"
-    printed = json.loads(body)
+    run = run_board_command(["detect", "mb3-centernet-f32", mirror / IMAGE, "--mirror", mirror, "--out", tmp_path,
+                             "--json"], watch=(*HEAVY, "pycocotools"))
+    assert (run.rc, run.heavy) == (0, [])
+    printed = json.loads(run.stdout)
     assert printed["model"] == "mb3-centernet-f32" and printed["score_threshold"] == 0.3
     assert printed == json.loads((tmp_path / "detections_mb3-centernet-f32.json").read_text())
