@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from harness.models.mirror import Mirror
+if TYPE_CHECKING:  # `harness --help` builds every parser: keep this module's import light
+    from harness.models.mirror import Mirror
 
 DEMO_MODELS = ("mb3-centernet-hub", "mb3-centernet-f32", "mb3-centernet-int8", "mb3-centernet-16x8")
 

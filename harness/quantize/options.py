@@ -73,6 +73,8 @@ def float_layers(names: Sequence[str], from_file: str | None, top: int = 10, ran
             rec = json.loads(text)
         except json.JSONDecodeError:
             rec = None
+        # Only the layer ranking is read, and tests/test_quantize.py feeds a bare {"kind", "layers"} object:
+        # not validated as a run record (harness.records.reader.read_record would refuse it).
         if isinstance(rec, dict) and rec.get("kind") == "quant_compare":
             ranked = sorted((r for r in rec.get("layers", []) if r.get(rank)), key=lambda r: -r[rank])
             out += [r["name"] for r in ranked[:top]]
