@@ -181,3 +181,25 @@ def test_progress_draws_rate_and_eta_on_a_terminal_only(monkeypatch):
     assert logs.getvalue() == ""
     monkeypatch.setenv("CI", "true")
     assert not progress_enabled(_Tty())
+
+
+# --------------------------------------------------------------------------------------------------
+# One eval record builder
+
+
+def test_a_merged_record_is_an_eval_record_like_the_single_run_s(mirror, tmp_path, capsys):
+    """eval and merge build the eval record with one function: same fields, same card and protocol blocks."""
+    def run(record: Path, *argv: object) -> dict:
+        assert main([str(a) for a in (*argv, "--json", record)]) == 0, capsys.readouterr().err
+        return json.loads(record.read_text())
+
+    common = ("eval", "mb3-centernet-f32", "--mirror", mirror, "--max-images", 3, "--quiet", "--output")
+    single = run(tmp_path / "single.json", *common, tmp_path / "single")
+    shards = [tmp_path / f"shard{i}.json" for i in (1, 2)]
+    for i, path in enumerate(shards, start=1):
+        run(path, *common, tmp_path / "shards", "--shard", f"{i}/2")
+    merged = run(tmp_path / "merged.json", "merge", *shards, "--output", tmp_path / "merged", "--quiet")
+    assert set(merged) - set(single) == {"merged_from"} and set(single) - set(merged) == set()
+    for key in ("model", "model_label", "protocol", "backend", "comparison", "run_key"):
+        assert merged[key] == single[key], key
+    assert merged["results"]["stats"] == single["results"]["stats"]
