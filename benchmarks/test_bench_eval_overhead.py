@@ -9,8 +9,9 @@ from __future__ import annotations
 import time
 
 from harness.measure.runner import run_eval
-from harness.models.backends import create_backend
 from harness.models.images import prepare, read_rgb
+from harness.models.mirror import Mirror
+from harness.models.pipeline import Pipeline
 from harness.models.zoo import get_card
 from harness.scoring.coco import CocoGroundTruth
 
@@ -19,13 +20,14 @@ TARGET = 1.2
 
 def test_eval_overhead_mb3_f32(benchmark, mirror):
     card = get_card("mb3-centernet-f32")
-    gt = CocoGroundTruth(mirror / "coco/annotations/instances_val2017.json", mirror / "coco/val2017")
-    backend = create_backend(card.backend, mirror / card.source.mirror_path, card.outputs)
-    backend.load()
+    m = Mirror(mirror)
+    gt = CocoGroundTruth(m.val_annotations, m.val_images)
+    pipeline = Pipeline.open(card, mirror)
+    backend = pipeline.backend
 
     def whole_eval():
         t0 = time.perf_counter()
-        result, _, timing = run_eval(backend, card, gt, gt.images)
+        result, _, timing = run_eval(pipeline, gt, gt.images)
         return result, timing, time.perf_counter() - t0
 
     result, timing, total_s = benchmark.pedantic(whole_eval, rounds=1, iterations=1, warmup_rounds=0)

@@ -21,7 +21,9 @@ import pytest
 
 from harness.measure.bench import BenchSettings, list_images, run_bench
 from harness.measure.profiler import StopRule, run_until, summarize, timed
-from harness.models.backends import BackendOptions, create_backend
+from harness.models.backends import BackendOptions
+from harness.models.mirror import Mirror
+from harness.models.pipeline import Pipeline
 from harness.models.zoo import get_card
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,15 +40,11 @@ def test_steady_state_p50_matches_bare_invoke_loop(benchmark, mirror, name):
     model-only phase of `run_bench` takes it (`run_until` + `timed(backend.invoke)`). A whole `run_bench`
     is also run, for its own p50 beside them.
     """
-    card = get_card(name)
-    backend = create_backend(card.backend, mirror / card.source.mirror_path, card.outputs,
-                             BackendOptions(threads=1))
-    t0 = time.perf_counter()
-    backend.load()
-    load_s = time.perf_counter() - t0
-    images = list_images(mirror / "coco/val2017_unlabeled", 1)
-    body = run_bench(backend, card, images, BenchSettings(model_only=StopRule(20, 1.0, 60.0),
-                                                         end_to_end=StopRule(1, 0.0, 10.0), warmup=3), load_s)
+    pipeline = Pipeline.open(get_card(name), mirror, BackendOptions(threads=1))
+    backend = pipeline.backend
+    images = list_images(Mirror(mirror).unlabeled_images, 1)
+    body = run_bench(pipeline, images, BenchSettings(model_only=StopRule(20, 1.0, 60.0),
+                                                     end_to_end=StopRule(1, 0.0, 10.0), warmup=3))
     interpreter = backend.interpreter  # run_bench left the first image staged
     bare: list[float] = []
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
+from board import run_board_command
 
 from harness.cli import main
 from harness.records.schema import SCHEMA_VERSION
@@ -62,16 +61,9 @@ def test_random_input_is_labelled(mirror, tmp_path, capsys):
 
 def test_board_path_imports_no_tensorflow_pandas_or_matplotlib(mirror):
     """`harness bench` on a .tflite runs in a process that never imports the heavy packages."""
-    code = (
-        "import sys\n"
-        "from harness.cli import main\n"
-        f"rc = main(['bench', 'mb3-centernet-int8', '--mirror', {str(mirror)!r}, {', '.join(map(repr, QUICK))}])\n"
-        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'pandas', 'matplotlib'))\n"
-        "print('RC', rc, 'HEAVY', heavy)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert "RC 0 HEAVY []" in out
-    assert "time from process start to first inference:" in out
+    run = run_board_command(["bench", "mb3-centernet-int8", "--mirror", mirror, *QUICK])
+    assert (run.rc, run.heavy) == (0, [])
+    assert "time from process start to first inference:" in run.stdout
 
 
 def _with_fingerprint(record: dict, fingerprint: str, cpu: str) -> dict:

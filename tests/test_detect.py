@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from board import HEAVY, run_board_command
 from PIL import Image
 
 from harness.cli import main
 from harness.errors import HarnessError
 from harness.measure.detect import detect, list_images, output_names, table_rows
 from harness.measure.draw import class_colour
+from harness.models.pipeline import Pipeline
 from harness.models.zoo import get_card
 
 DOG, PERSON = 18, 1
@@ -37,6 +37,12 @@ class FakeHub:
         }
 
 
+def hub_pipeline(backend: FakeHub) -> Pipeline:
+    """The TF Hub card's pipeline (prepare, decode) around the fake backend."""
+    card = get_card("mb3-centernet-hub")
+    return Pipeline(card, backend, card.default_protocol)  # type: ignore[arg-type]
+
+
 @pytest.fixture
 def images(tmp_path: Path) -> list[Path]:
     d = tmp_path / "in"
@@ -50,7 +56,7 @@ def images(tmp_path: Path) -> list[Path]:
 
 def test_detect_writes_annotated_copies_with_the_boxes_above_the_display_threshold(tmp_path, images):
     backend = FakeHub()
-    out = detect(backend, get_card("mb3-centernet-hub"), images, tmp_path / "out", score_threshold=0.3, fmt="png")
+    out = detect(hub_pipeline(backend), images, tmp_path / "out", score_threshold=0.3, fmt="png")
     assert backend.batches == [((1, 200, 400, 3), np.uint8), ((1, 300, 200, 3), np.uint8)]  # any-size uint8 input
     first = out["images"][0]
     assert first["annotated"] == str(tmp_path / "out" / "a.mb3-centernet-hub.png")
@@ -65,7 +71,7 @@ def test_detect_writes_annotated_copies_with_the_boxes_above_the_display_thresho
 
 
 def test_a_lower_threshold_shows_more_and_the_table_lists_every_shown_box(tmp_path, images):
-    out = detect(FakeHub(), get_card("mb3-centernet-hub"), images, tmp_path / "out", score_threshold=0.2)
+    out = detect(hub_pipeline(FakeHub()), images, tmp_path / "out", score_threshold=0.2)
     rows = table_rows(out)
     assert [(r[0], r[1], r[2]) for r in rows] == [("a.png", "dog", "0.900"), ("a.png", "person", "0.250"),
                                                   ("b.png", "dog", "0.900"), ("b.png", "person", "0.250")]
@@ -75,14 +81,14 @@ def test_a_lower_threshold_shows_more_and_the_table_lists_every_shown_box(tmp_pa
 
 
 def test_an_image_with_nothing_shown_still_gets_a_row(tmp_path, images):
-    out = detect(FakeHub(), get_card("mb3-centernet-hub"), images[:1], None, score_threshold=0.95)
+    out = detect(hub_pipeline(FakeHub()), images[:1], None, score_threshold=0.95)
     assert out["images"][0]["annotated"] is None
     assert table_rows(out) == [("a.png", "(none >= 0.95)", None, None, None, None, None)]
 
 
 def test_bad_threshold_is_a_user_error(images):
     with pytest.raises(HarnessError, match="between 0 and 1"):
-        detect(FakeHub(), get_card("mb3-centernet-hub"), images, None, score_threshold=30)
+        detect(hub_pipeline(FakeHub()), images, None, score_threshold=30)
 
 
 def test_directories_expand_to_their_images_and_missing_paths_fail(tmp_path, images):
@@ -142,18 +148,9 @@ def test_cli_real_model_on_a_mirror_image(mirror, tmp_path, capsys, fmt):
 def test_cli_json_output_and_no_tensorflow_for_a_tflite_model(mirror, tmp_path):
     """A board has numpy, Pillow and a TFLite runtime: detect must not import TensorFlow or the report stack."""
     pytest.importorskip("ai_edge_litert")
-    code = (
-        "import json, sys\n"
-        "from harness.cli import main\n"
-        f"rc = main(['detect', 'mb3-centernet-f32', {str(mirror / IMAGE)!r}, '--mirror', {str(mirror)!r},"
-        f" '--out', {str(tmp_path)!r}, '--json'])\n"
-        "heavy = sorted({m.split('.')[0] for m in sys.modules}\n"
-        "               & {'tensorflow', 'matplotlib', 'pandas', 'pycocotools'})\n"
-        "print('HEAVY', json.dumps(heavy), rc)\n"
-    )
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    body, _, last = run.stdout.rstrip().rpartition("\n")
-    assert last == "HEAVY [] 0"
-    printed = json.loads(body)
+    run = run_board_command(["detect", "mb3-centernet-f32", mirror / IMAGE, "--mirror", mirror, "--out", tmp_path,
+                             "--json"], watch=(*HEAVY, "pycocotools"))
+    assert (run.rc, run.heavy) == (0, [])
+    printed = json.loads(run.stdout)
     assert printed["model"] == "mb3-centernet-f32" and printed["score_threshold"] == 0.3
     assert printed == json.loads((tmp_path / "detections_mb3-centernet-f32.json").read_text())

@@ -1,14 +1,20 @@
-"""Plain-text tables for people; the JSON record is the machine-readable output."""
+"""Plain-text tables and progress for people; the JSON record is the machine-readable output.
+
+Only what every layer may use lives here (a generic table, a progress bar). The COCO-specific tables
+(stats, per class, baseline) are CLI formatting: harness.cli.format.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
-
-from harness.scoring.evaluator import STAT_KEYS
+from types import TracebackType
+from typing import TextIO
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """Left-aligned first column, right-aligned numbers, a dashed rule under the header."""
     cells = [[str(h) for h in header]] + [[_fmt(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
@@ -23,48 +29,47 @@ def _fmt(v: object) -> str:
     return "" if v is None else str(v)
 
 
-def stats_table(stats: dict[str, float]) -> str:
-    return table(["stat", "value"], [(k, stats[k]) for k in STAT_KEYS])
-
-
-def per_class_table(per_class: dict[str, dict[str, float]]) -> str:
-    def ap(v: float) -> str:
-        return "-" if v < 0 else f"{v:.3f}"
-
-    rows = sorted(per_class.items(), key=lambda kv: -kv[1]["AP"])
-    return table(["class", "AP", "AP50", "APs", "APm", "APl"],
-                 [(n, ap(d["AP"]), ap(d["AP50"]), ap(d["APs"]), ap(d["APm"]), ap(d["APl"])) for n, d in rows])
-
-
-def baseline_lines(cmp: dict) -> str:
-    b = cmp["baseline"]
-    if b is None:
-        return f"measured AP {cmp['measured_ap']:.1f}; the card has no published baseline"
-    head = (f"measured AP {cmp['measured_ap']:.1f} vs published {b['ap']:.1f} "
-            f"({b['split']}, protocol '{b['protocol']}', {b['source']}): difference {cmp['difference']:+.1f}")
-    if cmp["like_for_like"]:
-        return head + " (like for like)"
-    return head + "\nnot like for like: " + "; ".join(cmp["reasons"])
+def progress_enabled(stream: TextIO | None = None, environ: dict | None = None) -> bool:
+    """Draw progress only for a person: the stream is a terminal and this is not a CI job (logs stay clean)."""
+    stream = sys.stderr if stream is None else stream
+    environ = os.environ if environ is None else environ
+    return bool(getattr(stream, "isatty", lambda: False)()) and not environ.get("CI")
 
 
 class Progress:
-    """A progress bar on stderr: redrawn in place on a terminal, a line per 10% in logs."""
+    """A tqdm bar on stderr (rate and ETA) fed with "done so far" counts; silent in logs and CI.
 
-    def __init__(self, total: int, label: str, enabled: bool = True) -> None:
-        self.total, self.label, self.enabled = total, label, enabled
-        self.tty = sys.stderr.isatty()
-        self._last_decile = -1
+    Callable with the number of items done, so loops that know nothing of tqdm (the runner, quant_compare)
+    can report to it. tqdm is imported only when a bar is drawn.
+    """
+
+    def __init__(self, total: int, label: str, enabled: bool = True, stream: TextIO | None = None) -> None:
+        self.total, self.label = total, label
+        self.stream = sys.stderr if stream is None else stream
+        self.enabled = bool(enabled and total and progress_enabled(self.stream))
+        self._bar = None
 
     def __call__(self, done: int) -> None:
-        if not self.enabled or not self.total:
+        if not self.enabled:
             return
-        frac = done / self.total
-        if self.tty:
-            bar = "#" * int(frac * 30)
-            sys.stderr.write(f"\r{self.label} [{bar:<30}] {done}/{self.total}")
-            if done == self.total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
-        elif int(frac * 10) > self._last_decile:
-            self._last_decile = int(frac * 10)
-            print(f"{self.label}: {done}/{self.total}", file=sys.stderr, flush=True)
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=self.total, desc=self.label, file=self.stream, unit="img", dynamic_ncols=True,
+                             leave=True)
+        self._bar.update(done - self._bar.n)
+        if done >= self.total:
+            self.close()
+
+    def close(self) -> None:
+        """End the bar's line (on an error too, so the error message starts on a line of its own)."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()

@@ -17,10 +17,8 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.measure.profiler import StopRule, outlier_warning, run_until, summarize, timed
-from harness.models.backends import Backend
-from harness.models.decoders import get_decoder
-from harness.models.images import InputSpec, prepare, read_rgb
-from harness.models.zoo import ModelCard
+from harness.models.images import InputSpec
+from harness.models.pipeline import Pipeline
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -58,24 +56,27 @@ def random_image(spec: InputSpec, rng: np.random.Generator) -> np.ndarray:
     return rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
 
 
-def run_bench(backend: Backend, card: ModelCard, images: list[Path] | None, settings: BenchSettings,
-              load_s: float) -> dict:
-    """Time first inference, warm-up, model-only steady state and end-to-end; return the record body."""
+def run_bench(pipeline: Pipeline, images: list[Path] | None, settings: BenchSettings) -> dict:
+    """Time first inference, warm-up, model-only steady state and end-to-end; return the record body.
+
+    The pipeline's load time (Pipeline.open) is the load phase; the clock of every other phase is here.
+    """
+    backend, spec = pipeline.backend, pipeline.card.input
     rng = np.random.default_rng(0)
     # The first inference comes before the other images are read: time-to-first-inference is what a
     # board's start-up costs, not how long it takes to fill the image cache.
-    first = read_rgb(images[0]) if images else random_image(card.input, rng)
-    backend.set_input(prepare(first, card.input))
+    first = pipeline.read(images[0]) if images else random_image(spec, rng)
+    backend.set_input(pipeline.prepare(first))
     first_s = timed(backend.invoke)
     time_to_first = process_age_s()
     backend.read_outputs()
     if images:
-        raw = [first] + [read_rgb(p) for p in images[1:]]
+        raw = [first] + [pipeline.read(p) for p in images[1:]]
         source = {"kind": "images", "dir": str(images[0].parent), "count": len(images)}
     else:
-        raw = [first] + [random_image(card.input, rng) for _ in range(3)]
+        raw = [first] + [random_image(spec, rng) for _ in range(3)]
         source = {"kind": "random", "note": "uniform random pixels: no real images were given", "count": len(raw)}
-    batches = [prepare(im, card.input) for im in raw]
+    batches = [pipeline.prepare(im) for im in raw]
     warmup = []
     for i in range(settings.warmup):
         backend.set_input(batches[i % len(batches)])
@@ -86,12 +87,9 @@ def run_bench(backend: Backend, card: ModelCard, images: list[Path] | None, sett
     backend.set_input(batches[0])
     model_samples = run_until(lambda i: timed(backend.invoke), settings.model_only)
 
-    decoder, params = get_decoder(card.decoder), card.decoder_settings()
-
     def e2e_step(i: int) -> float:
         t0 = time.perf_counter()
-        image = read_rgb(images[i % len(images)]) if images else raw[i % len(raw)]
-        decoder.fn(backend.predict(prepare(image, card.input)), **params)
+        pipeline.detect(pipeline.read(images[i % len(images)]) if images else raw[i % len(raw)])
         return time.perf_counter() - t0
 
     e2e_samples = run_until(e2e_step, settings.end_to_end)
@@ -101,7 +99,7 @@ def run_bench(backend: Backend, card: ModelCard, images: list[Path] | None, sett
     return {
         "input": source,
         "phases": {
-            "load_s": load_s,
+            "load_s": pipeline.load_s,
             "first_inference_s": first_s,
             "warmup": {"count": len(warmup), "samples_s": warmup},
             "model_only": {"what": "backend.invoke() on one staged input", "rule": settings.model_only.to_dict(),

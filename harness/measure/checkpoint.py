@@ -10,36 +10,19 @@ an uninterrupted run, so the scores are bit-identical.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-from harness.common.fileio import sha256_file
+from harness.common.identity import image_ids_sha256
 from harness.errors import HarnessError
 
 FORMAT = "centernet-harness/eval-checkpoint"
 VERSION = 1
 SUFFIX = ".ckpt.jsonl"
-
-
-def image_ids_sha256(ids: Iterable[int]) -> str:
-    """The hash a run record gives its image list (`dataset.image_ids_sha256`), in order."""
-    return hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest()
-
-
-def model_sha256(path: str | Path) -> str:
-    """sha256 of a model file, or of a SavedModel directory's file names and contents."""
-    path = Path(path)
-    if path.is_file():
-        return sha256_file(path)
-    h = hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file()):
-        h.update(f"{f.relative_to(path).as_posix()}\0{sha256_file(f)}\n".encode())
-    return h.hexdigest()
 
 
 def checkpoint_path(detections_file: Path) -> Path:
@@ -193,15 +176,16 @@ def _lock(f: IO[bytes], path: Path) -> None:
         raise HarnessError(f"another harness eval is writing {path}; wait for it or use another --output") from None
 
 
-def run_key(card, protocol: str, model_path: str | Path, runtime: str | None, delegate: str | None,
+def run_key(card, protocol: str, model_sha256: str, runtime: str | None, delegate: str | None,
             annotation_sha256: str, image_ids: Sequence[int], shard: object | None = None) -> dict:
     """What decides an eval's detections: a checkpoint (or a shard) made under another key is not mixed in.
 
-    Threads and the scoring engine are left out on purpose: they do not change which boxes are written.
+    `model_sha256` is the model's one identity (harness.common.identity, Pipeline.model_sha256). Threads
+    and the scoring engine are left out on purpose: they do not change which boxes are written.
     """
     proto = card.protocol(protocol)
     return normalized({
-        "model": card.name, "model_sha256": model_sha256(model_path), "protocol": protocol,
+        "model": card.name, "model_sha256": model_sha256, "protocol": protocol,
         "decoder": card.decoder, "decoder_settings": card.decoder_settings(protocol),
         "box_convention": proto.box_convention, "score_threshold": proto.score_threshold,
         "input": card.input.to_dict(), "outputs": card.to_dict()["outputs"],

@@ -17,8 +17,8 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.measure.draw import class_name, draw_boxes, prediction_box
-from harness.models.decoders import Detections, get_decoder
-from harness.models.images import prepare, read_rgb
+from harness.models.decoders import Detections
+from harness.models.pipeline import Pipeline
 from harness.scoring.coco import ImageInfo, to_results
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -66,19 +66,16 @@ def list_images(inputs: Sequence[str | Path]) -> list[Path]:
     return out
 
 
-def run_detect(backend, card, paths: Sequence[Path],
-               protocol: str | None = None) -> Iterator[tuple[ImageResult, np.ndarray]]:
-    """Yield (result, the RGB array it was read as) per image: read, resize, predict, decode."""
-    decoder = get_decoder(card.decoder)
-    params = card.decoder_settings(protocol)
+def run_detect(pipeline: Pipeline, paths: Sequence[Path]) -> Iterator[tuple[ImageResult, np.ndarray]]:
+    """Yield (result, the RGB array it was read as) per image: read, resize, predict (timed), decode."""
     for path in paths:
-        rgb = read_rgb(path)
-        batch = prepare(rgb, card.input)
+        rgb = pipeline.read(path)
+        batch = pipeline.prepare(rgb)
         t0 = time.perf_counter()
-        heads = backend.predict(batch)
+        heads = pipeline.predict(batch)
         model_s = time.perf_counter() - t0
         h, w = rgb.shape[:2]
-        yield ImageResult(path, w, h, decoder.fn(heads, **params), model_s), rgb
+        yield ImageResult(path, w, h, pipeline.decode(heads), model_s), rgb
 
 
 def annotate(rgb, result: ImageResult, score_threshold: float, names: dict[int, str] | None = None):
@@ -126,13 +123,14 @@ def check_settings(card, score_threshold: float, protocol: str | None, fmt: str)
     card.protocol(protocol)
 
 
-def detect(backend, card, paths: Sequence[Path], out_dir: Path | None, *, score_threshold: float = 0.3,
-           protocol: str | None = None, fmt: str = "jpg") -> dict:
+def detect(pipeline: Pipeline, paths: Sequence[Path], out_dir: Path | None, *, score_threshold: float = 0.3,
+           fmt: str = "jpg") -> dict:
     """Run, annotate and save every image; return the JSON-ready summary (detections above the threshold)."""
-    check_settings(card, score_threshold, protocol, fmt)
+    card = pipeline.card
+    check_settings(card, score_threshold, pipeline.protocol, fmt)
     names = output_names(paths, card.name, fmt)
     images = []
-    for (result, rgb), name in zip(run_detect(backend, card, paths, protocol), names, strict=True):
+    for (result, rgb), name in zip(run_detect(pipeline, paths), names, strict=True):
         if out_dir is not None:
             result.annotated = save_image_atomic(annotate(rgb, result, score_threshold), out_dir / name, fmt)
         images.append({
@@ -142,7 +140,7 @@ def detect(backend, card, paths: Sequence[Path], out_dir: Path | None, *, score_
             "detections_total": len(result.detections),
             "detections": result.entries(score_threshold),
         })
-    return {"model": card.name, "protocol": protocol or card.default_protocol,
+    return {"model": card.name, "protocol": pipeline.protocol,
             "score_threshold": score_threshold, "images": images}
 
 
@@ -160,3 +158,15 @@ def table_rows(summary: dict) -> list[tuple]:
 
 
 TABLE_HEADER = ("image", "class", "score", "xmin", "ymin", "xmax", "ymax")
+
+
+def detect_and_save(card, mirror, options, paths: Sequence[Path], out_dir: Path, *, score_threshold: float = 0.3,
+                    protocol: str | None = None, fmt: str = "jpg") -> tuple[dict, Path]:
+    """The detect application: load the model, run every image, save annotated copies and
+    detections_<model>.json in `out_dir`; returns (the summary, the JSON's path). Prints nothing."""
+    from harness.common.fileio import write_json_atomic
+    from harness.models.mirror import root_of
+
+    pipeline = Pipeline.open(card, root_of(mirror), options, protocol)
+    result = detect(pipeline, paths, out_dir, score_threshold=score_threshold, fmt=fmt)
+    return result, write_json_atomic(out_dir / f"detections_{card.name}.json", result, indent=1)

@@ -19,10 +19,7 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.measure.checkpoint import Checkpoint
-from harness.models.backends import Backend
-from harness.models.decoders import get_decoder
-from harness.models.images import InputSpec, prepare, read_rgb
-from harness.models.zoo import ModelCard
+from harness.models.pipeline import Pipeline
 from harness.scoring.coco import CocoGroundTruth, ImageInfo
 from harness.scoring.evaluator import CocoEvaluator, EvalResult
 
@@ -52,9 +49,10 @@ class Timing:
         }
 
 
-def prefetch(items: Sequence[ImageInfo], path_of: Callable[[ImageInfo], Path], spec: InputSpec,
+def prefetch(items: Sequence[ImageInfo], path_of: Callable[[ImageInfo], Path], pipeline: Pipeline,
              depth: int = 4) -> Iterator[tuple[ImageInfo, np.ndarray]]:
-    """Yield (image, prepared batch) while a thread reads and resizes the next `depth` images.
+    """Yield (image, prepared batch) while a thread reads and resizes (pipeline.read, .prepare) the next
+    `depth` images.
 
     An error in the reader (a missing or broken image, or one whose size is not the annotation's) is
     raised in the consumer, in order.
@@ -67,7 +65,7 @@ def prefetch(items: Sequence[ImageInfo], path_of: Callable[[ImageInfo], Path], s
             for info in items:
                 if stop.is_set():
                     return
-                q.put((info, prepare(read_rgb(path_of(info), (info.width, info.height)), spec)))
+                q.put((info, pipeline.prepare(pipeline.read(path_of(info), (info.width, info.height)))))
         except BaseException as exc:  # handed to the consumer, which re-raises it
             q.put(exc)
             return
@@ -112,18 +110,16 @@ def check_annotations(gt: CocoGroundTruth) -> None:
                                "which is not in its 'images'")
 
 
-def run_eval(backend: Backend, card: ModelCard, gt: CocoGroundTruth, images: Sequence[ImageInfo],
-             protocol: str | None = None, engine: str = "faster",
+def run_eval(pipeline: Pipeline, gt: CocoGroundTruth, images: Sequence[ImageInfo], engine: str = "faster",
              progress: Callable[[int], None] | None = None,
              checkpoint: Checkpoint | None = None) -> tuple[EvalResult, list[dict], Timing]:
-    """Detect on every image, score the detections; returns (result, results list, timing).
+    """Detect on every image with the pipeline (its protocol), score the detections; returns (result,
+    results list, timing).
 
     With a checkpoint, the images it holds are not run again and each image run here is appended to it;
     `timing` covers only the images run here.
     """
-    proto = card.protocol(protocol)
-    decoder = get_decoder(card.decoder)
-    params = card.decoder_settings(protocol)
+    proto = pipeline.card.protocol(pipeline.protocol)
     evaluator = CocoEvaluator(gt, engine, proto.box_convention, proto.score_threshold)
     check_annotations(gt)
     check_images_exist(gt, images)
@@ -135,13 +131,13 @@ def run_eval(backend: Backend, card: ModelCard, gt: CocoGroundTruth, images: Seq
     clock = time.perf_counter
     start = last = clock()
     try:
-        for info, batch in prefetch(images[len(done):], gt.image_path, card.input):
+        for info, batch in prefetch(images[len(done):], gt.image_path, pipeline):
             t0 = clock()
             timing.wait_s += t0 - last
-            heads = backend.predict(batch)
+            heads = pipeline.predict(batch)
             t1 = clock()
             first_new = len(evaluator.results)
-            evaluator.process(info, decoder.fn(heads, **params))
+            evaluator.process(info, pipeline.decode(heads))
             t2 = clock()
             if checkpoint:
                 checkpoint.append(info.id, evaluator.results[first_new:])

@@ -123,28 +123,3 @@ def read_record_file(path: str | Path) -> list[dict]:
     if not items:
         raise HarnessError(f"{path}: holds no run records")
     return [validate(r, f"{path}" if len(items) == 1 else f"{path}[{i}]") for i, r in enumerate(items)]
-
-
-def collect(paths: list[str | Path]) -> list[dict]:
-    """Records from files and directories (every *.json under a directory that is a run record)."""
-    out: list[dict] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            for f in sorted(p.rglob("*.json")):
-                if _looks_like_record(f):
-                    out.extend(read_record_file(f))
-        elif p.exists():
-            out.extend(read_record_file(p))
-        else:
-            raise HarnessError(f"no such record file or directory: {p}")
-    return out
-
-
-def _looks_like_record(path: Path) -> bool:
-    """Directories also hold detections and other JSON; only files that open like a record count."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4096)
-    except OSError:
-        return False
-    return SCHEMA.encode() in head

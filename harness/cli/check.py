@@ -1,0 +1,59 @@
+"""`harness check`: CI gates over run records (exit 0 pass, 1 a gate failed, 2 bad input)."""
+
+from __future__ import annotations
+
+import argparse
+
+from harness.cli.options import EXIT_GATE_FAILED, add_record_sources
+from harness.errors import HarnessError
+
+NAME = "check"
+HELP = "CI gates over run records: exit 0 pass, 1 a gate failed, 2 bad input"
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    add_record_sources(p)
+    p.add_argument("--ap-tolerance", type=float, metavar="POINTS",
+                   help="accuracy gate: |AP - reference| <= POINTS; the reference is --expect or the published "
+                        "baseline of a like-for-like run")
+    p.add_argument("--expect", action="append", default=[], metavar="MODEL=AP",
+                   help="the AP (points) MODEL must reach on the records' image set (repeatable)")
+    p.add_argument("--allow-unlike", action="store_true",
+                   help="also gate runs that are not like for like against the published baseline")
+    p.add_argument("--max-quant-drop", type=float, metavar="POINTS",
+                   help="quantization gate: float AP - quantized AP <= POINTS, siblings of one family")
+    p.add_argument("--max-slowdown", type=float, metavar="RATIO",
+                   help="latency gate: newest p50 / previous p50 on the same host fingerprint <= RATIO, "
+                        "unless the difference is not significant")
+    p.add_argument("--alpha", type=float, default=0.01, help="significance level of the latency gate (0.01)")
+    p.add_argument("--skip-missing", action="store_true",
+                   help="a gate with nothing to check passes with a note instead of exit 2 (a host's first run)")
+
+
+def expectations(items: list[str]) -> dict[str, float]:
+    """--expect MODEL=AP (repeatable) as {model: AP in points}."""
+    expected = {}
+    for item in items:
+        name, sep, value = item.rpartition("=")
+        try:
+            expected[name] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise HarnessError(f"--expect wants MODEL=AP (AP in points, e.g. mb3-centernet-f32=28.5), got {item!r}")
+    return expected
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.analyse.check import run_gates
+    from harness.records.reader import load_records
+
+    expected = expectations(args.expect)
+    findings = run_gates(load_records(args.records, args.store), tolerance=args.ap_tolerance, expected=expected,
+                         allow_unlike=args.allow_unlike, max_quant_drop=args.max_quant_drop,
+                         max_slowdown=args.max_slowdown, alpha=args.alpha, skip_missing=args.skip_missing)
+    for f in findings:
+        print(f"{'PASS' if f.passed else 'FAIL'} [{f.gate}] {f.message}")
+    failed = [f for f in findings if not f.passed]
+    print(f"{len(findings) - len(failed)} passed, {len(failed)} failed")
+    return EXIT_GATE_FAILED if failed else 0

@@ -1,0 +1,38 @@
+"""`harness demo`: evaluate and bench the mirror's four mb3-centernet artifacts, compare them, report."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+NAME = "demo"
+HELP = "evaluate the mirror's four mb3-centernet artifacts and compare them"
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    from harness.analyse.demo import DEMO_MODELS
+
+    p.add_argument("--mirror", help="the mirror (default: $HARNESS_MIRROR)")
+    p.add_argument("--models", nargs="+", default=list(DEMO_MODELS))
+    p.add_argument("--max-images", type=int, help="evaluate only the first N images by id")
+    p.add_argument("--output", default="reports/demo", help="directory for detections and records")
+    p.add_argument("--no-bench", action="store_true", help="evaluate only, skip the latency runs")
+    p.add_argument("--report", default="reports/demo/report", help="where the demo's report goes")
+    p.add_argument("--compare-images", type=int, default=8, metavar="N",
+                   help="images for the float-vs-quantized layer comparison (default 8)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.analyse.demo import run_demo
+    from harness.cli.format import print_record
+    from harness.models.mirror import Mirror
+
+    mirror = Mirror.require(args.mirror, "the demo needs the mirror: --mirror ../shared/mirror or $HARNESS_MIRROR")
+    out = Path(args.output)
+    result = run_demo(mirror, args.models, max_images=args.max_images, output=out, report_dir=Path(args.report),
+                      bench=not args.no_bench, compare_images=args.compare_images, on_record=print_record)
+    print()
+    print(result.report.markdown_text)
+    print(f"records: {out}/eval_*.json, {out}/bench_*.json and the store {out}/runs.sqlite")
+    print(f"report: {result.report.html}")
+    return 0

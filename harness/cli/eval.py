@@ -1,0 +1,45 @@
+"""`harness eval MODEL`: COCO mAP of a model, compared with its published baseline."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from harness.cli.options import add_model_options, backend_options, find_mirror, model_card, write_record
+
+NAME = "eval"
+HELP = "COCO mAP of a model, compared with its published baseline"
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    add_model_options(p)
+    p.add_argument("--coco", help="COCO root with val2017/ and annotations/instances_val2017.json "
+                                  "(default: the mirror's coco/)")
+    p.add_argument("--protocol", help="decode/scoring protocol from the card (default: the card's)")
+    p.add_argument("--engine", default="faster", help="scoring engine: faster (default) or pycocotools")
+    p.add_argument("--max-images", type=int, help="evaluate only the first N images by id")
+    p.add_argument("--shard", metavar="I/N", help="evaluate only shard I of N (every N-th image from the I-th); "
+                                                  "`harness merge` joins the N records")
+    p.add_argument("--restart", action="store_true", help="discard the checkpoint of an interrupted run "
+                                                          "instead of resuming from it")
+    p.add_argument("--output", default="out", help="directory for the detections JSON and the checkpoint of a "
+                                                   "run in progress (default: out/)")
+    p.add_argument("--json", metavar="FILE", help="write the run record here")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no per-class table")
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.cli.format import print_eval_run
+    from harness.measure.evaluate import evaluate, ground_truth
+    from harness.measure.shard import Shard
+
+    shard = Shard.parse(args.shard) if args.shard is not None else None
+    mirror = find_mirror(args)
+    card = model_card(args)
+    gt = ground_truth(args.coco, mirror)
+    record = evaluate(args.model, card, mirror, gt, backend_options(args), protocol=args.protocol,
+                      engine=args.engine, max_images=args.max_images, output=Path(args.output),
+                      progress=not args.quiet, shard=shard, restart=args.restart)
+    print_eval_run(record, per_class=not args.quiet)
+    write_record(args.json, record)
+    return 0

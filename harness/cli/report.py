@@ -1,0 +1,40 @@
+"""`harness report`: tables, plots and an HTML/Markdown/CSV report over run records."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from harness.cli.options import add_record_sources
+from harness.errors import HarnessError
+
+NAME = "report"
+HELP = "tables, plots and an HTML/Markdown/CSV report over run records"
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    add_record_sources(p)
+    p.add_argument("--out", default="reports/latest", help="output directory (default: reports/latest)")
+    p.add_argument("--gallery", type=int, default=4, metavar="N", help="images per gallery (0: none; default 4)")
+    p.add_argument("--gallery-threshold", type=float, default=0.3, metavar="SCORE",
+                   help="draw boxes scoring at least this in the gallery (default 0.3; never affects AP)")
+    p.add_argument("--title", default="CenterNet harness report")
+    p.add_argument("--quiet", action="store_true", help="do not print the Markdown summary")
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.analyse.report.build import build_report
+    from harness.records.reader import load_records
+
+    if args.gallery < 0:
+        raise HarnessError("--gallery must be >= 0")
+    if not 0.0 <= args.gallery_threshold <= 1.0:
+        raise HarnessError(f"--gallery-threshold is a score between 0 and 1, got {args.gallery_threshold:g}")
+    records = load_records(args.records, args.store)
+    base = next((Path(r).parent if Path(r).is_file() else Path(r) for r in args.records), None)
+    report = build_report(records, args.out, gallery_images=args.gallery, base_dir=base, title=args.title,
+                          gallery_threshold=args.gallery_threshold)
+    if not args.quiet:
+        print(report.markdown_text)
+    print(f"report: {report.html}")
+    return 0

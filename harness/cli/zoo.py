@@ -1,0 +1,27 @@
+"""`harness zoo [NAME]`: list the model cards, or show one."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "zoo"
+HELP = "list the model cards, or show one"
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", nargs="?")
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from harness.common.summary import table
+    from harness.models.zoo import ZOO, get_card
+
+    if args.name:
+        print(json.dumps(get_card(args.name).to_dict(), indent=1))
+        return 0
+    rows = [(c.name, c.backend, c.decoder, f"{c.baseline.ap:.1f}" if c.baseline else "-",
+             c.baseline.split if c.baseline else "") for c in ZOO.values()]
+    print(table(["model", "backend", "decoder", "published AP", "split"], rows))
+    return 0

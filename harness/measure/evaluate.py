@@ -1,0 +1,155 @@
+"""The eval application: one model over a COCO split, and the merge of a sharded eval; both return records.
+
+Nothing here prints (a progress bar on a terminal aside): the CLI, the demo and any other caller print
+from the returned record. One builder, `eval_record`, makes every eval record, so an eval and a merge
+of shards are the same kind of record field for field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.common.fileio import sha256_file, write_json_atomic
+from harness.common.identity import image_ids_sha256
+from harness.errors import HarnessError
+from harness.models.backends import BackendOptions
+from harness.models.mirror import Mirror, root_of
+from harness.models.zoo import ModelCard
+from harness.scoring.coco import CocoGroundTruth
+from harness.scoring.evaluator import EvalResult
+
+
+def ground_truth(coco: str | Path | None, mirror: Mirror | None) -> CocoGroundTruth:
+    """val2017 of a COCO root (--coco), else of the mirror's coco/; neither is an input error."""
+    from harness.models.mirror import CocoRoot
+
+    if coco is None:
+        if mirror is None:
+            raise HarnessError("say where COCO is: --coco DIR, or --mirror DIR / $HARNESS_MIRROR with coco/ in it")
+        root = mirror.coco
+    else:
+        root = CocoRoot(Path(coco))
+    root.check()
+    return CocoGroundTruth(root.annotations(), root.images())
+
+
+def eval_record(card: ModelCard, *, label: str | None, protocol: str, backend: dict, dataset: dict,
+                result: EvalResult, timing: dict, detections_file: Path, run_key: dict, resumed_images: int,
+                **extra: object) -> dict:
+    """The eval run record (schema centernet-harness/run), with the card's baseline comparison."""
+    from harness.records.schema import new_record
+    from harness.scoring.baseline import compare
+
+    model = card.to_dict()
+    return new_record(
+        "eval",
+        model=model,
+        model_label=label,
+        protocol={"name": protocol, **model["protocols"][protocol]},
+        backend=backend,
+        dataset=dataset,
+        results=result.to_dict(),
+        comparison=compare(card, protocol, dataset, result.stats["AP"]),
+        timing=timing,
+        detections_file=str(detections_file),
+        detections_sha256=sha256_file(detections_file),
+        run_key=run_key,
+        resumed_images=resumed_images,
+        **extra,
+    )
+
+
+def evaluate(label: str, card: ModelCard, mirror: Mirror | None, gt: CocoGroundTruth,
+             options: BackendOptions | None = None, *, protocol: str | None = None, engine: str = "faster",
+             max_images: int | None = None, output: Path, progress: bool = True, shard=None,
+             restart: bool = False) -> dict:
+    """Resolve, load, run and score one model; return the eval record.
+
+    Each finished image goes to a checkpoint beside the detections file, so the same call after a kill
+    resumes where it stopped (`restart` discards it); `shard` (harness.measure.shard.Shard) runs only its
+    share. Every input is checked before the model is loaded.
+    """
+    from harness.common.summary import Progress
+    from harness.measure.checkpoint import Checkpoint, checkpoint_path, run_key
+    from harness.measure.runner import run_eval
+    from harness.measure.shard import describe as shard_block
+    from harness.models.pipeline import Pipeline
+
+    if max_images is not None and max_images < 1:
+        raise HarnessError("--max-images must be at least 1")
+    proto_name = protocol or card.default_protocol
+    card.protocol(proto_name)  # unknown protocol: fail before loading anything
+    images = gt.images[:max_images] if max_images else gt.images
+    all_ids = [i.id for i in images]
+    if shard is not None:
+        images = shard.select(images)
+    if not images:
+        where = f" for shard {shard} of {len(all_ids)} images" if all_ids else ""
+        raise HarnessError(f"{gt.path} lists no images to evaluate{where}")
+    ids = [i.id for i in images]
+    options = options or BackendOptions()
+    pipeline = Pipeline.open(card, root_of(mirror), options, proto_name)
+    backend = pipeline.describe()
+    detections_file = output / f"detections_{card.name}_{proto_name}{shard.suffix if shard else ''}.json"
+    key = run_key(card, proto_name, pipeline.model_sha256(), backend.get("runtime"), options.delegate, gt.sha256,
+                  ids, shard)
+    checkpoint = Checkpoint(checkpoint_path(detections_file), key, restart=restart)
+    resumed = len(checkpoint.done)
+    with Progress(len(images), f"eval {card.name}", enabled=progress) as bar:
+        result, results, timing = run_eval(pipeline, gt, images, engine, bar, checkpoint)
+    write_json_atomic(detections_file, results)
+    checkpoint.remove()
+    return eval_record(card, label=label, protocol=proto_name, backend=backend, dataset=gt.describe(ids),
+                       result=result, timing=timing.to_dict(), detections_file=detections_file, run_key=key,
+                       resumed_images=resumed,
+                       **({"shard": shard_block(shard, all_ids, ids)} if shard is not None else {}))
+
+
+def merge_shards(paths: Sequence[str | Path], *, gt_path: str | Path | None = None, engine: str = "faster",
+                 output: Path) -> dict:
+    """Join the records of `harness eval --shard I/N` runs and score them as the one run they split.
+
+    The merged record is an eval record (same builder, same card and baseline as the shards carry),
+    plus `merged_from`; the detections file is the single run's, entry for entry.
+    """
+    from harness.measure.shard import combine_timings, merge, read_records
+    from harness.records.reader import card_from_record
+    from harness.scoring.evaluator import score_results
+
+    records = read_records(paths)
+    gt = CocoGroundTruth(gt_path or records[0][1]["dataset"]["annotations"])
+    merged = merge(records, gt)
+    result = score_results(gt, merged.results, merged.image_ids, engine)
+    first = merged.records[0]
+    card = card_from_record(first["model"])
+    proto_name = first["protocol"]["name"]
+    detections_file = output / f"detections_{card.name}_{proto_name}.json"
+    write_json_atomic(detections_file, merged.results)
+    dataset = {**gt.describe(merged.image_ids), "images_dir": first["dataset"].get("images_dir")}
+    return eval_record(
+        card, label=first.get("model_label"), protocol=proto_name, backend=first["backend"], dataset=dataset,
+        result=result, timing=combine_timings([r["timing"] for r in merged.records]),
+        detections_file=detections_file,
+        run_key={**first["run_key"], "shard": None, "image_ids_sha256": image_ids_sha256(merged.image_ids)},
+        resumed_images=sum(r.get("resumed_images", 0) for r in merged.records),
+        merged_from=[str(path) for path, _ in records])
+
+
+def score_file(gt_path: str | Path, results_path: str | Path, *, engine: str = "faster",
+               max_images: int | None = None) -> dict:
+    """Score an existing COCO results file (like MLPerf's accuracy-coco.py); return the score record."""
+    from harness.records.schema import new_record
+    from harness.scoring.coco import load_results
+    from harness.scoring.evaluator import score_results
+
+    if max_images is not None and max_images < 1:
+        raise HarnessError("--max-images must be at least 1")
+    gt = CocoGroundTruth(gt_path)
+    results = load_results(results_path, gt)
+    ids = [i.id for i in gt.images][:max_images]
+    if max_images is not None:
+        kept = set(ids)
+        results = [r for r in results if r["image_id"] in kept]
+    result = score_results(gt, results, ids, engine)
+    return new_record("score", dataset=gt.describe(ids), results=result.to_dict(), results_file=str(results_path))

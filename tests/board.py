@@ -1,0 +1,41 @@
+"""Run `harness` in a fresh process and report which heavy packages it imported.
+
+A board has numpy, Pillow and a TFLite runtime only: the commands that run there (eval, bench, detect of a
+.tflite) must never import TensorFlow, the report stack or scipy. A fresh interpreter is the only honest
+test (the test process itself has imported them all).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+HEAVY = ("tensorflow", "pandas", "matplotlib", "scipy")
+
+_CODE = """\
+import json, sys
+from harness.cli import main
+rc = main(json.loads(sys.argv[1]))
+heavy = sorted({m.split('.')[0] for m in sys.modules} & set(json.loads(sys.argv[2])))
+print('\\nBOARD-CHECK ' + json.dumps({'rc': rc, 'heavy': heavy}))
+"""
+
+
+@dataclass
+class BoardRun:
+    rc: int
+    heavy: list[str]  # the packages of HEAVY (or `watch`) the process imported
+    stdout: str  # what the command printed, without the check's own line
+
+
+def run_board_command(argv: Sequence[object], watch: Sequence[str] = HEAVY) -> BoardRun:
+    """`harness ARGV` in a new interpreter; fails the test if the process itself fails."""
+    proc = subprocess.run([sys.executable, "-c", _CODE, json.dumps([str(a) for a in argv]), json.dumps(list(watch))],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    body, _, last = proc.stdout.rstrip().rpartition("\nBOARD-CHECK ")
+    result = json.loads(last)
+    return BoardRun(result["rc"], result["heavy"], body)
