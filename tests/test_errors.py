@@ -357,8 +357,8 @@ BAD_INPUT: dict[str, Bad] = {
                                      ("--max-images",)),
     # merge
     "merge-record-missing": Bad(merge_of("nope.json"), ("run record not found", "nope.json")),
-    "merge-not-a-record": Bad(merge_of("text.json"), ("cannot read run record", "text.json")),
-    "merge-not-a-shard-record": Bad(merge_of("score.json"), ("not the record of a sharded eval", "--shard")),
+    "merge-not-a-record": Bad(merge_of("text.json"), ("not JSON", "text.json")),
+    "merge-not-a-shard-record": Bad(merge_of("score.json"), ("not a harness run record", "score.json")),
 }
 
 

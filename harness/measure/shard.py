@@ -9,7 +9,6 @@ entry, and so are the scores.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,17 +84,16 @@ _NOT_ONE_SPLIT = ("the shards' image lists do not add up to the run's image list
 
 
 def read_records(paths: Sequence[str | Path]) -> list[tuple[Path, dict]]:
-    """Read shard run records, refusing anything that is not the record of `harness eval --shard`."""
+    """Read shard run records (validated and upgraded by the one record reader), refusing anything that is
+    not the record of `harness eval --shard`."""
+    from harness.records.reader import read_record
+
     out = []
     for p in map(Path, paths):
-        try:
-            rec = json.loads(p.read_text())
-        except FileNotFoundError:
-            raise HarnessError(f"run record not found: {p}") from None
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise HarnessError(f"cannot read run record {p}: {exc.__class__.__name__}") from None
-        if not (isinstance(rec, dict) and rec.get("kind") == "eval" and _has(rec, _RECORD)
-                and _has(rec["shard"], _SHARD_BLOCK)):
+        if not p.exists():
+            raise HarnessError(f"run record not found: {p}")
+        rec = read_record(p)
+        if not (rec.get("kind") == "eval" and _has(rec, _RECORD) and _has(rec["shard"], _SHARD_BLOCK)):
             raise HarnessError(f"{p} is not the record of a sharded eval (harness eval --shard i/N --json FILE)")
         out.append((p, rec))
     return out
