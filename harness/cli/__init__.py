@@ -636,7 +636,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 def cmd_quant_compare(args: argparse.Namespace) -> int:
     import json
 
-    from harness.analyse.quant_compare import FIRST_BAD_SNR_DB, compare_models, delta_ap, print_summary
+    from harness.analyse.quant_compare import FIRST_BAD_SNR_DB, compare_models, delta_ap, format_summary
     from harness.common.fileio import write_json_atomic
     from harness.models.backends import BackendOptions
     from harness.models.fetch import mirror_root, resolve_model
@@ -679,7 +679,7 @@ def cmd_quant_compare(args: argparse.Namespace) -> int:
                 raise HarnessError(f"{path} is not an eval record (harness eval --json)")
             evals.append(rec)
         body["delta_ap"] = {"float_record": args.evals[0], "quant_record": args.evals[1], **delta_ap(*evals)}
-    print_summary(body)
+    print(format_summary(body))
     if "delta_ap" in body:
         d = body["delta_ap"]
         print("AP lost: " + ", ".join(f"{k} {v['float']:.3f}->{v['quant']:.3f}" for k, v in d["overall"].items())
@@ -786,7 +786,7 @@ def _demo_quant_pairs(models: Sequence[str]) -> list[tuple[str, str]]:
 
 def _quant_compare_record(float_name: str, quant_name: str, mirror: Path, count: int) -> dict:
     """`harness compare FLOAT QUANT` on the mirror's first images, by tensor matching (no SavedModel needed)."""
-    from harness.analyse.quant_compare import compare_models, print_summary
+    from harness.analyse.quant_compare import compare_models, format_summary
     from harness.models.backends import BackendOptions
     from harness.models.fetch import resolve_model
     from harness.models.zoo import get_card
@@ -798,7 +798,7 @@ def _quant_compare_record(float_name: str, quant_name: str, mirror: Path, count:
     files = [images / n for n in list_images(images)[:count]]
     body = compare_models(fc, resolve_model(fc, mirror), qc, resolve_model(qc, mirror), files,
                           options=BackendOptions(), quiet=True)
-    print_summary(body)
+    print(format_summary(body))
     return new_record("quant_compare", **body)
 
 
