@@ -7,3 +7,16 @@ class HarnessError(Exception):
     Raised instead of letting a library traceback escape: the CLI prints `harness: error: <message>`
     and exits with status 2. Programming errors stay ordinary exceptions, so they still show a traceback.
     """
+
+
+def first_line(exc: BaseException, *, with_type: bool = False) -> str:
+    """The first line of an exception's message (its type name when it has none), for a one-line error.
+
+    Library errors (TF, TFLite, Pillow, tarfile) often carry pages of detail; a HarnessError quotes one
+    line. `with_type` prefixes the type (`OSError: ...`) where the message alone is too terse to place.
+    """
+    text = str(exc).strip()
+    if not text:
+        return exc.__class__.__name__
+    line = text.splitlines()[0]
+    return f"{exc.__class__.__name__}: {line}" if with_type else line

@@ -30,7 +30,8 @@ from harness.analyse.quant_compare import (
 )
 from harness.cli import main
 from harness.errors import HarnessError
-from harness.quantize.convert import convert, draw_calibration, tf_interpreter
+from harness.quantize.calibration import draw_calibration
+from harness.quantize.convert import convert, tf_interpreter
 
 SIZE = 32
 
@@ -383,3 +384,44 @@ def test_mb3_int8_error_starts_at_the_first_depthwise_conv_and_16x8_stays_clean(
         else:
             assert rec["quant_model"]["mode"] == "16x8"
             assert rec["heads"]["heatmap"]["cosine"] > 0.95 and rec["heads"]["wh"]["cosine"] > 0.98
+
+
+# --------------------------------------------------------------------------------------------------
+# The TFLite backend's keep-tensors mode, which the layer comparison reads
+
+
+def _tensor_backend(path, **options):
+    from harness.models.backends import BackendOptions, create_backend
+
+    backend = create_backend("tflite", path, {}, BackendOptions(keep_tensors=True, **options))
+    backend.load()
+    return backend
+
+
+def test_keep_tensors_reads_every_op_output_by_name(amplifier):
+    """The stem is a 1x1 conv with known weights: channel c < 3 is 100/255 x_c, channel 3 is 0.5/255 (x0 - x1)."""
+    batch = amplifier["batches"][0]
+    x = batch[0].astype(np.float64)
+    want = np.concatenate([x * 100 / 255, (x[..., :1] - x[..., 1:2]) * 0.5 / 255], axis=-1)[None]
+    stem = amplifier["names"]["CONV_2D"][0]
+    f32 = _tensor_backend(amplifier["f32"])
+    f32.set_input(batch)
+    f32.invoke()
+    np.testing.assert_allclose(f32.tensor(stem), want, rtol=1e-4, atol=1e-4)
+    assert [op.op for op in f32.ops()] == ["CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D"]
+    assert f32.describe()["keep_tensors"]
+
+    int8 = _tensor_backend(amplifier["int8"])
+    int8.set_input(batch)
+    int8.invoke()
+    stem_int8 = next(t for t in int8.tensors().values() if t.name == stem)  # one scale, one zero point
+    assert stem_int8.dtype == "int8" and stem_int8.scale > 0
+    err = np.abs(int8.tensor(stem) - want).max()
+    assert err <= stem_int8.scale * 1.5  # dequantized: within about a rounding step of the float value
+
+
+def test_keep_tensors_refuses_a_delegate(amplifier, tmp_path):
+    fake = tmp_path / "libdelegate.so"
+    fake.write_bytes(b"")
+    with pytest.raises(HarnessError, match="built-in kernels"):
+        _tensor_backend(amplifier["f32"], delegate=str(fake))

@@ -20,18 +20,16 @@ from synthetic import import_tf
 from harness.cli import main
 from harness.common.fileio import sha256_file
 from harness.errors import HarnessError
-from harness.quantize.convert import (
+from harness.quantize.calibration import (
     DRAWS,
     Calibration,
     calibration_overlap,
-    convert,
     draw_calibration,
-    float_layer_names,
     list_images,
-    read_sidecar,
     resolved_filter,
-    tf_interpreter,
 )
+from harness.quantize.convert import convert, float_layer_names, tf_interpreter
+from harness.quantize.sidecar import read_sidecar
 
 SIZE = 32
 
@@ -330,3 +328,22 @@ def test_nxp_recipe_reproduces_the_mirror_int8_model_byte_for_byte(mirror, tmp_p
     rec = read_sidecar(out)
     assert rec["calibration_overlap"]["by_name"] == [] and rec["calibration_overlap"]["by_content"] == []
     assert rec["calibration"]["resize_resolved"] == "bicubic" and rec["calibration"]["count"] == 100
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "P", "CMYK"])
+def test_calibration_images_are_nxps_open_convert_resize_exactly(tmp_path, mode):
+    """NXP's recipe: Image.open(f).convert("RGB").resize((w, h)) with Pillow's default filter, as float32.
+
+    Calibration reads through harness.models.images now; for every 8-bit mode the batch must stay the same.
+    """
+    rng = np.random.default_rng(7)
+    d = tmp_path / "calib"
+    d.mkdir()
+    im = Image.fromarray(rng.integers(0, 256, (37, 45, 3), dtype=np.uint8)).convert(mode)
+    im.save(d / "000000000001.png" if mode != "CMYK" else d / "000000000001.jpg")
+    cal = draw_calibration(d, size=(SIZE, SIZE + 8), count=1, draw="sorted", resize="pil-default")
+    with Image.open(d / cal.files[0]) as src:
+        want = np.asarray(src.convert("RGB").resize((SIZE + 8, SIZE)), dtype=np.float32)[None]
+    got = next(cal.batches())
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, want)

@@ -31,7 +31,7 @@ from pathlib import Path, PurePosixPath
 from typing import TextIO
 
 from harness.common.fileio import sha256_file
-from harness.errors import HarnessError
+from harness.errors import HarnessError, first_line
 from harness.models.zoo import ModelCard, Source
 
 MIRROR_ENV = "HARNESS_MIRROR"
@@ -323,7 +323,7 @@ def safe_extract(archive: Path, dest: Path, label: str | None = None) -> None:
         with open(archive, "rb") as f:
             head = f.read(16)
         raise HarnessError(f"{label}: the downloaded file is not a readable tar or zip archive "
-                           f"({_first_line(exc).rstrip(':')}; it begins {head!r})") from None
+                           f"({first_line(exc).rstrip(':')}; it begins {head!r})") from None
 
 
 def _refuse(name: str, label: str, why: str) -> HarnessError:
@@ -373,8 +373,3 @@ def _extract_zip(archive: Path, dest: Path, label: str) -> None:
                 raise _refuse(info.filename, label, "symbolic links in zip archives are not unpacked")
         dest.mkdir(parents=True, exist_ok=True)
         zf.extractall(dest)
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else exc.__class__.__name__

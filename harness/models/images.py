@@ -7,10 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, first_line
 
-# Pillow's names for the resize filters a card may ask for.
-_FILTERS = {"bilinear": 2, "nearest": 0, "bicubic": 3, "lanczos": 1, "box": 4, "hamming": 5}
+# Resize filters by name (Pillow's codes). "pil-default" calls Image.resize without a filter, as NXP's
+# quantization recipe did: the filter Pillow picks then (BICUBIC for RGB since Pillow 7) is its business,
+# so a replay on the same Pillow is exact and `resolved_filter` records what it was.
+RESIZE_FILTERS: dict[str, int | None] = {
+    "pil-default": None, "nearest": 0, "lanczos": 1, "bilinear": 2, "bicubic": 3, "box": 4, "hamming": 5,
+}
 
 
 def read_rgb(path: str | Path, expect_size: tuple[int, int] | None = None) -> np.ndarray:
@@ -32,7 +36,7 @@ def read_rgb(path: str | Path, expect_size: tuple[int, int] | None = None) -> np
     except FileNotFoundError:
         raise HarnessError(f"image not found: {path}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        why = "empty file" if path.is_file() and path.stat().st_size == 0 else _first_line(exc)
+        why = "empty file" if path.is_file() and path.stat().st_size == 0 else first_line(exc, with_type=True)
         raise HarnessError(f"not a readable image: {path} ({why}); replace or remove the file") from None
     if expect_size is not None and (rgb.shape[1], rgb.shape[0]) != tuple(expect_size):
         w, h = expect_size
@@ -54,11 +58,6 @@ def _to_rgb(im) -> np.ndarray:
     return np.asarray(im.convert("RGB"))
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{exc.__class__.__name__}: {text[0]}" if text else exc.__class__.__name__
-
-
 @dataclass(frozen=True)
 class InputSpec:
     """What a model's input tensor wants: fixed size (or any size), dtype, resize filter."""
@@ -66,7 +65,7 @@ class InputSpec:
     height: int | None = 512  # None: the model takes any size (TF Hub detectors)
     width: int | None = 512
     dtype: str = "float32"  # the array handed to the backend: float32 0..255 or uint8
-    resize: str = "bilinear"
+    resize: str = "bilinear"  # a RESIZE_FILTERS key
 
     def to_dict(self) -> dict:
         return {"height": self.height, "width": self.width, "dtype": self.dtype, "resize": self.resize}
@@ -81,8 +80,30 @@ def prepare(image: np.ndarray, spec: InputSpec) -> np.ndarray:
     from PIL import Image
 
     if spec.height is not None and spec.width is not None and image.shape[:2] != (spec.height, spec.width):
-        resample = _FILTERS.get(spec.resize)
-        if resample is None:
-            raise HarnessError(f"unknown resize filter {spec.resize!r}; use one of {sorted(_FILTERS)}")
-        image = np.asarray(Image.fromarray(image).resize((spec.width, spec.height), resample))
+        check_filter(spec.resize)
+        resample = RESIZE_FILTERS[spec.resize]
+        size = (spec.width, spec.height)
+        im = Image.fromarray(image)
+        image = np.asarray(im.resize(size) if resample is None else im.resize(size, resample))
     return image.astype(spec.dtype, copy=False)[None]
+
+
+def check_filter(name: str) -> str:
+    """`name` if it is a RESIZE_FILTERS key; else a HarnessError listing them."""
+    if name not in RESIZE_FILTERS:
+        raise HarnessError(f"unknown resize filter {name!r}; use one of {', '.join(RESIZE_FILTERS)}")
+    return name
+
+
+def resolved_filter(name: str) -> str:
+    """The filter a resize really uses: for "pil-default", found by comparing with each named filter."""
+    from PIL import Image
+
+    if RESIZE_FILTERS[check_filter(name)] is not None:
+        return name
+    probe = Image.fromarray(np.random.default_rng(0).integers(0, 256, (13, 11, 3), dtype=np.uint8))
+    default = np.asarray(probe.resize((7, 5)))
+    for other, code in RESIZE_FILTERS.items():
+        if code is not None and np.array_equal(default, np.asarray(probe.resize((7, 5), code))):
+            return other
+    return "unknown"

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.common.identity import model_sha256
 from harness.models.backends import Backend, BackendOptions, create_backend
 from harness.models.decoders import Decoder, Detections, get_decoder
 from harness.models.fetch import resolve_model
@@ -29,7 +28,6 @@ class Pipeline:
     load_s: float = 0.0  # backend creation + load, as measured by open()
     decoder: Decoder = field(init=False)
     decoder_params: dict = field(init=False)
-    _sha256: str | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.card.protocol(self.protocol)  # an unknown protocol fails with the list of known ones
@@ -52,10 +50,8 @@ class Pipeline:
         return self.backend.model_path
 
     def model_sha256(self) -> str:
-        """The model's one identity (harness.common.identity), computed once."""
-        if self._sha256 is None:
-            self._sha256 = model_sha256(self.backend.model_path)
-        return self._sha256
+        """The model's one identity (harness.common.identity), computed once by the backend."""
+        return self.backend.model_sha256()
 
     def read(self, path: str | Path, expect_size: tuple[int, int] | None = None) -> np.ndarray:
         """An image file as an RGB uint8 array, as this pipeline's protocol reads it."""
@@ -76,5 +72,5 @@ class Pipeline:
         return self.decode(self.predict(self.prepare(image)))
 
     def describe(self) -> dict:
-        """The backend's description, with the model's one identity."""
+        """The backend's description, with the model's one identity (whatever the backend's describe says)."""
         return {**self.backend.describe(), "model_sha256": self.model_sha256()}

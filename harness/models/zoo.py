@@ -1,18 +1,17 @@
-"""Model cards: where a model comes from, how to feed it, how to read its outputs, what it should score.
+"""The model zoo: the cards of the seed models and of the mirror's real model, and what a MODEL argument means.
 
-A card is plain data (frozen dataclasses that serialise to the run record). The published baseline
-carries its provenance: value, split, the protocol it was measured under and a link, so the harness
-can say when a comparison is not like for like instead of printing a bare difference.
+The card types are in harness.models.cards (re-exported here, where most callers look for them).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.models.backends import ModelInput, backend_class, backend_for_path, backend_opening
+from harness.models.cards import Baseline, ModelCard, Output, Protocol, Source
 from harness.models.images import InputSpec
 
 # Official COCO category ids of the 80 classes, in sorted order (index 0..79 of 80-class heads).
@@ -21,80 +20,6 @@ COCO80_IDS: tuple[int, ...] = (
 )
 # TF OD API label map: class index 0..89 is label-map id index + 1 (ids that COCO never used stay unused).
 LABELMAP90_IDS: tuple[int, ...] = tuple(range(1, 91))
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where the model's file comes from: an official address, its place in a mirror, its hash."""
-
-    url: str | None  # a file, an archive, or a TF Hub / Kaggle Models handle
-    mirror_path: str | None  # relative to a mirror root laid out like ../shared/mirror
-    sha256: str | None = None  # of the file, or of the compressed archive a handle serves
-    kind: str = "file"  # "file" | "savedmodel" (directory) | "hub" (handle serving a compressed SavedModel)
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class Output:
-    """How to find one head among a model's outputs: by name (signature key or tensor name) or shape."""
-
-    names: tuple[str, ...] = ()
-    shape: tuple[int | None, ...] | None = None  # None entries match any size
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """How detections are decoded and written for scoring; a baseline names the protocol it used."""
-
-    description: str
-    decoder_params: dict[str, Any] = field(default_factory=dict)  # overrides of the card's params
-    box_convention: str = "float"  # see harness.scoring.coco.BOX_CONVENTIONS
-    score_threshold: float = 0.0
-
-
-@dataclass(frozen=True)
-class Baseline:
-    """A published mAP with its provenance."""
-
-    ap: float  # COCO AP@[.5:.95] in percent, as published
-    split: str  # e.g. "val2017", "test-dev2017"
-    images: int | None  # how many images the number was measured on, when known
-    protocol: str  # key into the card's protocols
-    source: str  # link to where the number is published
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class ModelCard:
-    name: str
-    description: str
-    backend: str  # key into harness.models.backends.BACKENDS
-    source: Source
-    input: InputSpec
-    outputs: dict[str, Output]  # head name -> how to find it
-    decoder: str  # key into harness.models.decoders.DECODERS
-    decoder_params: dict[str, Any]
-    protocols: dict[str, Protocol]
-    default_protocol: str
-    baseline: Baseline | None = None
-    family: str | None = None  # cards of one network in different precisions share it (float/quantized siblings)
-    precision: str = "float32"  # "float32", "int8", "16x8", "dynamic": what `harness check` compares against float
-
-    def protocol(self, name: str | None = None) -> Protocol:
-        key = name or self.default_protocol
-        try:
-            return self.protocols[key]
-        except KeyError:
-            raise HarnessError(f"model {self.name} has no protocol {key!r}; "
-                               f"known: {', '.join(self.protocols)}") from None
-
-    def decoder_settings(self, protocol: str | None = None) -> dict[str, Any]:
-        return {**self.decoder_params, **self.protocol(protocol).decoder_params}
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["input"] = self.input.to_dict()
-        return d
 
 
 ZOO: dict[str, ModelCard] = {}
@@ -272,7 +197,7 @@ def card_for(model: str, like: str | None = None, decoder: str | None = None) ->
     """What a command's MODEL argument means: a zoo card by name, or a card for a model path."""
     if model in ZOO:
         return get_card(model)
-    if Path(model).exists() or "/" in model or model.endswith(".tflite"):
+    if Path(model).exists() or "/" in model or backend_opening(model) is not None:
         return card_for_path(model, like, decoder)
     return get_card(model)  # raises with the list of names
 
@@ -281,24 +206,42 @@ def card_for_path(path: str | Path, like: str | None = None, decoder: str | None
     """A card for a model file or SavedModel directory, borrowing its contract from a zoo card or a decoder.
 
     `like` copies everything but the source from a zoo card (e.g. your own export of the NXP model);
-    `decoder` alone assumes the outputs carry the decoder's head names.
+    `decoder` alone assumes the outputs carry the decoder's head names. Either way the backend is the
+    one that opens the path, and the input size and dtype are the model's own where it states them: a
+    card borrowed from a .tflite sibling must not make the float SavedModel it came from take uint8.
     """
     from harness.models.decoders import get_decoder
 
     p = Path(path)
-    kind = "savedmodel" if p.is_dir() else "file"
-    src = Source(None, None, kind=kind, note=str(p))
     if like:
-        return dataclasses.replace(get_card(like), name=p.name, source=src)
-    if not decoder:
+        card = get_card(like)
+    elif not decoder:
         raise HarnessError(f"{p}: say what the model is with --like ZOO_NAME (copy a card's contract) "
                            "or --decoder NAME (tfod_centernet, ltrb_centernet, postprocessed)")
-    get_decoder(decoder)  # unknown names fail with the list of decoders
-    params, outputs, protocols = _PATH_DEFAULTS[decoder]
-    backend = "savedmodel" if kind == "savedmodel" else "tflite"
-    spec = InputSpec(None, None, "uint8") if backend == "savedmodel" else InputSpec(512, 512, "float32")
-    return ModelCard(p.name, f"{p.name} ({decoder})", backend, src, spec, outputs, decoder, dict(params),
-                     protocols, next(iter(protocols)))
+    else:
+        get_decoder(decoder)  # unknown names fail with the list of decoders
+        params, outputs, protocols = _PATH_DEFAULTS[decoder]
+        card = ModelCard(p.name, f"{p.name} ({decoder})", "", Source(None, None), InputSpec(None, None, "float32"),
+                         outputs, decoder, dict(params), protocols, next(iter(protocols)))
+    backend = backend_for_path(p)
+    src = Source(None, None, kind="savedmodel" if p.is_dir() else "file", note=str(p))
+    card = dataclasses.replace(card, name=p.name, source=src, backend=backend)
+    return _with_model_input(card, backend_class(backend).model_input(p) if p.exists() else None)
+
+
+def _with_model_input(card: ModelCard, found: ModelInput | None) -> ModelCard:
+    """The card with the input size and dtype the model states; the decoder's input size follows the size."""
+    if found is None:
+        return card
+    spec = card.input
+    size = (found.height, found.width) if found.height and found.width else (spec.height, spec.width)
+    spec = dataclasses.replace(spec, height=size[0], width=size[1], dtype=found.dtype or spec.dtype)
+    params = dict(card.decoder_params)
+    if "input_size" in params and size[0] and size[1]:
+        params["input_size"] = size
+    if spec == card.input and params == card.decoder_params:
+        return card
+    return dataclasses.replace(card, input=spec, decoder_params=params)
 
 
 # A model given as a path with --decoder: what each head layout assumes (outputs named like the heads).

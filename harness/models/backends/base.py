@@ -10,8 +10,9 @@ from typing import ClassVar
 
 import numpy as np
 
+from harness.common.identity import model_sha256
 from harness.errors import HarnessError
-from harness.models.zoo import Output
+from harness.models.cards import Output
 
 
 @dataclass(frozen=True)
@@ -22,17 +23,53 @@ class BackendOptions:
     runtime: str | None = None  # TFLite: ai-edge-litert | tflite-runtime | tf.lite (default: first available)
     delegate: str | None = None  # path of an external delegate (libvx_delegate.so, libethosu_delegate.so)
     delegate_options: dict[str, str] = field(default_factory=dict)
+    # TFLite: keep every intermediate tensor readable after invoke (built-in kernels only, no delegate),
+    # for per-layer comparisons; slower, so never for eval or bench.
+    keep_tensors: bool = False
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """What a model file says of its image input: size (None: any) and the dtype it must be fed.
+
+    `dtype` None means the backend converts a float32 0..255 batch itself (TFLite quantizes integer inputs).
+    """
+
+    height: int | None
+    width: int | None
+    dtype: str | None
 
 
 class Backend(ABC):
     """Load a model once, then map a prepared [1,H,W,3] batch to named heads."""
 
     name: ClassVar[str]
+    takes: ClassVar[str]  # the models it opens, in words, for the error that no backend opens a path
 
     def __init__(self, model_path: str | Path, outputs: Mapping[str, Output], options: BackendOptions) -> None:
         self.model_path = Path(model_path)
         self.outputs = dict(outputs)
         self.options = options
+        self._sha256: str | None = None
+
+    @classmethod
+    @abstractmethod
+    def opens(cls, path: Path) -> bool:
+        """Whether `path` is a model of this backend's kind; by its name alone when it does not exist (yet)."""
+
+    @classmethod
+    @abstractmethod
+    def model_input(cls, path: Path) -> ModelInput | None:
+        """The model's own input contract, read without loading it for inference (None: it does not say).
+
+        A card borrowed for a model path (`--like`) may be for another format or size; this is the truth.
+        """
+
+    def model_sha256(self) -> str:
+        """The model's one identity (harness.common.identity.model_sha256), computed once."""
+        if self._sha256 is None:
+            self._sha256 = model_sha256(self.model_path)
+        return self._sha256
 
     @abstractmethod
     def load(self) -> None:

@@ -7,24 +7,62 @@ from __future__ import annotations
 
 import contextlib
 import os
+from pathlib import Path
 
 import numpy as np
 
-from harness.errors import HarnessError
-from harness.models.backends.base import Backend, ModelOutput, map_outputs, register_backend
+from harness.errors import HarnessError, first_line
+from harness.models.backends.base import Backend, ModelInput, ModelOutput, map_outputs, register_backend
+
+_GRAPH_FILES = ("saved_model.pb", "saved_model.pbtxt")
+
+
+def _import_tf():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import tensorflow as tf
+    except ImportError:
+        raise HarnessError("the savedmodel backend needs TensorFlow: pip install 'centernet-harness[tf]'") from None
+    return tf
 
 
 @register_backend
 class SavedModelBackend(Backend):
     name = "savedmodel"
+    takes = "a SavedModel directory (with saved_model.pb)"
+
+    @classmethod
+    def opens(cls, path: Path) -> bool:
+        return path.is_dir() and any((path / f).is_file() for f in _GRAPH_FILES)
+
+    @classmethod
+    def model_input(cls, path: Path) -> ModelInput | None:
+        """The serving signature's input, read from saved_model.pb without loading the graph's functions."""
+        tf = _import_tf()
+        from google.protobuf import message, text_format
+        from tensorflow.core.protobuf import saved_model_pb2
+
+        saved = saved_model_pb2.SavedModel()
+        pb = path / "saved_model.pb"
+        try:
+            if pb.is_file():
+                saved.ParseFromString(pb.read_bytes())
+            else:
+                text_format.Parse((path / "saved_model.pbtxt").read_text(), saved)
+        except (OSError, message.DecodeError, text_format.ParseError) as exc:
+            raise HarnessError(f"cannot load SavedModel {path}: {first_line(exc)}") from None
+        sig = next((mg.signature_def["serving_default"] for mg in saved.meta_graphs
+                    if "serving_default" in mg.signature_def), None)
+        if sig is None or len(sig.inputs) != 1:
+            return None
+        info = next(iter(sig.inputs.values()))
+        dims = [d.size for d in info.tensor_shape.dim]
+        h, w = (None, None) if info.tensor_shape.unknown_rank or len(dims) != 4 else (
+            d if d > 0 else None for d in dims[1:3])
+        return ModelInput(h, w, tf.dtypes.as_dtype(info.dtype).name)
 
     def load(self) -> None:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        try:
-            import tensorflow as tf
-        except ImportError:
-            raise HarnessError("the savedmodel backend needs TensorFlow: pip install 'centernet-harness[tf]'") from None
-        self._tf = tf
+        tf = self._tf = _import_tf()
         if not self.model_path.is_dir() or not tf.saved_model.contains_saved_model(str(self.model_path)):
             raise HarnessError(f"not a SavedModel directory (no saved_model.pb): {self.model_path}")
         if self.options.threads:
@@ -34,7 +72,7 @@ class SavedModelBackend(Backend):
         try:
             self.model = tf.saved_model.load(str(self.model_path))
         except Exception as exc:  # TF raises many types for a broken SavedModel
-            raise HarnessError(f"cannot load SavedModel {self.model_path}: {str(exc).splitlines()[0]}") from None
+            raise HarnessError(f"cannot load SavedModel {self.model_path}: {first_line(exc)}") from None
         sig = self.model.signatures.get("serving_default") if hasattr(self.model, "signatures") else None
         if sig is None:
             raise HarnessError(f"{self.model_path}: no serving_default signature to read the outputs from")
@@ -69,5 +107,6 @@ class SavedModelBackend(Backend):
             "threads": self.options.threads,
             "delegate": None,
             "model": str(self.model_path),
+            "model_sha256": self.model_sha256(),
             "output_mapping": dict(self._mapping),
         }

@@ -6,15 +6,25 @@ recorded. Nothing here imports TensorFlow unless tf.lite is the runtime chosen o
 
 from __future__ import annotations
 
+import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from harness.common.fileio import sha256_file
-from harness.errors import HarnessError
-from harness.models.backends.base import Backend, ModelOutput, dequantize, map_outputs, quantize, register_backend
+from harness.errors import HarnessError, first_line
+from harness.models.backends.base import (
+    Backend,
+    ModelInput,
+    ModelOutput,
+    dequantize,
+    map_outputs,
+    quantize,
+    register_backend,
+)
 
 
 @dataclass(frozen=True)
@@ -80,9 +90,60 @@ def select_runtime(name: str | None) -> Runtime:
     raise HarnessError("no TFLite runtime found: pip install ai-edge-litert (or tflite-runtime, or tensorflow)")
 
 
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor of a loaded model; `scale`/`zero_point` only for a per-tensor quantized integer tensor."""
+
+    index: int
+    name: str
+    dtype: str
+    scale: float | None
+    zero_point: int | None
+
+
+@dataclass(frozen=True)
+class OpInfo:
+    """One op in execution order: its type (e.g. CONV_2D) and the tensor indices it reads and writes."""
+
+    index: int
+    op: str
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+
+
+# The FlatBuffer file identifier of a TFLite model, at bytes 4..8.
+_IDENTIFIER = b"TFL3"
+
+
 @register_backend
 class TFLiteBackend(Backend):
     name = "tflite"
+    takes = "a .tflite file"
+
+    @classmethod
+    def opens(cls, path: Path) -> bool:
+        if path.is_dir():
+            return False
+        if path.suffix.lower() == ".tflite":
+            return True
+        try:
+            with open(path, "rb") as f:
+                return f.read(8)[4:] == _IDENTIFIER
+        except OSError:
+            return False
+
+    @classmethod
+    def model_input(cls, path: Path) -> ModelInput | None:
+        """Size from the input tensor; dtype only when it cannot be fed float (an unquantized integer input)."""
+        interpreter = _open(select_runtime(None), path, None, None, allocate=False)
+        inputs = interpreter.get_input_details()
+        if len(inputs) != 1 or len(inputs[0]["shape"]) != 4:
+            return None
+        d = inputs[0]
+        sig = d.get("shape_signature", d["shape"])
+        h, w = (int(s) if s > 0 else None for s in sig[1:3])
+        integer = np.issubdtype(d["dtype"], np.integer) and not d["quantization"][0]
+        return ModelInput(h, w, np.dtype(d["dtype"]).name if integer else None)
 
     def load(self) -> None:
         if not self.model_path.is_file():
@@ -90,17 +151,14 @@ class TFLiteBackend(Backend):
         self.runtime = select_runtime(self.options.runtime)
         delegates = []
         if self.options.delegate:
+            if self.options.keep_tensors:
+                raise HarnessError("keeping every tensor needs the built-in kernels: leave out the delegate")
             try:
                 delegates.append(self.runtime.load_delegate(self.options.delegate, self.options.delegate_options))
             except (ValueError, OSError, RuntimeError) as exc:
-                raise HarnessError(f"cannot load delegate {self.options.delegate}: {_first_line(exc)}") from None
-        try:
-            self.interpreter = self.runtime.interpreter(
-                model_path=str(self.model_path), num_threads=self.options.threads,
-                experimental_delegates=delegates or None)
-            self.interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            raise HarnessError(f"not a TFLite model: {self.model_path} ({_first_line(exc)})") from None
+                raise HarnessError(f"cannot load delegate {self.options.delegate}: {first_line(exc)}") from None
+        self.interpreter = _open(self.runtime, self.model_path, self.options.threads, delegates,
+                                 keep_tensors=self.options.keep_tensors)
         inputs = self.interpreter.get_input_details()
         if len(inputs) != 1:
             raise HarnessError(f"{self.model_path.name}: expected one image input, the model has {len(inputs)}")
@@ -109,6 +167,7 @@ class TFLiteBackend(Backend):
         self._mapping = map_outputs(self.model_path.name, self._outputs, self.outputs)
         details = {d["index"]: d for d in self.interpreter.get_output_details()}
         self._reads = [(head, idx, *details[idx]["quantization"]) for head, idx in self._mapping.items()]
+        self._tensors: dict[int, TensorInfo] | None = None
 
     def _model_outputs(self) -> list[ModelOutput]:
         """Every output with its tensor name and, when the model has a signature, its signature key."""
@@ -141,9 +200,52 @@ class TFLiteBackend(Backend):
         return {head: dequantize(self.interpreter.get_tensor(idx), scale, zp)
                 for head, idx, scale, zp in self._reads}
 
+    # Every tensor (meant for a backend loaded with keep_tensors: otherwise intermediate values are reused)
+
+    @property
+    def input_index(self) -> int:
+        return int(self._input["index"])
+
+    def tensors(self) -> dict[int, TensorInfo]:
+        """Every tensor of the model by index, with its per-tensor quantization."""
+        if self._tensors is None:
+            self._tensors = {int(t["index"]): _tensor_info(t) for t in self.interpreter.get_tensor_details()}
+        return self._tensors
+
+    def ops(self) -> list[OpInfo]:
+        """The model's ops in execution order (optional inputs, index -1, left out)."""
+        return [OpInfo(o["index"], o["op_name"], tuple(int(i) for i in o["inputs"] if i >= 0),
+                       tuple(int(i) for i in o["outputs"]))
+                for o in self.interpreter._get_ops_details()]
+
+    def tensor(self, key: int | str) -> np.ndarray | None:
+        """A tensor's value after the last invoke, as float32 (dequantized), by index or name.
+
+        None where it cannot be read (no buffer kept) or is quantized per channel (no one scale).
+        """
+        index = key if isinstance(key, int) else self._index_of(key)
+        try:
+            a = self.interpreter.get_tensor(index)
+        except ValueError:
+            return None
+        if np.issubdtype(a.dtype, np.integer):
+            info = self.tensors()[index]
+            if info.scale is None:
+                return None
+            return (a.astype(np.float32) - np.float32(info.zero_point)) * np.float32(info.scale)
+        return a.astype(np.float32, copy=False)
+
+    def _index_of(self, name: str) -> int:
+        if not hasattr(self, "_by_name"):
+            self._by_name = {t.name: t.index for t in self.tensors().values()}
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise HarnessError(f"{self.model_path.name} has no tensor named {name!r}") from None
+
     def describe(self) -> dict:
         d = self._input
-        return {
+        out = {
             "backend": self.name,
             "runtime": self.runtime.name,
             "runtime_version": self.runtime.version,
@@ -151,19 +253,47 @@ class TFLiteBackend(Backend):
             "delegate": self.options.delegate,
             "delegate_options": dict(self.options.delegate_options),
             "model": str(self.model_path),
-            "model_sha256": sha256_file(self.model_path),
+            "model_sha256": self.model_sha256(),
             "input": {"dtype": np.dtype(d["dtype"]).name, "shape": [int(s) for s in d["shape"]],
                       "quantization": [float(d["quantization"][0]), int(d["quantization"][1])]},
             "output_mapping": {head: self._name_of(idx) for head, idx in self._mapping.items()},
         }
+        if self.options.keep_tensors:
+            out["keep_tensors"] = "every tensor preserved, default delegates off"
+        return out
 
     def _name_of(self, idx: object) -> str:
         return next(o.names[0] for o in self._outputs if o.key == idx)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else exc.__class__.__name__
+def _open(runtime: Runtime, path: Path, threads: int | None, delegates: list | None, *,
+          keep_tensors: bool = False, allocate: bool = True) -> Any:
+    """An interpreter for `path` (allocated unless told not: reading its details needs no buffers); with
+    `keep_tensors`, every tensor kept and no default delegate (XNNPACK would take the ops whose tensors
+    are wanted)."""
+    kwargs: dict[str, Any] = {"model_path": str(path), "num_threads": threads,
+                              "experimental_delegates": delegates or None}
+    if keep_tensors:
+        resolver = sys.modules[runtime.interpreter.__module__].OpResolverType
+        kwargs.update(experimental_preserve_all_tensors=True,
+                      experimental_op_resolver_type=resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    try:
+        with warnings.catch_warnings():
+            if keep_tensors:  # "preserve_all_tensors is for debugging": that is what it is for here
+                warnings.simplefilter("ignore")
+            interpreter = runtime.interpreter(**kwargs)
+        if allocate:
+            interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        raise HarnessError(f"not a TFLite model: {path} ({first_line(exc)})") from None
+    return interpreter
 
 
-__all__ = ["RUNTIMES", "TFLiteBackend", "select_runtime"]
+def _tensor_info(t: dict) -> TensorInfo:
+    q = t["quantization_parameters"]
+    per_tensor = len(q["scales"]) == 1 and np.issubdtype(t["dtype"], np.integer)
+    return TensorInfo(int(t["index"]), t["name"], np.dtype(t["dtype"]).name,
+                      float(q["scales"][0]) if per_tensor else None, int(q["zero_points"][0]) if per_tensor else None)
+
+
+__all__ = ["RUNTIMES", "OpInfo", "TFLiteBackend", "TensorInfo", "select_runtime"]
