@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.measure.bench import list_images
 from harness.models.backends import BackendOptions, create_backend
-from harness.models.images import prepare, read_rgb
+from harness.models.images import list_images, prepare, read_rgb
 from harness.models.zoo import get_card
 
 # The 16x8 model takes about 2 s an invoke on a 2-core x86 runner: fewer rounds.
@@ -22,7 +21,7 @@ def test_invoke_latency(benchmark, mirror, name):
     card = get_card(name)
     backend = create_backend(card.backend, mirror / card.source.mirror_path, card.outputs, BackendOptions())
     backend.load()
-    image = read_rgb(list_images(mirror / "coco/val2017_unlabeled", 1)[0])
+    image = read_rgb(list_images([mirror / "coco/val2017_unlabeled"], 1)[0])
     backend.set_input(prepare(image, card.input))
     benchmark.pedantic(backend.invoke, rounds=ROUNDS[name], iterations=1, warmup_rounds=2)
     d = backend.describe()

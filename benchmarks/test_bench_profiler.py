@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.measure.bench import BenchSettings, list_images, run_bench
+from harness.measure.bench import BenchSettings, run_bench
 from harness.measure.profiler import StopRule, run_until, summarize, timed
 from harness.models.backends import BackendOptions
+from harness.models.images import list_images
 from harness.models.mirror import Mirror
 from harness.models.pipeline import Pipeline
 from harness.models.zoo import get_card
@@ -42,7 +43,7 @@ def test_steady_state_p50_matches_bare_invoke_loop(benchmark, mirror, name):
     """
     pipeline = Pipeline.open(get_card(name), mirror, BackendOptions(threads=1))
     backend = pipeline.backend
-    images = list_images(Mirror(mirror).unlabeled_images, 1)
+    images = list_images([Mirror(mirror).unlabeled_images], 1)
     body = run_bench(pipeline, images, BenchSettings(model_only=StopRule(20, 1.0, 60.0),
                                                      end_to_end=StopRule(1, 0.0, 10.0), warmup=3))
     interpreter = backend.interpreter  # run_bench left the first image staged

@@ -12,8 +12,9 @@ from PIL import Image
 
 from harness.cli import main
 from harness.errors import HarnessError
-from harness.measure.detect import detect, list_images, output_names, table_rows
+from harness.measure.detect import detect, output_names, table_rows
 from harness.measure.draw import class_colour
+from harness.models.images import list_images
 from harness.models.pipeline import Pipeline
 from harness.models.zoo import get_card
 

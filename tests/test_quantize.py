@@ -25,7 +25,7 @@ from harness.quantize.calibration import (
     Calibration,
     calibration_overlap,
     draw_calibration,
-    list_images,
+    glob_names,
     resolved_filter,
 )
 from harness.quantize.convert import convert, float_layer_names, tf_interpreter
@@ -85,7 +85,7 @@ def _dtypes(model: bytes) -> tuple[str, set[str]]:
 
 
 def test_listing_is_what_sorted_glob_gives_non_hidden_files_only(calib_dir):
-    names = list_images(calib_dir)
+    names = glob_names(calib_dir)
     assert names == sorted(Path(p).name for p in glob.glob(str(calib_dir / "*")) if Path(p).is_file())
     assert ".DS_Store" not in names and "sub" not in names and len(names) == 12
 
@@ -104,11 +104,11 @@ def test_draws_are_reproducible_and_the_seed_matters(calib_dir):
     assert a.files == draw_calibration(calib_dir, size=(SIZE, SIZE), count=6, seed=7).files
     assert a.files != draw_calibration(calib_dir, size=(SIZE, SIZE), count=6, seed=8).files
     assert draw_calibration(calib_dir, size=(SIZE, SIZE), count=3, draw="sorted").files == tuple(
-        list_images(calib_dir)[:3])
+        glob_names(calib_dir)[:3])
 
 
 def test_a_list_is_replayed_in_its_own_order(calib_dir, tmp_path):
-    names = list_images(calib_dir)[::-3]
+    names = glob_names(calib_dir)[::-3]
     listing = tmp_path / "list.json"
     listing.write_text(json.dumps(names))
     cal = draw_calibration(calib_dir, size=(SIZE, SIZE), list_file=listing)

@@ -51,8 +51,9 @@ def compare_quant(float_model: str, quant_model: str, *, mirror: Mirror | None, 
     """
     from harness.analyse.quant_compare import FIRST_BAD_SNR_DB, compare_models, delta_ap
     from harness.models.fetch import resolve_model
+    from harness.models.images import list_images
     from harness.models.zoo import ZOO, card_for
-    from harness.quantize.convert import Calibration, list_images, read_sidecar, saved_model_input
+    from harness.quantize.convert import Calibration, read_sidecar, saved_model_input
     from harness.quantize.options import calibration_set, input_size
     from harness.records.reader import read_record
     from harness.records.schema import new_record
@@ -66,7 +67,7 @@ def compare_quant(float_model: str, quant_model: str, *, mirror: Mirror | None, 
     if images_dir is None:
         raise HarnessError("say which images to compare on: --images DIR, or --mirror DIR / $HARNESS_MIRROR")
     eval_records = [read_record(p, kind="eval") for p in evals] if evals else None
-    files = [images_dir / n for n in list_images(images_dir)[:max_images]]
+    files = list_images([images_dir], max_images)
     sidecar = read_sidecar(quant_path)
     saved = Path(saved_model) if saved_model else None
     cal = None

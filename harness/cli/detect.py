@@ -28,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from harness.common.summary import table
-    from harness.measure.detect import TABLE_HEADER, check_settings, detect_and_save, list_images, table_rows
+    from harness.measure.detect import TABLE_HEADER, check_settings, detect_and_save, table_rows
+    from harness.models.images import list_images
 
     paths = list_images(args.images)  # a missing image or a bad option fails before the model is loaded
     card = model_card(args)

@@ -91,9 +91,9 @@ def print_bench(record: dict) -> None:
 
 def print_quant_compare(record: dict) -> None:
     """A quant_compare record's per-head and per-layer summary, and the AP lost when eval records were given."""
-    from harness.analyse.quant_compare import print_summary
+    from harness.analyse.quant_compare import format_summary
 
-    print_summary(record)
+    print(format_summary(record))
     if "delta_ap" in record:
         d = record["delta_ap"]
         print("AP lost: " + ", ".join(f"{k} {v['float']:.3f}->{v['quant']:.3f}" for k, v in d["overall"].items())

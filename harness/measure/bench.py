@@ -20,8 +20,6 @@ from harness.measure.profiler import StopRule, outlier_warning, run_until, summa
 from harness.models.images import InputSpec
 from harness.models.pipeline import Pipeline
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-
 
 @dataclass(frozen=True)
 class BenchSettings:
@@ -40,15 +38,6 @@ def process_age_s() -> float | None:
         return time.time() - (btime + start_ticks / os.sysconf("SC_CLK_TCK"))
     except (OSError, ValueError, IndexError, StopIteration):
         return None
-
-
-def list_images(directory: Path, limit: int) -> list[Path]:
-    if not directory.is_dir():
-        raise HarnessError(f"image directory not found: {directory}")
-    files = sorted(p for p in directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise HarnessError(f"no images (.jpg/.png/.bmp) in {directory}")
-    return files[:limit]
 
 
 def random_image(spec: InputSpec, rng: np.random.Generator) -> np.ndarray:

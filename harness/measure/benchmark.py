@@ -26,13 +26,14 @@ def bench_settings(warmup: int, model_only: StopRule, end_to_end: StopRule) -> B
 def benchmark(label: str, card: ModelCard, mirror: Mirror | None, options: BackendOptions | None,
               images_dir: Path | None, settings: BenchSettings, cpus: str | None = None) -> dict:
     """Pin (cpus), load and time one model on real images (`images_dir`) or random input (None)."""
-    from harness.measure.bench import list_images, run_bench, set_affinity
+    from harness.measure.bench import run_bench, set_affinity
+    from harness.models.images import list_images
     from harness.models.pipeline import Pipeline
     from harness.records.schema import new_record
 
     options = options or BackendOptions()
     affinity = set_affinity(cpus)
-    images = list_images(images_dir, settings.max_images) if images_dir else None
+    images = list_images([images_dir], settings.max_images) if images_dir else None
     pipeline = Pipeline.open(card, root_of(mirror), options)
     body = run_bench(pipeline, images, settings)
     desc = pipeline.describe()

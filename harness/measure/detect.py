@@ -6,8 +6,6 @@ matplotlib). The display threshold only filters what is drawn and listed; evalua
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -15,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.common.fileio import write_atomic
 from harness.errors import HarnessError
 from harness.measure.draw import class_name, draw_boxes, prediction_box
 from harness.models.decoders import Detections
 from harness.models.pipeline import Pipeline
 from harness.scoring.coco import ImageInfo, to_results
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 # Output formats: Pillow format name and save options.
 FORMATS = {"jpg": ("JPEG", {"quality": 92}), "png": ("PNG", {"optimize": True})}
 
@@ -47,25 +45,6 @@ class ImageResult:
         return sorted(rows, key=lambda r: -r["score"])
 
 
-def list_images(inputs: Sequence[str | Path]) -> list[Path]:
-    """The image files named, a directory standing for its images (sorted); fails on a missing path."""
-    out: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
-            if not found:
-                raise HarnessError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in directory {p}")
-            out += found
-        elif p.is_file():
-            out.append(p)
-        else:
-            raise HarnessError(f"image not found: {p}")
-    if not out:
-        raise HarnessError("give at least one image file or directory")
-    return out
-
-
 def run_detect(pipeline: Pipeline, paths: Sequence[Path]) -> Iterator[tuple[ImageResult, np.ndarray]]:
     """Yield (result, the RGB array it was read as) per image: read, resize, predict (timed), decode."""
     for path in paths:
@@ -87,19 +66,9 @@ def annotate(rgb, result: ImageResult, score_threshold: float, names: dict[int, 
 
 
 def save_image_atomic(image, path: Path, fmt: str) -> Path:
-    """Save through a temporary file and a rename, like every other output of the harness."""
+    """An annotated picture, written atomically like every other output."""
     pil_format, options = FORMATS[fmt]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            image.save(f, pil_format, **options)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, lambda f: image.save(f, pil_format, **options))
 
 
 def output_names(paths: Sequence[Path], model: str, fmt: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,32 @@ from harness.errors import HarnessError, first_line
 RESIZE_FILTERS: dict[str, int | None] = {
     "pil-default": None, "nearest": 0, "lanczos": 1, "bilinear": 2, "bicubic": 3, "box": 4, "hamming": 5,
 }
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def list_images(inputs: Sequence[str | Path], limit: int | None = None) -> list[Path]:
+    """The image files named, a directory standing for its images (by suffix, sorted); fails on a missing path.
+
+    The one rule for "these images" in bench, detect and compare (quantize's NXP replay has its own, on purpose:
+    `harness.quantize.calibration.glob_names`).
+    """
+    out: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+            if not found:
+                raise HarnessError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in directory {p}")
+            out += found
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise HarnessError(f"image not found: {p}")
+    if not out:
+        raise HarnessError("give at least one image file or directory")
+    return out[:limit]
 
 
 def read_rgb(path: str | Path, expect_size: tuple[int, int] | None = None) -> np.ndarray:

@@ -42,8 +42,10 @@ DRAWS: dict[str, Callable[[list[str], int, int | None], list[str]]] = {
 }
 
 
-def list_images(root: str | Path) -> list[str]:
-    """The names `sorted(glob(root + '/*'))` gives for one directory: non-hidden regular files, sorted."""
+def glob_names(root: str | Path) -> list[str]:
+    """NXP's recipe lists calibration files with sorted(glob(dir/*)), whatever their type; a replay must too.
+
+    The names `sorted(glob(root + '/*'))` gives for one directory: non-hidden regular files, sorted."""
     root = Path(root)
     if not root.is_dir():
         raise HarnessError(f"calibration directory not found: {root}")
@@ -129,7 +131,7 @@ def draw_calibration(root: str | Path, *, size: tuple[int, int], count: int | No
         return Calibration(root, tuple(names), "list", None, resize, size, dtype, str(list_file))
     if draw not in DRAWS:
         raise HarnessError(f"unknown draw {draw!r}; use one of {', '.join(DRAWS)} (or --calib-list FILE)")
-    files = list_images(root)
+    files = glob_names(root)
     if not files:
         raise HarnessError(f"no files in calibration directory {root}")
     count = len(files) if count is None else count
@@ -145,12 +147,12 @@ def calibration_overlap(cal: Calibration, eval_dir: str | Path) -> dict:
     Calibrating on the images that are scored flatters the quantized model (NXP's 17.2 was measured so).
     """
     eval_dir = Path(eval_dir)
-    eval_names = set(list_images(eval_dir)) if eval_dir.is_dir() else set()
+    eval_names = set(glob_names(eval_dir)) if eval_dir.is_dir() else set()
     by_name = sorted(set(cal.files) & eval_names)
     eval_hashes = {sha256_file(eval_dir / n): n for n in eval_names}
     by_content = sorted(n for n in cal.files if sha256_file(cal.root / n) in eval_hashes)
     return {"eval_dir": str(eval_dir), "eval_count": len(eval_names), "by_name": by_name, "by_content": by_content}
 
 
-__all__ = ["DRAWS", "RESIZE_FILTERS", "Calibration", "calibration_overlap", "draw_calibration", "list_images",
+__all__ = ["DRAWS", "RESIZE_FILTERS", "Calibration", "calibration_overlap", "draw_calibration", "glob_names",
            "read_list", "resolved_filter"]

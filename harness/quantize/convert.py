@@ -30,7 +30,7 @@ from harness.quantize.calibration import (
     Calibration,
     calibration_overlap,
     draw_calibration,
-    list_images,
+    glob_names,
     read_list,
     resolved_filter,
 )
@@ -225,6 +225,6 @@ def quantize_saved_model(saved_model: str | Path, output: str | Path, mode_name:
 __all__ = [
     "DRAWS", "MODES", "RECIPES", "RESIZE_FILTERS", "Calibration", "Mode", "Recipe", "calibration_overlap",
     "check_saved_model", "convert", "converter_for", "draw_calibration", "float_layer_names", "get_mode",
-    "get_recipe", "list_images", "op_outputs", "quantize_saved_model", "read_list", "read_sidecar",
+    "get_recipe", "glob_names", "op_outputs", "quantize_saved_model", "read_list", "read_sidecar",
     "resolved_filter", "saved_model_input", "sidecar_path", "tf_interpreter",
 ]
