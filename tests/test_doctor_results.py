@@ -262,3 +262,30 @@ class _FakeGt:
 
     def describe(self, ids: list[int]) -> dict:
         return {"image_count": len(ids)}
+
+
+@pytest.mark.slow
+def test_real_model_results_raise_no_alarm_and_a_planted_fault_is_found(mirror: Path) -> None:
+    """mb3-centernet (float32 TFLite) on the mirror's 159 val2017 images: a real top-100 file, no alarm;
+    the same file with [y, x, h, w] boxes is named box-yx and corrected to the clean AP."""
+    from harness.models.pipeline import Pipeline
+    from harness.models.zoo import get_card
+    from harness.scoring.evaluator import CocoEvaluator
+
+    gt = CocoGroundTruth(mirror / "coco" / "annotations" / "instances_val2017.json", mirror / "coco" / "val2017")
+    pipe = Pipeline.open(get_card("mb3-centernet-f32"), mirror)
+    ev = CocoEvaluator(gt)
+    for info in gt.images:
+        ev.process(info, pipe.detect(pipe.read(gt.image_path(info), (info.width, info.height))))
+    clean, ids = ev.results, ev.image_ids
+    clean_ap = ap(gt, clean, ids)
+    t0 = time.perf_counter()
+    findings = diagnose_results(gt, clean, ids)
+    wall = time.perf_counter() - t0
+    print(f"\nmb3-centernet-f32 on {len(ids)} val2017 images: {len(clean)} detections, AP {clean_ap:.4f}, "
+          f"doctor {wall:.2f} s, findings {[f.id for f in findings]}")
+    assert clean_ap > 0.15
+    assert all(abs(f.change) < 0.005 for f in findings), format_findings(findings)
+    bad, _, _ = plant_yx(gt, clean, ids)
+    found = diagnose_results(gt, bad, ids)
+    assert found[0].id == "box-yx" and abs(found[0].ap_after - clean_ap) <= TOLERANCE

@@ -1,8 +1,10 @@
 """Turn a model's named output heads into detections, one decoder per head layout (numpy only).
 
 Every decoder returns `Detections` with boxes normalised to the model input, [ymin, xmin, ymax, xmax],
-which is also normalised to the original image because the seed models resize without keeping the
-aspect ratio. Scaling to pixels and the results-file conventions belong to `harness.scoring.coco`.
+which is also normalised to the original image when the input was stretched to the model's size.
+For a letterboxed input, `tfod_centernet` takes the true (unpadded) shape and normalises by it, as the
+TF OD API does; other decoders' boxes go through harness.models.preprocess.boxes_to_image.
+Scaling to pixels and the results-file conventions belong to `harness.scoring.coco`.
 """
 
 from __future__ import annotations
