@@ -14,15 +14,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from oracle_paths import need
 
 from harness.errors import HarnessError
 from harness.models.decoders import (
+    PEAK_EPSILON,
     Detections,
+    center_valid_mask,
     decode_ltrb_centernet,
     decode_postprocessed,
+    decode_tfod_centernet,
     get_decoder,
     greedy_nms,
+    sigmoid32,
     top_k_cells,
+    top_k_centers,
 )
 from harness.models.zoo import COCO80_IDS, MB3_PARAMS, get_card
 
@@ -99,7 +105,7 @@ def test_top_k_cells_matches_reference(shape: tuple[int, int, int], kind: str, p
 
 @pytest.mark.parametrize("shape", [(7, 9, 5), (128, 128, 90)], ids=["small", "tfod"])
 def test_top_k_cells_on_logits_selects_like_the_sigmoid(shape: tuple[int, int, int]) -> None:
-    """The TF OD decoder takes peaks on logits: same cells as the recipe on sigmoid(logits)."""
+    """On logits top_k_cells selects the cells the exact recipe selects on sigmoid(logits) (float64)."""
     rng = np.random.default_rng(7)
     logits = np.round(rng.normal(-4, 2, shape), 1).astype(np.float32)  # negative, with ties
     probs = 1 / (1 + np.exp(-logits.astype(np.float64)))
@@ -117,6 +123,157 @@ def test_top_k_cells_with_k_zero() -> None:
     m = make_map("random", (4, 4, 2), 0)
     values, ys, xs, cs = top_k_cells(m, 0, True)
     assert values.size == ys.size == xs.size == cs.size == 0
+
+
+# --------------------------------------------------------------------------------------------------
+# The TF OD API postprocess (center_net_meta_arch.py): probabilities, PEAK_EPSILON, true-shape mask
+
+
+def reference_tfod(logits: np.ndarray, scale: np.ndarray, offset: np.ndarray, k: int = 100,
+                   true_shape: tuple[int, int] | None = None, rule: str = "tfod", stride: int = 4,
+                   maxpool: bool = True) -> tuple[np.ndarray, ...]:
+    """center_net_meta_arch.py postprocess written out literally on the whole map, in float32.
+
+    p = sigmoid(logits); mask_from_true_image_shape (rule "tfod": cell index < true shape in pixels, as
+    published; "cells": < ceil(true / stride)); peaks |p - maxpool3x3_SAME(p)| < 1e-6; top-k of the
+    flattened map, ties to the lower index; num_detections = scores > 0; boxes from the cells, clipped
+    to the grid, * stride / true shape, clipped to [0, 1]. Returns (scores, boxes, class indices).
+    """
+    h, w, c = logits.shape
+    p = (1 / (1 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
+    true = true_shape or (h * stride, w * stride)
+    if true_shape is not None:
+        th, tw = true if rule == "tfod" else (-(-true[0] // stride), -(-true[1] // stride))
+        for y in range(h):
+            for x in range(w):
+                if not (y < th and x < tw):
+                    p[y, x, :] = 0
+    if maxpool:
+        padded = np.full((h + 2, w + 2, c), -np.inf, np.float32)
+        padded[1:-1, 1:-1] = p
+        pooled = np.max([padded[dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3)], axis=0)
+        p = p * (np.abs(p - pooled) < np.float32(1e-6)).astype(np.float32)
+    flat = p.reshape(-1)
+    order = sorted(range(flat.size), key=lambda i: (-flat[i], i))[:k]
+    order = [i for i in order if flat[i] > 0]
+    ys, xs, cs = [i // c // w for i in order], [i // c % w for i in order], [i % c for i in order]
+    boxes = []
+    for y, x in zip(ys, xs, strict=True):
+        hh, ww = max(scale[y, x, 0], 0), max(scale[y, x, 1], 0)
+        cy, cx = np.float32(y) + offset[y, x, 0], np.float32(x) + offset[y, x, 1]
+        b = [min(max(cy - hh / 2, 0), h), min(max(cx - ww / 2, 0), w), min(max(cy + hh / 2, 0), h),
+             min(max(cx + ww / 2, 0), w)]
+        boxes.append([min(max(np.float32(v) * stride / t, 0), 1) for v, t in zip(b, true * 2, strict=True)])
+    return flat[order], np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(cs, np.int64)
+
+
+def tfod_heads(logits: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    h, w, _ = logits.shape
+    return {"object_center": logits[None].astype(np.float32),
+            "box/scale": rng.uniform(-1, 12, (1, h, w, 2)).astype(np.float32),
+            "box/offset": rng.uniform(0, 1, (1, h, w, 2)).astype(np.float32)}
+
+
+def assert_tfod_equal(logits: np.ndarray, k: int = 100, **kw) -> Detections:
+    heads = tfod_heads(logits)
+    h, w, c = logits.shape
+    got = decode_tfod_centernet(heads, class_ids=range(1, c + 1), input_size=(4 * h, 4 * w), top_k=k, **kw)
+    ref_kw = {"true_shape": kw.get("true_shape"), "rule": kw.get("center_mask", "tfod")}
+    scores, boxes, cs = reference_tfod(logits, heads["box/scale"][0], heads["box/offset"][0], k, **ref_kw)
+    np.testing.assert_array_equal(got.scores, scores)
+    np.testing.assert_array_equal(got.category_ids, cs + 1)
+    np.testing.assert_allclose(got.boxes, boxes, rtol=0, atol=1e-7)
+    return got
+
+
+def test_tfod_plateau_of_equal_logits_is_all_peaks() -> None:
+    """A 2x2 plateau: every cell equals the pooled maximum, so all four are peaks (ties by flat index)."""
+    logits = np.full((6, 7, 2), -8.0, np.float32)
+    logits[2:4, 3:5, 1] = 2.0
+    logits[0, 0, 0] = 1.0
+    got = assert_tfod_equal(logits, k=5)
+    assert got.scores[:4].tolist() == [sigmoid32(2.0)] * 4 and got.category_ids[:4].tolist() == [2] * 4
+    assert got.scores[4] == sigmoid32(1.0)
+
+
+def test_tfod_peak_epsilon_on_probabilities() -> None:
+    """Logits 14 and 15 are 5e-7 apart as probabilities (< 1e-6): both peaks, where an exact test on
+    logits keeps one; 5 and 5.01 are 6.6e-5 apart: only the larger is a peak."""
+    logits = np.full((5, 9, 1), -10.0, np.float32)
+    logits[2, 1, 0], logits[2, 2, 0] = 15.0, 14.0
+    logits[2, 6, 0], logits[2, 7, 0] = 5.01, 5.0
+    assert sigmoid32(15.0) - sigmoid32(14.0) < PEAK_EPSILON
+    got = assert_tfod_equal(logits, k=4)
+    assert got.scores[:3].tolist() == [sigmoid32(15.0), sigmoid32(14.0), sigmoid32(5.01)]
+    assert got.scores[3] == sigmoid32(-10.0)  # then the flat background (a plateau), never the 5.0
+    old = top_k_cells(logits, 4, peaks_only=True)  # exact equality on logits: 14 is not a peak there
+    assert (2, 2) not in set(zip(old[1].tolist(), old[2].tolist(), strict=True))
+
+
+def test_tfod_saturated_centres_tie_by_index() -> None:
+    """Logits 20..40 all become probability 1.0: all are peaks and they come in flat-index order."""
+    logits = np.full((4, 4, 3), -20.0, np.float32)
+    logits[1, 1, 2], logits[1, 2, 0], logits[2, 1, 1], logits[0, 0, 0] = 40.0, 20.0, 30.0, 25.0
+    got = assert_tfod_equal(logits, k=10)
+    assert got.scores[:4].tolist() == [1.0] * 4
+    assert got.category_ids[:4].tolist() == [1, 3, 1, 2]  # (0,0,0), (1,1,2), (1,2,0), (2,1,1)
+
+
+@pytest.mark.parametrize(("true_shape", "rule"), [((384, 512), "cells"), ((40, 60), "tfod"), ((40, 60), "cells"),
+                                                  ((384, 512), "tfod"), ((1, 1), "cells")])
+def test_tfod_true_shape_masks_centres_and_normalises_boxes(true_shape: tuple[int, int], rule: str) -> None:
+    rng = np.random.default_rng(5)
+    logits = rng.normal(-2, 2, (128, 128, 3)).astype(np.float32)
+    logits[120, 5, 0] = 12.0  # a strong centre in the padding of a letterboxed image
+    got = assert_tfod_equal(logits, true_shape=true_shape, center_mask=rule)
+    valid = center_valid_mask((128, 128), true_shape, 4, rule)
+    if rule == "tfod" and true_shape == (384, 512):  # the published rule compares cells with pixels
+        assert valid is None and got.scores[0] == sigmoid32(12.0)
+    elif rule == "tfod":  # (40, 60) pixels: cells from row 40 / column 60 on are masked
+        assert valid is not None and valid[39, 59] and not valid[40].any() and not valid[:, 60].any()
+    elif rule == "cells" and true_shape == (384, 512):
+        assert valid is not None and valid[95].all() and not valid[96].any()
+        assert got.scores[0] < sigmoid32(12.0)
+
+
+def test_tfod_default_true_shape_is_the_whole_input() -> None:
+    logits = np.random.default_rng(8).normal(-3, 2, (16, 16, 4)).astype(np.float32)
+    heads = tfod_heads(logits)
+    a = decode_tfod_centernet(heads, class_ids=range(1, 5), input_size=(64, 64))
+    b = decode_tfod_centernet(heads, class_ids=range(1, 5), input_size=(64, 64), true_shape=(64, 64))
+    np.testing.assert_array_equal(a.boxes, b.boxes)
+    assert_tfod_equal(logits)
+
+
+@pytest.mark.parametrize("kind", ["random", "plateaus", "ramp", "constant"])
+def test_top_k_centers_matches_reference_on_many_maps(kind: str) -> None:
+    for seed in range(3):
+        m = make_map(kind, (12, 13, 6), seed) * 4 - 2
+        scores, _, cs = reference_tfod(m, np.zeros((12, 13, 2), np.float32), np.zeros((12, 13, 2), np.float32), 30)
+        got = top_k_centers(m, 30, True)
+        np.testing.assert_array_equal(got[0], scores)
+        np.testing.assert_array_equal(got[3], cs)
+
+
+def test_tfod_maxpool_against_tensorflow_ops() -> None:
+    """The same postprocess written with TF's own ops (sigmoid, max_pool2d SAME, top_k) on real-sized heads.
+
+    TF's float32 sigmoid is a few ulp off the correctly rounded one; on these (non-saturated) heads the
+    selected cells must be identical and the scores equal to 1e-6.
+    """
+    tf = need("tensorflow")
+    rng = np.random.default_rng(11)
+    logits = rng.normal(-4, 2, (1, 128, 128, 90)).astype(np.float32)
+    logits[0, 40:43, 50:53, 7] = 6.0  # a plateau
+    prob = tf.sigmoid(logits)
+    pooled = tf.nn.max_pool2d(prob, ksize=3, strides=1, padding="SAME")
+    peaks = prob * tf.cast(tf.abs(prob - pooled) < 1e-6, tf.float32)
+    scores, idx = tf.math.top_k(tf.reshape(peaks, [1, -1]), 100)
+    idx = idx.numpy()[0]
+    got = top_k_centers(logits[0], 100, True)
+    np.testing.assert_array_equal(got[1] * 128 * 90 + got[2] * 90 + got[3], idx)
+    np.testing.assert_allclose(got[0], scores.numpy()[0], rtol=0, atol=1e-6)
 
 
 # --------------------------------------------------------------------------------------------------

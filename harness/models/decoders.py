@@ -1,8 +1,10 @@
 """Turn a model's named output heads into detections, one decoder per head layout (numpy only).
 
 Every decoder returns `Detections` with boxes normalised to the model input, [ymin, xmin, ymax, xmax],
-which is also normalised to the original image because the seed models resize without keeping the
-aspect ratio. Scaling to pixels and the results-file conventions belong to `harness.scoring.coco`.
+which is also normalised to the original image when the input was stretched to the model's size.
+For a letterboxed input, `tfod_centernet` takes the true (unpadded) shape and normalises by it, as the
+TF OD API does; other decoders' boxes go through harness.models.preprocess.boxes_to_image.
+Scaling to pixels and the results-file conventions belong to `harness.scoring.coco`.
 """
 
 from __future__ import annotations
@@ -153,6 +155,136 @@ def _is_peak(score_map: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return ok
 
 
+# TF OD API center_net_meta_arch.py: a location is a peak when |prob - maxpool3x3(prob)| < PEAK_EPSILON,
+# on sigmoid probabilities in float32 (so saturated or nearly equal neighbours are all peaks).
+PEAK_EPSILON = np.float32(1e-6)
+CENTER_MASKS = ("tfod", "cells", "none")
+
+
+def sigmoid32(z: np.ndarray) -> np.ndarray:
+    """float32 sigmoid, correctly rounded (computed in float64).
+
+    TF's own float32 sigmoid (Eigen) is up to a few ulp off and saturates to exactly 1.0 from
+    z ~ 16.6 instead of ~ 17.3, so ties at saturation may be ordered differently from a TF graph.
+    """
+    return (1.0 / (1.0 + np.exp(-np.asarray(z, np.float64)))).astype(np.float32)
+
+
+def center_valid_mask(grid_hw: tuple[int, int], true_shape: Sequence[int] | None, stride: int,
+                      rule: str = "tfod") -> np.ndarray | None:
+    """Which output cells may hold object centres, for an input whose content is `true_shape` pixels.
+
+    "tfod" is center_net_meta_arch.py's postprocess as published: mask_from_true_image_shape compares
+    the output *cell* index with the true shape in input *pixels*, so it masks only cells beyond the
+    true height/width in pixels (nothing, for a letterboxed 512x512 input whose content is >= 128 px).
+    "cells" masks what the comment intends and the loss uses: cells at or beyond ceil(true / stride).
+    "none" masks nothing. Returns None when nothing is masked.
+    """
+    if rule not in CENTER_MASKS:
+        raise HarnessError(f"center_mask must be one of {', '.join(CENTER_MASKS)}, not {rule!r}")
+    if true_shape is None or rule == "none":
+        return None
+    th, tw = int(true_shape[0]), int(true_shape[1])
+    if rule == "cells":
+        th, tw = -(-th // stride), -(-tw // stride)
+    gh, gw = grid_hw
+    if th >= gh and tw >= gw:
+        return None
+    return (np.arange(gh)[:, None] < th) & (np.arange(gw)[None, :] < tw)
+
+
+def top_k_centers(logits: np.ndarray, k: int, peaks: bool, valid: np.ndarray | None = None,
+                  eps: np.float32 = PEAK_EPSILON) -> tuple[np.ndarray, ...]:
+    """The TF OD API's top_k_feature_map_locations on sigmoid(logits) [H, W, C], masked by `valid` [H, W].
+
+    Literally: p = sigmoid(logits) * valid; with `peaks`, p is zeroed where |p - maxpool3x3(p)| >= eps;
+    top-k of the flattened p with ties to the lower flat index; locations whose score is 0 dropped (the
+    API counts num_detections as scores > 0). Without building the whole probability map: candidates are
+    cells whose logit can reach the k-th score (sigmoid is monotonic), their neighbours are looked up.
+    Returns (float32 scores, ys, xs, cs), best first.
+    """
+    flat = logits.reshape(-1)
+    _, w, c = logits.shape
+    k = min(k, flat.size)
+    empty = np.zeros(0, np.int64)
+    if k == 0:
+        return np.zeros(0, np.float32), empty, empty, empty
+    blocks = _BlockMax(flat)
+    want = 2 * k
+    while True:
+        n = min(want, blocks.count)
+        t = np.partition(blocks.maxima, blocks.count - n)[blocks.count - n]
+        exhausted = n == blocks.count
+        # Every cell whose float32 probability can equal sigmoid32(t): logits just below t may round
+        # to the same probability, so the cut is moved to the logit of the float32 value below it.
+        pt = sigmoid32(t)
+        below = np.nextafter(pt, np.float32(0))
+        cut = -np.inf if below <= 0 else float(np.log(below / (1.0 - float(below)))) if below < 1 else float(t)
+        idx = np.arange(flat.size) if exhausted else blocks.indices_at_least(min(cut, float(t)) - 1e-9)
+        if idx.size * 8 > flat.size:  # flat or saturated maps: the whole-map recipe is cheaper
+            return _top_k_centers_dense(logits, k, peaks, valid, eps)
+        p = sigmoid32(flat[idx])
+        cell = idx // c
+        ys, xs = cell // w, cell % w
+        if valid is not None:
+            p = np.where(valid[ys, xs], p, np.float32(0))
+        if peaks:
+            keep = _is_peak_eps(logits, valid, idx, ys, xs, p, eps)
+            idx, p = idx[keep], p[keep]
+        keep = p > 0
+        idx, p = idx[keep], p[keep]
+        if exhausted or (idx.size >= k and np.partition(p, idx.size - k)[idx.size - k] >= pt):
+            break
+        want *= 4
+    order = np.lexsort((idx, -p))[:k]
+    idx, p = idx[order], p[order]
+    cell = idx // c
+    return p, cell // w, cell % w, idx % c
+
+
+def _top_k_centers_dense(logits: np.ndarray, k: int, peaks: bool, valid: np.ndarray | None,
+                         eps: np.float32) -> tuple[np.ndarray, ...]:
+    """top_k_centers over the whole map: the pooled map from nine shifted views of a -inf padded copy."""
+    h, w, c = logits.shape
+    p = sigmoid32(logits)
+    if valid is not None:
+        p = p * valid[:, :, None].astype(np.float32)
+    if peaks:
+        padded = np.full((h + 2, w + 2, c), -np.inf, np.float32)
+        padded[1:-1, 1:-1] = p
+        pooled = p.copy()
+        for dy in range(3):
+            for dx in range(3):
+                np.maximum(pooled, padded[dy:dy + h, dx:dx + w], out=pooled)
+        p = np.where(np.abs(p - pooled) < eps, p, np.float32(0))
+    flat = p.reshape(-1)
+    idx = np.flatnonzero(flat > 0)
+    vals = flat[idx]
+    order = np.lexsort((idx, -vals))[:k]
+    idx = idx[order]
+    cell = idx // c
+    return vals[order], cell // w, cell % w, idx % c
+
+
+def _is_peak_eps(logits: np.ndarray, valid: np.ndarray | None, idx: np.ndarray, ys: np.ndarray, xs: np.ndarray,
+                 p: np.ndarray, eps: np.float32) -> np.ndarray:
+    """|p - max of p over the 3x3 neighbourhood (SAME padding)| < eps, in float32, for flat indices `idx`."""
+    h, w, c = logits.shape
+    flat = logits.reshape(-1)
+    pooled = p.copy()
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if dy == 0 and dx == 0:
+                continue
+            ny, nx = ys + dy, xs + dx
+            inside = (ny >= 0) & (ny < h) & (nx >= 0) & (nx < w)
+            q = sigmoid32(flat[np.where(inside, idx + (dy * w + dx) * c, idx)])
+            if valid is not None:
+                q = np.where(valid[np.clip(ny, 0, h - 1), np.clip(nx, 0, w - 1)], q, np.float32(0))
+            pooled = np.maximum(pooled, np.where(inside, q, p))
+    return np.abs(p - pooled) < eps
+
+
 def box_iou_matrix(boxes: np.ndarray) -> np.ndarray:
     """Pairwise IoU of [N, 4] boxes given as [ymin, xmin, ymax, xmax] (corners in any order)."""
     y0 = np.minimum(boxes[:, 0], boxes[:, 2])
@@ -218,30 +350,37 @@ def decode_tfod_centernet(
     top_k: int = 100,
     peaks: str = "maxpool",
     nms_iou: float = 0.5,
+    true_shape: Sequence[int] | None = None,
+    center_mask: str = "tfod",
 ) -> Detections:
     """TF OD API CenterNet heads: object_center logits, box/scale (h, w) and box/offset (dy, dx) in cells.
 
-    `peaks="maxpool"` keeps 3x3 local maxima (the TF OD API default); `peaks="nms"` takes the plain
-    top-k and applies class-agnostic box NMS at `nms_iou` (NXP's export and evaluate.py).
+    `peaks="maxpool"` is center_net_meta_arch.py's postprocess: sigmoid, centres masked by the true
+    shape, 3x3 max-pool peaks with PEAK_EPSILON tolerance on the probabilities, top-k, boxes clipped to
+    the grid and normalised by the true shape. `peaks="nms"` is NXP's decode: plain top-k, then
+    class-agnostic box NMS at `nms_iou` (evaluate.py). `true_shape` (h, w) is the image content in
+    input pixels (letterboxing); default the whole input. Box arithmetic is float32, in TF's order.
     """
     logits = _batch1(heads, "object_center", 3)
-    scale = _batch1(heads, "box/scale", 3)
-    offset = _batch1(heads, "box/offset", 3)
+    scale = _batch1(heads, "box/scale", 3).astype(np.float32, copy=False)
+    offset = _batch1(heads, "box/offset", 3).astype(np.float32, copy=False)
     if peaks not in ("maxpool", "nms"):
         raise HarnessError(f"peaks must be 'maxpool' or 'nms', not {peaks!r}")
     gh, gw, _ = logits.shape
-    # sigmoid is monotonic: select on logits, squash only the k winners.
-    z, ys, xs, cs = top_k_cells(logits, top_k, peaks_only=peaks == "maxpool")
-    scores = (1.0 / (1.0 + np.exp(-z.astype(np.float64)))).astype(np.float32)
-    hh, ww = np.maximum(scale[ys, xs, 0], 0), np.maximum(scale[ys, xs, 1], 0)
-    cy, cx = ys + offset[ys, xs, 0], xs + offset[ys, xs, 1]
+    true = tuple(int(v) for v in (true_shape if true_shape is not None else input_size))
+    valid = center_valid_mask((gh, gw), true_shape, stride, center_mask)
+    scores, ys, xs, cs = top_k_centers(logits, top_k, peaks == "maxpool", valid)
+    hh = np.maximum(scale[ys, xs, 0], np.float32(0))
+    ww = np.maximum(scale[ys, xs, 1], np.float32(0))
+    cy = ys.astype(np.float32) + offset[ys, xs, 0]
+    cx = xs.astype(np.float32) + offset[ys, xs, 1]
+    two = np.float32(2)
     boxes = np.stack([
-        np.clip(cy - hh / 2, 0, gh), np.clip(cx - ww / 2, 0, gw),
-        np.clip(cy + hh / 2, 0, gh), np.clip(cx + ww / 2, 0, gw),
+        np.clip(cy - hh / two, 0, gh), np.clip(cx - ww / two, 0, gw),
+        np.clip(cy + hh / two, 0, gh), np.clip(cx + ww / two, 0, gw),
     ], axis=1).astype(np.float32)
-    in_h, in_w = input_size
-    boxes *= np.asarray([stride / in_h, stride / in_w, stride / in_h, stride / in_w], np.float32)
-    np.clip(boxes, 0.0, 1.0, out=boxes)
+    boxes = boxes * np.float32(stride) / np.asarray([true[0], true[1], true[0], true[1]], np.float32)
+    boxes = np.clip(boxes, 0.0, 1.0).astype(np.float32)
     cat = _class_ids(class_ids, cs)
     if peaks == "nms":
         keep = greedy_nms(boxes, scores, nms_iou, top_k)
