@@ -17,14 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.analyse.doctor.results import (
-    Finding,
-    diagnose_results,
-    doctor_file,
-    doctor_record_body,
-    format_findings,
-    read_results_leniently,
-)
+from harness.analyse.doctor.findings import Finding, format_findings
+from harness.analyse.doctor.results import diagnose_results, doctor_file, doctor_record_body, read_results_leniently
 from harness.errors import HarnessError
 from harness.scoring.coco import CocoGroundTruth
 from harness.scoring.evaluator import score_results

@@ -30,6 +30,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "bench": ("model", "backend", "settings", "phases"),
     "score": ("dataset", "results"),
     "quant_compare": ("float_model", "quant_model", "heads", "layers"),
+    "doctor": ("dataset", "findings"),
 }
 _PACKAGES = ("numpy", "Pillow", "pycocotools", "faster-coco-eval", "ai-edge-litert", "tflite-runtime",
              "tensorflow", "tensorflow-cpu")

@@ -17,17 +17,15 @@ import math
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from harness.analyse.doctor.findings import MIN_CHANGE, Finding, sort_findings
 from harness.errors import HarnessError
 from harness.scoring.coco import CocoGroundTruth
 from harness.scoring.evaluator import score_results
 
-# A correction is worth reporting when it moves AP by at least this much (0.1 AP points).
-MIN_CHANGE = 0.001
 # Evidence gates: a candidate is scored when its evidence rate beats the file's own by both margins.
 EVIDENCE_GAIN = 0.05
 EVIDENCE_RATIO = 1.5
@@ -39,28 +37,6 @@ SAMPLE_IMAGES = 500
 MISSING_FRACTION = 0.02
 MAX_DETS = 100
 SHIFTS = tuple(d for d in range(-10, 11) if d)
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One suspected cause: AP as given and after its correction (None for a flag), evidence, fix."""
-
-    id: str
-    ap_before: float | None
-    ap_after: float | None
-    evidence: str
-    fix: str
-
-    @property
-    def change(self) -> float:
-        """AP after minus before (0 for a flag)."""
-        if self.ap_before is None or self.ap_after is None:
-            return 0.0
-        return self.ap_after - self.ap_before
-
-    def to_dict(self) -> dict:
-        return {"id": self.id, "ap_before": self.ap_before, "ap_after": self.ap_after,
-                "evidence": self.evidence, "fix": self.fix}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -349,39 +325,6 @@ def diagnose_results(gt: CocoGroundTruth, results: Sequence[object], image_ids: 
         findings.append(Finding("malformed", None, None, note, "write entries as {image_id, category_id, "
                                 "bbox: [x, y, w, h], score}"))
     return sort_findings(findings)
-
-
-def sort_findings(findings: list[Finding]) -> list[Finding]:
-    """Largest AP change first; flags (no after, or a change under MIN_CHANGE) after the scored ones."""
-    def key(f: Finding) -> tuple[int, float, str]:
-        scored = f.ap_after is not None and abs(f.change) >= MIN_CHANGE
-        return (0 if scored else 1, -abs(f.change), f.id)
-
-    return sorted(findings, key=key)
-
-
-# --------------------------------------------------------------------------------------------------
-# Output
-
-
-def format_findings(findings: Sequence[Finding]) -> str:
-    """A ranked console table: AP before/after in points, the change, the evidence; then the fixes."""
-    if not findings:
-        return "no problem found: the file follows the COCO results conventions as far as the doctor checks"
-
-    def pts(v: float | None) -> str:
-        return "-" if v is None else f"{100 * v:.1f}"
-
-    rows = [("#", "finding", "AP before", "AP after", "change", "evidence")]
-    for n, f in enumerate(findings, 1):
-        change = "flag" if f.ap_after is None else f"{100 * f.change:+.1f}"
-        rows.append((str(n), f.id, pts(f.ap_before), pts(f.ap_after), change, f.evidence))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = ["  ".join(c.ljust(w) if i in (0, 1) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths,
-             strict=False))) + "  " + r[5] for r in rows]
-    lines.append("")
-    lines.extend(f"{n}. {f.id}: {f.fix}" for n, f in enumerate(findings, 1))
-    return "\n".join(lines)
 
 
 def doctor_record_body(findings: Sequence[Finding], gt: CocoGroundTruth, results_path: str | Path | None,

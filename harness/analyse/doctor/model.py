@@ -1,0 +1,199 @@
+"""Why does my model's mAP not match? Run it under its card's protocol and under variants of the path.
+
+The commonest reasons a detector scores below its published number are in the input path and the
+decode, not in the network: BGR fed to an RGB model, pixels in [0,1] instead of 0..255, another resize
+filter, a letterbox model stretched, EXIF orientation ignored, an int8 input quantized with the wrong
+zero point, max-pool peaks where the protocol used NMS, a label map read with an offset. The doctor
+runs the same loaded model over a subset of images once per variant (only the input path or the decode
+changes, never the weights), scores each with the same evaluator, and reports the variants that score
+better, ranked by AP gain; it also runs the results-file checks on what the card's protocol produced,
+and says what makes the run unlike its published baseline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness.analyse.doctor.findings import MIN_CHANGE, Finding, sort_findings
+from harness.errors import HarnessError
+from harness.models.pipeline import Pipeline
+from harness.scoring.coco import CocoGroundTruth, ImageInfo
+from harness.scoring.evaluator import CocoEvaluator
+
+DEFAULT_IMAGES = 48
+# Input scalings people feed by mistake (mean, std per channel, applied as (x - mean) / std to 0..255 pixels).
+PIXEL_RANGES: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "[0,255]": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+    "[0,1]": ((0.0, 0.0, 0.0), (255.0, 255.0, 255.0)),
+    "[-1,1]": ((127.5, 127.5, 127.5), (127.5, 127.5, 127.5)),
+    "ImageNet mean/std": ((123.675, 116.28, 103.53), (58.395, 57.12, 57.375)),
+}
+RESIZES = ("pillow-bilinear", "cv2-linear", "tf-bilinear", "nearest")
+# Results-file findings that, on a model's own output, mean its label map is read wrong.
+LABEL_MAP_FINDINGS = ("category-offset", "category-index")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One change to the card's protocol: the finding it would support, and the fix it stands for."""
+
+    id: str  # the finding id: channel-order, pixel-range, resize, exif, int8-input, decode
+    label: str  # what was tried, e.g. "BGR input"
+    fix: str
+    preprocess: dict | None = None  # Preprocess fields to replace
+    decoder_params: dict | None = None  # decoder settings to replace
+
+
+def variants(pipeline: Pipeline) -> list[Variant]:
+    """The variants that make sense for this model: only settings that differ from what the card does."""
+    pp = pipeline.preprocess
+    out: list[Variant] = []
+    other = "bgr" if pp.channels == "rgb" else "rgb"
+    out.append(Variant("channel-order", f"{other.upper()} input",
+                       f"the model expects {other.upper()}: set the card's input channels='{other}' "
+                       f"(in your own code: image[..., ::-1])", {"channels": other}))
+    if pp.dtype == "float32":
+        current = (tuple(pp.mean), tuple(pp.std))
+        for name, (mean, std) in PIXEL_RANGES.items():
+            if (mean, std) != current:
+                out.append(Variant("pixel-range", f"pixels scaled to {name}",
+                                   f"scale the input to {name}: the card's input mean={list(mean)}, std={list(std)}",
+                                   {"mean": mean, "std": std}))
+    if pp.height is not None:
+        for method in RESIZES:
+            if method != pp.resize and not (pp.resize == "bilinear" and method == "pillow-bilinear"):
+                out.append(Variant("resize", f"resize {method}", f"resize with {method}: the card's input "
+                                   f"resize='{method}'", {"resize": method}))
+        aspect = "letterbox" if pp.aspect == "stretch" else "stretch"
+        out.append(Variant("resize", f"{aspect} instead of {pp.aspect}",
+                           f"{aspect} the image to the input size: the card's input aspect='{aspect}' "
+                           "(a TF OD API model exported with keep_aspect_ratio_resizer wants letterbox)",
+                           {"aspect": aspect}))
+    out.append(Variant("exif", "EXIF orientation " + ("ignored" if pp.exif else "applied"),
+                       ("ignore" if pp.exif else "apply") + " the EXIF orientation when reading (the card's input "
+                       f"exif={not pp.exif}; cv2.imread applies it, Pillow's Image.open does not)",
+                       {"exif": not pp.exif}))
+    out.extend(_int8_variants(pipeline))
+    params = pipeline.decoder_params
+    if "peaks" in params:
+        peaks = "nms" if params["peaks"] == "maxpool" else "maxpool"
+        extra = {"nms_iou": params.get("nms_iou", 0.5)} if peaks == "nms" else {}
+        fix = f"decode with peaks='{peaks}' (a protocol whose decoder settings say so, e.g. --protocol nxp for NMS)"
+        out.append(Variant("decode", f"{peaks} peaks", fix, decoder_params={"peaks": peaks, **extra}))
+    return out
+
+
+def _int8_variants(pipeline: Pipeline) -> list[Variant]:
+    """An integer input quantized as a published pipeline does, whatever scale and zero point the tensor says.
+
+    The backend quantizes a float batch with the tensor's own (scale, zero point): q = round(x / s) + zp.
+    Feeding x' = (x - m) * s with m = target offset + zp makes that q = x - target offset, i.e. NXP's
+    formula (int8: q = pixel - 128) or raw pixels (uint8: q = pixel), expressed as a mean/std variant.
+    """
+    desc = pipeline.backend.describe().get("input") or {}
+    dtype, quant = desc.get("dtype"), desc.get("quantization") or [0.0, 0]
+    scale, zero_point = float(quant[0]), int(quant[1])
+    if dtype not in ("int8", "uint8") or not scale or pipeline.preprocess.dtype != "float32":
+        return []
+    offset, formula = (128, "q = pixel - 128 (NXP's formula)") if dtype == "int8" else (0, "q = pixel")
+    mean, std = float(offset + zero_point), 1.0 / scale
+    if abs(mean) < 1e-9 and abs(std - 1.0) < 1e-9:
+        return []  # the tensor's own quantization is already that formula
+    return [Variant("int8-input", f"input quantized as {formula}",
+                    f"quantize the {dtype} input as {formula}, not with the tensor's declared scale {scale:g} and "
+                    f"zero point {zero_point} (the model was calibrated on that input)",
+                    {"mean": (mean,) * 3, "std": (std,) * 3})]
+
+
+@dataclass
+class _Run:
+    label: str
+    ap: float
+    results: list[dict]
+    seconds: float
+
+
+def _run(pipeline: Pipeline, gt: CocoGroundTruth, images: Sequence[ImageInfo], engine: str,
+         read: Callable[[ImageInfo], np.ndarray], label: str) -> _Run:
+    """Detect on every image and score: the protocol's box convention and threshold, the given engine."""
+    proto = pipeline.card.protocol(pipeline.protocol)
+    evaluator = CocoEvaluator(gt, engine, proto.box_convention, proto.score_threshold)
+    t0 = time.perf_counter()
+    for info in images:
+        evaluator.process(info, pipeline.detect(read(info)))
+    result = evaluator.evaluate()
+    return _Run(label, result.stats["AP"], evaluator.results, time.perf_counter() - t0)
+
+
+def diagnose_model(pipeline: Pipeline, gt: CocoGroundTruth, *, max_images: int = DEFAULT_IMAGES,
+                   engine: str = "faster", progress: Callable[[str], None] | None = None) -> dict:
+    """Run the card's protocol and every variant on the first `max_images` images; return the record body."""
+    from harness.analyse.doctor.results import diagnose_results
+    from harness.scoring.baseline import compare
+
+    if max_images < 1:
+        raise HarnessError("--max-images must be at least 1")
+    images = gt.images[:max_images]
+    if not images:
+        raise HarnessError(f"{gt.path} lists no images")
+    ids = [i.id for i in images]
+    t0 = time.perf_counter()
+    cache: dict[bool, dict[int, np.ndarray]] = {}
+
+    def reader(p: Pipeline) -> Callable[[ImageInfo], np.ndarray]:
+        seen = cache.setdefault(p.preprocess.exif, {})
+
+        def read(info: ImageInfo) -> np.ndarray:
+            if info.id not in seen:
+                seen[info.id] = p.read(gt.image_path(info), (info.width, info.height))
+            return seen[info.id]
+        return read
+
+    clean = _run(pipeline, gt, images, engine, reader(pipeline), "card protocol")
+    runs: list[tuple[Variant, _Run]] = []
+    for v in variants(pipeline):
+        if progress:
+            progress(v.label)
+        pp = dataclasses.replace(pipeline.preprocess, **v.preprocess) if v.preprocess else None
+        p = pipeline.variant(preprocess=pp, decoder_params=v.decoder_params)
+        runs.append((v, _run(p, gt, images, engine, reader(p), v.label)))
+    findings = _findings(clean, runs, len(images))
+    for f in diagnose_results(gt, clean.results, ids, engine):
+        if f.id in LABEL_MAP_FINDINGS:
+            f = dataclasses.replace(f, id="label-map", evidence=f"{f.id}: {f.evidence}",
+                                    fix=f"the card's class ids are off: {f.fix}")
+        findings.append(f)
+    dataset = gt.describe(ids)
+    return {
+        "model": pipeline.card.to_dict(),
+        "protocol": {"name": pipeline.protocol, "preprocess": pipeline.preprocess.to_dict(),
+                     "decoder": dict(pipeline.decoder_params)},
+        "backend": pipeline.describe(),
+        "dataset": dataset,
+        "engine": engine,
+        "ap": clean.ap,
+        "variants": [{"id": v.id, "label": v.label, "ap": r.ap, "ap_gain": r.ap - clean.ap, "seconds": r.seconds}
+                     for v, r in runs],
+        "comparison": compare(pipeline.card, pipeline.protocol, dataset, clean.ap),
+        "findings": [f.to_dict() for f in sort_findings(findings)],
+        "wall_s": time.perf_counter() - t0,
+    }
+
+
+def _findings(clean: _Run, runs: list[tuple[Variant, _Run]], n_images: int) -> list[Finding]:
+    """Per finding id, the variant that scores best, when it beats the card's protocol by MIN_CHANGE."""
+    best: dict[str, tuple[Variant, _Run]] = {}
+    for v, r in runs:
+        if v.id not in best or r.ap > best[v.id][1].ap:
+            best[v.id] = (v, r)
+    out = []
+    for v, r in best.values():
+        if r.ap - clean.ap >= MIN_CHANGE:
+            out.append(Finding(v.id, clean.ap, r.ap, f"{v.label}: AP {100 * clean.ap:.2f} -> {100 * r.ap:.2f} on "
+                               f"{n_images} images", v.fix))
+    return out

@@ -1,0 +1,54 @@
+"""`harness doctor` from the command line: exit 0 on a clean file, 1 with the cause named first, 2 for bad input,
+and a kind-"doctor" record that the record reader and the report accept."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.records.reader import read_record
+
+
+def _known_answer(mirror: Path) -> tuple[Path, Path]:
+    d = mirror / "coco" / "known_answer"
+    return d / "instances_val2014_100.json", d / "instances_val2014_fakebbox100_results.json"
+
+
+def test_a_clean_results_file_exits_0_and_writes_a_doctor_record(mirror, tmp_path, capsys):
+    gt, results = _known_answer(mirror)
+    out = tmp_path / "doctor.json"
+    assert main(["doctor", "--gt", str(gt), "--results", str(results), "--json", str(out)]) == 0
+    assert "no problem found" in capsys.readouterr().out
+    rec = read_record(out, kind="doctor")
+    assert rec["findings"] == [] and rec["dataset"]["image_count"] == 100
+
+
+def test_xyxy_boxes_are_named_first_and_the_command_exits_1(mirror, tmp_path, capsys):
+    gt, results = _known_answer(mirror)
+    entries = json.loads(results.read_text())
+    for e in entries:  # the planted fault: corners instead of width and height
+        x, y, w, h = e["bbox"]
+        e["bbox"] = [x, y, x + w, y + h]
+    bad = tmp_path / "xyxy.json"
+    bad.write_text(json.dumps(entries))
+    out = tmp_path / "doctor.json"
+    assert main(["doctor", "--gt", str(gt), "--results", str(bad), "--json", str(out)]) == 1
+    printed = capsys.readouterr().out
+    top = read_record(out, kind="doctor")["findings"][0]
+    assert top["id"] == "box-xyxy" and top["ap_after"] > top["ap_before"] + 0.3
+    assert printed.splitlines()[1].split()[:2] == ["1", "box-xyxy"]  # the ranked table's first row
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["doctor"], "say what to examine"),
+    (["doctor", "--gt", "x.json"], "needs both --gt"),
+    (["doctor", "mb3-centernet-f32", "--gt", "a.json", "--results", "b.json"], "not both"),
+    (["doctor", "mb3-centernet-f32", "--max-images", "0"], "--max-images must be at least 1"),
+])
+def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("harness: error:") and message in err and "\n" not in err
