@@ -52,3 +52,22 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("harness: error:") and message in err and "\n" not in err
+
+
+def test_the_report_shows_a_doctor_records_findings(mirror, tmp_path):
+    """A doctor record among the records gets its own ranked section in the Markdown and the HTML."""
+    from harness.analyse.report.build import build_report
+
+    gt, results = _known_answer(mirror)
+    entries = json.loads(results.read_text())
+    for e in entries:  # category ids shifted by one: the label-map fault people hit most
+        e["category_id"] += 1
+    bad = tmp_path / "shifted.json"
+    bad.write_text(json.dumps(entries))
+    out = tmp_path / "doctor.json"
+    assert main(["doctor", "--gt", str(gt), "--results", str(bad), "--json", str(out)]) == 1
+    report = build_report([read_record(out)], tmp_path / "report", gallery_images=0)
+    assert "Why a mAP may not match" in report.markdown_text
+    row = report.tables["doctor"].iloc[0]
+    assert row["finding"] == "category-offset" and row["rank"] == 1 and row["AP after"] > row["AP before"]
+    assert "category-offset" in report.html.read_text()

@@ -87,6 +87,7 @@ def build_report(records: list[dict], out_dir: str | Path, *, gallery_images: in
         "quant_error_layers": tables.quant_error_layers(records),
         "latency": tables.latency(records),
         "ap_vs_latency": tables.ap_vs_latency(records),
+        "doctor": tables.doctor(records),
     }
     import pandas as pd
 
@@ -143,6 +144,9 @@ def _markdown(t: dict, records: list[dict], title: str) -> str:
     if len(t["quant_error_summary"]):
         parts.append(render.markdown_table(t["quant_error_summary"], ["quantized", "images", "error starts at",
                                                                       "op types adding most error"]))
+    if len(t["doctor"]):
+        parts += ["### Why a mAP may not match (harness doctor)\n",
+                  render.markdown_table(t["doctor"], ["subject", "rank", "finding", "AP before", "AP after", "fix"])]
     parts += ["### Latency\n", render.markdown_table(t["latency"], LATENCY_MD)]
     return "\n".join(parts)
 
@@ -175,6 +179,10 @@ def _html(t: dict, figs: dict, records: list[dict], title: str, created: str, ga
          "the display threshold; the images where the two models disagree most come first.</p>" + gallery_html
          + f'<h3>ΔAP per class</h3><div class="grid">{quant_figs}</div>'
          + "<h3>Largest drops per class (all classes in tables/quant_per_class.csv)</h3>" + render.html_table(worst)),
+        *([("Why a mAP may not match: harness doctor",
+             '<p class="note">Each finding: AP as measured and after its correction (AP points), the evidence and '
+             "the fix, ranked by AP gain; a flag has no AP after.</p>" + render.html_table(t["doctor"]))]
+          if len(t["doctor"]) else []),
         ("Latency per model, host, threads and delegate",
          render.html_table(t["latency"]) + render.img(figs.get("latency_distribution"), "latency distribution")),
         ("Accuracy vs latency", render.html_table(t["ap_vs_latency"])

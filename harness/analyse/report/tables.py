@@ -200,3 +200,21 @@ def _latest_quant_compares(records: list[dict]) -> list[dict]:
     for rec in sorted((r for r in records if r.get("kind") == "quant_compare"), key=lambda r: str(r.get("created"))):
         latest[(rec["float_model"].get("name"), rec["quant_model"].get("name"))] = rec
     return list(latest.values())
+
+
+def doctor(records: list[dict]) -> pd.DataFrame:
+    """`harness doctor` findings, ranked as the doctor ranked them: what to fix first to match a published mAP."""
+    rows = []
+    for rec in records:
+        if rec.get("kind") != "doctor":
+            continue
+        model = rec.get("model")
+        subject = model.get("name") if isinstance(model, dict) else rec.get("results_file")
+        for rank, f in enumerate(rec.get("findings", []), 1):
+            before, after = _pct(f.get("ap_before")), _pct(f.get("ap_after"))
+            rows.append({"subject": subject, "images": rec.get("dataset", {}).get("image_count"), "rank": rank,
+                         "finding": f.get("id"), "AP before": before, "AP after": after,
+                         "change": None if before is None or after is None else round(after - before, 2),
+                         "evidence": f.get("evidence"), "fix": f.get("fix"), "created": rec.get("created")})
+    return pd.DataFrame(rows, columns=["subject", "images", "rank", "finding", "AP before", "AP after", "change",
+                                       "evidence", "fix", "created"])
