@@ -73,3 +73,30 @@ class Progress:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+class ByteProgress:
+    """A tqdm byte bar (size, rate, ETA) for a download that may resume part-way; drawn only when enabled."""
+
+    def __init__(self, name: str, enabled: bool, stream: TextIO | None = None) -> None:
+        self.name, self.enabled = name, enabled
+        self.stream = sys.stderr if stream is None else stream
+        self._bar = None
+
+    def start(self, done: int, total: int | None) -> None:
+        """Begin (or, after a dropped connection, begin again) at `done` of `total` bytes."""
+        self.close()
+        if self.enabled:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, initial=done, desc=self.name, file=self.stream, unit="B", unit_scale=True,
+                             unit_divisor=1024, dynamic_ncols=True, leave=True)
+
+    def update(self, done: int) -> None:
+        if self._bar is not None:
+            self._bar.update(done - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

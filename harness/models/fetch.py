@@ -17,7 +17,6 @@ import http.client
 import os
 import posixpath
 import stat
-import sys
 import tarfile
 import tempfile
 import time
@@ -28,9 +27,9 @@ import zipfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import TextIO
 
 from harness.common.fileio import sha256_file
+from harness.common.summary import ByteProgress, progress_enabled
 from harness.errors import HarnessError, first_line
 from harness.models.zoo import ModelCard, Source
 
@@ -208,7 +207,7 @@ def fetch_file(url: str, sha256: str | None, dest: str | Path, *, retries: int |
     show = progress_enabled() if progress is None else progress
     for attempt in range(retries + 1):
         try:
-            _transfer(url, part, _ByteProgress(dest.name, show))
+            _transfer(url, part, ByteProgress(dest.name, show))
             break
         except _Dropped as exc:
             kept = part.stat().st_size if part.exists() else 0
@@ -224,7 +223,7 @@ def fetch_file(url: str, sha256: str | None, dest: str | Path, *, retries: int |
     return dest
 
 
-def _transfer(url: str, part: Path, bar: _ByteProgress) -> None:
+def _transfer(url: str, part: Path, bar: ByteProgress) -> None:
     """One request: continue `part` from its end (or start it); raise _Dropped if the body stops short."""
     offset = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
@@ -263,49 +262,6 @@ def _transfer(url: str, part: Path, bar: _ByteProgress) -> None:
             bar.close()
     if expected is not None and got < expected:
         raise _Dropped(f"connection dropped after {got} of {expected} bytes")
-
-
-def progress_enabled(stream: TextIO | None = None, environ: dict | None = None) -> bool:
-    """Draw a progress bar only for a person: stderr is a terminal and this is not a CI job."""
-    stream = sys.stderr if stream is None else stream
-    environ = os.environ if environ is None else environ
-    return bool(getattr(stream, "isatty", lambda: False)()) and not environ.get("CI")
-
-
-class _ByteProgress:
-    """`name [#####     ] 12.0/24.0 MiB` redrawn in place at most ten times a second."""
-
-    def __init__(self, name: str, enabled: bool, stream: TextIO | None = None) -> None:
-        self.name, self.enabled = name, enabled
-        self.stream = stream or sys.stderr
-        self.total: int | None = None
-        self.done = 0
-        self._drawn = 0.0
-
-    def start(self, done: int, total: int | None) -> None:
-        self.total = total
-        self.update(done, force=True)
-
-    def update(self, done: int, force: bool = False) -> None:
-        self.done = done
-        now = time.monotonic()
-        if not self.enabled or (not force and now - self._drawn < 0.1):
-            return
-        self._drawn = now
-        mib = done / 2**20
-        if self.total:
-            bar = "#" * int(30 * done / self.total)
-            self.stream.write(f"\r{self.name} [{bar:<30}] {mib:.1f}/{self.total / 2**20:.1f} MiB")
-        else:
-            self.stream.write(f"\r{self.name} {mib:.1f} MiB")
-        self.stream.flush()
-
-    def close(self) -> None:
-        """Draw where it ended (the last update may have been skipped) and end the line."""
-        if self.enabled and self._drawn:
-            self.update(self.done, force=True)
-            self.stream.write("\n")
-            self.stream.flush()
 
 
 # --------------------------------------------------------------------------------------------------
