@@ -53,8 +53,10 @@ def compare_quant(float_model: str, quant_model: str, *, mirror: Mirror | None, 
     from harness.models.fetch import resolve_model
     from harness.models.images import list_images
     from harness.models.zoo import ZOO, card_for
-    from harness.quantize.convert import Calibration, read_sidecar, saved_model_input
+    from harness.quantize.calibration import Calibration
+    from harness.quantize.convert import saved_model_input
     from harness.quantize.options import calibration_set, input_size
+    from harness.quantize.sidecar import read_sidecar
     from harness.records.reader import read_record
     from harness.records.schema import new_record
 

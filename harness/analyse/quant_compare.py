@@ -28,18 +28,13 @@ from harness.analyse.quant_layers import accumulated_errors, layerwise_errors
 from harness.analyse.quant_stats import (
     CLEAN_SNR_DB,
     FIRST_BAD_SNR_DB,
-    SNR_CAP_DB,
     TOP,
     ErrorStats,
-    Layer,
     summarize_layers,
 )
 from harness.common import summary
 from harness.errors import HarnessError
 from harness.models.pipeline import Pipeline
-
-__all__ = ["CLEAN_SNR_DB", "FIRST_BAD_SNR_DB", "SNR_CAP_DB", "ErrorStats", "Layer", "accumulated_errors",
-           "compare_models", "delta_ap", "format_summary", "head_errors", "layerwise_errors", "summarize_layers"]
 
 
 def head_errors(float_model, quant_model, batches: Iterable[np.ndarray],

@@ -24,18 +24,8 @@ import numpy as np
 from harness.common.fileio import write_bytes_atomic
 from harness.common.identity import model_sha256
 from harness.errors import HarnessError, first_line
-from harness.quantize.calibration import (
-    DRAWS,
-    RESIZE_FILTERS,
-    Calibration,
-    calibration_overlap,
-    draw_calibration,
-    glob_names,
-    read_list,
-    resolved_filter,
-)
-from harness.quantize.modes import MODES, RECIPES, Mode, Recipe, get_mode, get_recipe
-from harness.quantize.sidecar import read_sidecar, sidecar_path
+from harness.quantize.calibration import Calibration
+from harness.quantize.modes import MODES, Mode, get_mode
 
 # --------------------------------------------------------------------------------------------------
 # Conversion
@@ -219,12 +209,3 @@ def quantize_saved_model(saved_model: str | Path, output: str | Path, mode_name:
         "tensorflow": tf.__version__,
         "convert_seconds": round(seconds, 2),
     }
-
-
-# The names callers imported from this module before it was split keep working from here.
-__all__ = [
-    "DRAWS", "MODES", "RECIPES", "RESIZE_FILTERS", "Calibration", "Mode", "Recipe", "calibration_overlap",
-    "check_saved_model", "convert", "converter_for", "draw_calibration", "float_layer_names", "get_mode",
-    "get_recipe", "glob_names", "op_outputs", "quantize_saved_model", "read_list", "read_sidecar",
-    "resolved_filter", "saved_model_input", "sidecar_path", "tf_interpreter",
-]

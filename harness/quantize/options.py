@@ -32,7 +32,8 @@ class CalibrationOptions:
 def calibration_set(opts: CalibrationOptions, size: tuple[int, int], dtype: str = "float32"):
     """The calibration set the options describe (a recipe's settings, overridden by explicit options);
     None without --calib."""
-    from harness.quantize.convert import draw_calibration, get_recipe
+    from harness.quantize.calibration import draw_calibration
+    from harness.quantize.modes import get_recipe
 
     recipe = get_recipe(opts.recipe) if opts.recipe else None
     if opts.calib is None:
@@ -100,7 +101,7 @@ class QuantizePlan:
     @property
     def sidecar(self) -> Path:
         """Where the record of how the model was made goes: beside it, MODEL.tflite.json."""
-        from harness.quantize.convert import sidecar_path
+        from harness.quantize.sidecar import sidecar_path
 
         return sidecar_path(self.output)
 
@@ -116,16 +117,18 @@ def plan_quantize(saved_model: str, output: str, *, mode: str | None, calibratio
                   layers_from: str | None = None, float_top: int = 10, float_rank: str = "share",
                   ops: Sequence[str] = ()) -> QuantizePlan:
     """Check the options against the SavedModel and draw the calibration set (no conversion yet)."""
-    from harness.quantize import convert as q
+    from harness.quantize.calibration import calibration_overlap
+    from harness.quantize.convert import saved_model_input
+    from harness.quantize.modes import get_mode, get_recipe
 
-    recipe = q.get_recipe(calibration.recipe) if calibration.recipe else None
-    chosen = q.get_mode(mode or (recipe.mode if recipe else "int8"))
-    shape, dtype = q.saved_model_input(saved_model)
+    recipe = get_recipe(calibration.recipe) if calibration.recipe else None
+    chosen = get_mode(mode or (recipe.mode if recipe else "int8"))
+    shape, dtype = saved_model_input(saved_model)
     cal = calibration_set(calibration, input_size(shape, size), dtype) if chosen.calibrated else None
     if chosen.calibrated and cal is None:
         raise HarnessError(f"mode {chosen.name} needs calibration images: --calib DIR (and --calib-list FILE to "
                            "replay a list)")
-    overlap = q.calibration_overlap(cal, eval_dir) if cal is not None and eval_dir is not None else None
+    overlap = calibration_overlap(cal, eval_dir) if cal is not None and eval_dir is not None else None
     return QuantizePlan(saved_model, output, chosen, cal, overlap, eval_dir,
                         float_layers(layers, layers_from, float_top, float_rank), list(ops), calibration.recipe)
 
@@ -133,10 +136,10 @@ def plan_quantize(saved_model: str, output: str, *, mode: str | None, calibratio
 def run_quantize(plan: QuantizePlan) -> dict:
     """Convert, write the .tflite and its sidecar record (MODEL.tflite.json); return the record."""
     from harness.common.fileio import write_json_atomic
-    from harness.quantize import convert as q
+    from harness.quantize.convert import quantize_saved_model
     from harness.records.schema import new_record
 
-    body = q.quantize_saved_model(plan.saved_model, plan.output, plan.mode.name, plan.calibration,
+    body = quantize_saved_model(plan.saved_model, plan.output, plan.mode.name, plan.calibration,
                                   float_layers=plan.float_layers, float_ops=plan.float_ops, recipe=plan.recipe,
                                   overlap=plan.overlap)
     record = new_record("quantize", **body)
