@@ -186,8 +186,9 @@ class _Plan:
             c_key = c_at * N + c_row
             self.corr.append((m.det_img[c_row], np.searchsorted(c_key, tp_at * N + tp_row, side="right"),
                               np.searchsorted(c_key, tp_at * N + first_row, side="left")))
-        # The precision grid only needs the segments that hold true positives.
-        self.cols, self.t_col = np.unique(self.t_seg, return_inverse=True)
+        # Segments holding true positives, and each one's last entry (its total at maxDets 100).
+        self.seg_ids, counts = np.unique(self.t_seg, return_counts=True)
+        self.seg_last = np.cumsum(counts) - 1
         self.gt_ka = m.gt_cat * A + m.gt_area  # bincount index, reshaped [K, A] then transposed
 
 
@@ -198,50 +199,60 @@ def _wsum(w: np.ndarray, img: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> np.
     return c[:, hi] - c[:, lo]
 
 
-def _accumulate(m: Matches, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """accumulate() for B weight vectors at once ([B, images], integer counts), in the cheapest layout.
+@dataclass
+class _Curves:
+    """B re-accumulations. The envelope is kept as groups: entries of one (resample, segment) whose recall
+    reaches the same threshold; group g holds the envelope value for thresholds (prev[g], bucket[g]]."""
 
-    Returns the precision envelope at maxDets 100 for the segments in `_Plan.cols` only, as [B, R, cols]
-    with the recall thresholds reversed (row j is threshold R-1-j; every other segment's envelope is 0);
-    weighted true positives [B, A, T, K, M] per maxDets; and the weighted count of ground truth that
-    counts [B, A, K] (0 marks an absent category).
-    """
+    seg: np.ndarray  # [G] resample * S + segment, sorted
+    bucket: np.ndarray  # [G] highest recall threshold index the group reaches
+    prev: np.ndarray  # [G] the previous group's bucket in the segment, -1 for the first
+    value: np.ndarray  # [G] the envelope (best precision at this recall or beyond)
+    hits: np.ndarray  # [B, A, T, K, M] weighted true positives per maxDets
+    npig: np.ndarray  # [B, A, K] weighted ground truth that counts; 0 marks an absent category
+
+
+def _accumulate(m: Matches, weights: np.ndarray) -> _Curves:
+    """accumulate() for B weight vectors at once ([B, images] integer counts)."""
     w = np.asarray(weights, np.float64)
     if w.ndim != 2 or w.shape[1] != m.n_images:
         raise HarnessError(f"weights must have one entry per image ({m.n_images}), got shape {w.shape}")
     pl = m._plan
     A, T, K = pl.shape
-    B, R, C, S = w.shape[0], REC_THRS.size, pl.cols.size, A * T * K
+    B, R, S = w.shape[0], REC_THRS.size, A * T * K
     batch = np.arange(B)[:, None]
     npig = np.bincount((batch * K * A + pl.gt_ka).ravel(), weights=(w[:, m.gt_img] * m.gt_count).ravel(),
                        minlength=B * K * A).reshape(B, K, A).transpose(0, 2, 1)
-    wt = w[:, pl.t_img]
     tp = _wsum(w, pl.t_img, pl.t_pos1, pl.t_start)  # weighted true positives so far in the segment
     nv = _wsum(w, pl.b_img, pl.b_hi, pl.b_lo)  # weighted non-ignored detections so far (tp + fp)
     (p_img, p_hi, p_lo), (n_img, n_hi, n_lo) = pl.corr
     nv += _wsum(w, p_img, p_hi, p_lo)
     nv -= _wsum(w, n_img, n_hi, n_lo)
     with np.errstate(divide="ignore", invalid="ignore"):
-        rc = tp / npig.reshape(B, A * K)[:, pl.t_seg_ak]
-    pr = tp / (nv + _EPS)
-    # An entry sets the envelope at every recall threshold <= its recall: keep the best per (segment,
-    # bucket), then the envelope is a running max from the high-recall end (down the rows here).
-    bucket = np.searchsorted(REC_THRS, rc, side="right") - 1
-    ok = (wt > 0) & (bucket >= 0) & (bucket < R)
-    b_of = np.broadcast_to(batch, ok.shape)[ok]
-    col, bucket, pr = np.broadcast_to(pl.t_col, ok.shape)[ok], bucket[ok], pr[ok]
-    grid = np.zeros((B, R, C))
-    if col.size:
-        key = (b_of * C + col) * R + bucket  # sorted: entries run by segment, recall never falls in one
-        first = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
-        grid.ravel()[(b_of[first] * R + R - 1 - bucket[first]) * C + col[first]] = np.maximum.reduceat(pr, first)
-        for j in range(1, R):  # a row loop beats ufunc.accumulate along this axis several times over
-            np.maximum(grid[:, j], grid[:, j - 1], out=grid[:, j])
-    hits = np.empty((B, A, T, K, len(MAX_DETS)))
-    for j, mask in enumerate(pl.rank_masks):
+        rc = tp / npig.reshape(B, A * K)[:, pl.t_seg_ak]  # NaN/inf only in absent segments, masked later
+        pr = tp / (nv + _EPS)
+    # An entry sets the envelope at every recall threshold <= its recall. An entry of an image drawn 0
+    # times repeats the point before it, so it changes nothing and needs no masking.
+    bucket = (np.searchsorted(REC_THRS, rc.ravel(), side="right") - 1).clip(0, R - 1)
+    seg = (batch * S + pl.t_seg).ravel()
+    key = seg * R + bucket  # sorted: entries run by segment, and recall never falls within one
+    first = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+    gseg, gbucket, value = seg[first], bucket[first], np.maximum.reduceat(pr.ravel(), first)
+    # Suffix max within each segment by pointer jumping (a segment holds at most R groups).
+    d = 1
+    while d < min(R, value.size):
+        same = gseg[:-d] == gseg[d:]
+        np.maximum(value[:-d], np.where(same, value[d:], 0.0), out=value[:-d])
+        d *= 2
+    starts = np.concatenate(([True], gseg[1:] != gseg[:-1]))
+    prev = np.where(starts, -1, np.concatenate(([-1], gbucket[:-1])))
+    hits = np.zeros((B, S, len(MAX_DETS)))
+    hits[:, pl.seg_ids, -1] = tp[:, pl.seg_last]  # all detections count at maxDets 100: the segment's total
+    wt = w[:, pl.t_img]
+    for j, mask in enumerate(pl.rank_masks[:-1]):
         hits[..., j] = np.bincount((batch * S + pl.t_seg[mask]).ravel(), weights=wt[:, mask].ravel(),
-                                   minlength=B * S).reshape(B, A, T, K)
-    return grid, hits, npig
+                                   minlength=B * S).reshape(B, S)
+    return _Curves(gseg, gbucket, prev, value, hits.reshape(B, A, T, K, -1), npig)
 
 
 def precision_recall(m: Matches, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -249,13 +260,15 @@ def precision_recall(m: Matches, weights: np.ndarray) -> tuple[np.ndarray, np.nd
 
     Entries are -1 where a (category, area) has no counting ground truth under these weights.
     """
-    grid, hits, npig = _accumulate(m, np.asarray(weights, np.float64)[None])
-    grid, hits, npig = grid[0], hits[0], npig[0]
+    c = _accumulate(m, np.asarray(weights, np.float64)[None])
     A, T, K = m._plan.shape
     R = REC_THRS.size
-    envelope = np.zeros((R, A * T * K))
-    envelope[:, m._plan.cols] = grid[::-1]
-    precision = envelope.reshape(R, A, T, K).transpose(2, 0, 3, 1).copy()  # [R,A,T,K] -> [T,R,K,A]
+    span = c.bucket - c.prev  # thresholds each group covers
+    first_r = np.repeat(c.prev + 1 - np.cumsum(span) + span, span)
+    envelope = np.zeros((A * T * K, R))
+    envelope[np.repeat(c.seg, span), np.arange(span.sum()) + first_r] = np.repeat(c.value, span)
+    precision = envelope.reshape(A, T, K, R).transpose(1, 3, 2, 0).copy()  # [A,T,K,R] -> [T,R,K,A]
+    npig, hits = c.npig[0], c.hits[0]
     absent = npig == 0  # [A, K]
     precision[np.broadcast_to(absent.T[None, None], precision.shape)] = -1.0
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -298,17 +311,15 @@ def fast_stats(m: Matches, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     For resamples ([B, images] weights): the values of `ap_from_weights`, but each mean is taken as sums
     over whole segments, so they agree to ~1e-15 (summation order), far below any interval's width.
     """
-    grid, hits, npig = _accumulate(m, np.asarray(weights, np.float64))
+    c = _accumulate(m, np.asarray(weights, np.float64))
     A, T, K = m._plan.shape
-    B, R = grid.shape[0], REC_THRS.size
-    present = npig > 0  # [B, A, K]
-    psum = np.zeros((B, A * T * K))
-    psum[:, m._plan.cols] = grid.sum(axis=1)
-    psum = psum.reshape(B, A, T, K)
+    B, R = c.npig.shape[0], REC_THRS.size
+    psum = np.bincount(c.seg, weights=c.value * (c.bucket - c.prev), minlength=B * A * T * K).reshape(B, A, T, K)
+    present = c.npig > 0  # [B, A, K]
     n_present = present.sum(axis=2)  # [B, A]
     with np.errstate(divide="ignore", invalid="ignore"):
         ap_t = np.where(present[:, :, None, :], psum, 0.0).sum(axis=3) / (R * n_present[:, :, None])  # [B, A, T]
-        rec = np.where(present[:, :, None, :, None], hits / npig[:, :, None, :, None], 0.0).sum(axis=3)
+        rec = np.where(present[:, :, None, :, None], c.hits / c.npig[:, :, None, :, None], 0.0).sum(axis=3)
         rec /= n_present[:, :, None, None]  # [B, A, T, M]
         per_class = np.where(present[:, 0], psum[:, 0].sum(axis=1) / (R * T), np.nan)
     ap_all = ap_t.mean(axis=2)  # [B, A]
