@@ -136,7 +136,8 @@ def test_weight_k_is_k_copies_of_the_image(mirror_gt, mirror_results, mirror_mat
             for copy in range(int(k)):
                 new_id = img_id * 10 + copy
                 images.append({"id": new_id, "file_name": info.file_name, "width": info.width, "height": info.height})
-                anns += [{**a, "id": len(anns) + 1 + j, "image_id": new_id} for j, a in enumerate(anns_of.get(img_id, []))]
+                anns += [{**a, "id": len(anns) + 1 + j, "image_id": new_id}
+                         for j, a in enumerate(anns_of.get(img_id, []))]
                 dets += [{**d, "image_id": new_id} for d in dets_of.get(img_id, [])]
         path = tmp_path / f"copies{seed}.json"
         path.write_text(json.dumps({"images": images, "annotations": anns,
@@ -343,16 +344,17 @@ def synthetic_set(n_images: int, seed: int, path: Path) -> tuple[CocoGroundTruth
                     box = [x + rng.normal(0, s) * w, y + rng.normal(0, s) * h, w * np.exp(rng.normal(0, s)),
                            h * np.exp(rng.normal(0, s))]
                     label = c if rng.random() > 0.05 else int(rng.integers(3))
-                    results.append({"image_id": img, "category_id": label + 1, "bbox": [round(float(v), 2) for v in box],
-                                    "score": round(float(1 / (1 + np.exp(-(rng.normal(score_mu[c] - hard, 1) - dup)))), 6)})
+                    score = 1 / (1 + np.exp(-(rng.normal(score_mu[c] - hard, 1) - dup)))
+                    results.append({"image_id": img, "category_id": label + 1,
+                                    "bbox": [round(float(v), 2) for v in box], "score": round(float(score), 6)})
         for _ in range(rng.poisson(2.5)):
             side = float(np.exp(rng.uniform(np.log(10), np.log(250))))
             results.append({"image_id": img, "category_id": int(rng.integers(3)) + 1,
                             "bbox": [float(rng.uniform(0, width - side)), float(rng.uniform(0, height - side * 0.75)),
                                      side, side * 0.75],
                             "score": round(float(1 / (1 + np.exp(-rng.normal(-1.0 + hard * 0.3, 1)))), 6)})
-    path.write_text(json.dumps({"images": images, "annotations": anns,
-                                "categories": [{"id": i, "name": n} for i, n in ((1, "easy"), (2, "fair"), (3, "hard"))]}))
+    cats = [{"id": i, "name": n} for i, n in ((1, "easy"), (2, "fair"), (3, "hard"))]
+    path.write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
     return CocoGroundTruth(path), results
 
 
