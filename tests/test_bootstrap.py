@@ -203,6 +203,18 @@ def test_resample_weights_draw_n_images_reproducibly() -> None:
     assert w.mean() == pytest.approx(1.0) and 0.3 < (w == 0).mean() < 0.45  # (1-1/n)^n = 0.364 undrawn
 
 
+def test_batched_replicates_equal_the_exact_path(mirror_matches) -> None:
+    """The bootstrap's batched stats (sums per segment) are ap_from_weights' values up to summation order."""
+    from harness.scoring.accumulate import fast_stats
+
+    w = resample_weights(mirror_matches.n_images, 8, seed=5)
+    stats, _ = fast_stats(mirror_matches, w)
+    for row, got in zip(w, stats, strict=True):
+        exact = ap_from_weights(mirror_matches, row)
+        assert got == pytest.approx([exact[k] if exact[k] > -1 else np.nan for k in STAT_KEYS], abs=1e-13,
+                                    nan_ok=True)
+
+
 def test_bootstrap_interval_layout(mirror_matches) -> None:
     b = bootstrap(mirror_matches, resamples=200, seed=1, per_class=True)
     assert (b["level"], b["method"], b["resamples"], b["seed"], b["images"]) == (0.95, "basic", 200, 1, 159)
