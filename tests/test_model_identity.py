@@ -42,3 +42,14 @@ def test_one_sha256_per_model_in_quantize_compare_and_pipeline(mirror, tmp_path)
     for path, sha in ((raw, raw_sha), (out, tflite_sha)):
         card = card_for(str(path), like="mb3-centernet-f32")
         assert Pipeline.open(card).describe()["model_sha256"] == sha
+
+    # eval and bench records, through the commands themselves
+    for path, sha in ((raw, raw_sha), (out, tflite_sha)):
+        ev, be = tmp_path / f"eval_{path.name}.json", tmp_path / f"bench_{path.name}.json"
+        assert main(["eval", str(path), "--like", "mb3-centernet-f32", "--mirror", str(mirror), "--max-images", "1",
+                     "--output", str(tmp_path / "out"), "--json", str(ev), "--quiet"]) == 0
+        assert main(["bench", str(path), "--like", "mb3-centernet-f32", "--random", "--warmup", "0", "--min-count", "1",
+                     "--min-duration", "0", "--e2e-min-count", "1", "--e2e-min-duration", "0", "--json", str(be)]) == 0
+        e, b = json.loads(ev.read_text()), json.loads(be.read_text())
+        assert e["backend"]["model_sha256"] == e["run_key"]["model_sha256"] == sha
+        assert b["backend"]["model_sha256"] == b["settings"]["model_sha256"] == sha
