@@ -25,6 +25,7 @@ It prints one JSON object: the 12 COCOeval stats, AP and AP50, image count and t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -73,7 +74,7 @@ def maxpool3x3(hm: np.ndarray) -> np.ndarray:
 def decode_ltrb(heatmap: np.ndarray, wh: np.ndarray, width: int, height: int) -> list[tuple[int, list[float], float]]:
     """The card's decode: (category id, COCO [x, y, w, h] in original-image pixels, score) of the top 100 peaks."""
     hm = heatmap[0]
-    grid_h, grid_w, classes = hm.shape
+    _, grid_w, classes = hm.shape
     peak = np.where(hm == maxpool3x3(hm), hm, np.float32(0))
     flat = peak.reshape(-1)  # (y, x, c) order
     order = np.argsort(-flat, kind="stable")[:TOP_K]  # descending, ties: lower index first
@@ -144,16 +145,13 @@ def versions() -> dict[str, str]:
 
     found = {"python": sys.version.split()[0]}
     for dist in ("numpy", "pillow", "ai-edge-litert", "tensorflow-cpu", "tensorflow", "pycocotools"):
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             found[dist] = version(dist)
-        except PackageNotFoundError:
-            pass
     return found
 
 
 def measure(kind: str, mirror: Path, limit: int | None = None, progress: bool = False) -> dict:
     """Run artifact `kind` over the mirror's val2017 subset and score it with pycocotools."""
-    import contextlib
     import io
 
     from pycocotools.coco import COCO
