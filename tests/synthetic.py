@@ -361,8 +361,9 @@ def make_red_square_tflite(path: str | Path, *, height: int = 256, width: int = 
     pure blue (red with its channels swapped), about -0.5 on average over noise. Averaged over each 4x4
     cell, then over a `side/4`-cell window (stride 1, SAME), it is 1 only where the window covers a red
     square exactly and falls off linearly around it, so the square gives one peak. The heatmap of class
-    `class_index` is sigmoid(40 (window - 0.9)) (0.98 on a clean red square; below 1e-5 where the window
-    is at most half red); `wh` is `red_square_ltrb(side)` everywhere, so the decoded box is the square.
+    `class_index` is max(0, 2 window - 1): 1 on a clean red square and exactly 0 wherever the window is at
+    most half red (so red in [0, 1] units or blue gives no peak at all, not merely a low one that would
+    still rank first); `wh` is `red_square_ltrb(side)` everywhere, so the decoded box is the square.
     Any size whose sides are multiples of `side` works; side / 4 must be at least 2.
     """
     tf = import_tf()
@@ -374,7 +375,7 @@ def make_red_square_tflite(path: str | Path, *, height: int = 256, width: int = 
         redness = x[..., 0:1] - x[..., 1:2] - x[..., 2:3]
         cells = tf.nn.avg_pool2d(redness, MB3_STRIDE, MB3_STRIDE, "VALID")
         window = tf.nn.avg_pool2d(cells, k, 1, "SAME")
-        score = tf.sigmoid(40.0 * (window - 0.9))
+        score = tf.nn.relu(2.0 * window - 1.0)
         heatmap = tf.pad(score, [[0, 0], [0, 0], [0, 0], [class_index, 79 - class_index]])
         one = tf.minimum(tf.reduce_mean(x) + 1.0, 1.0)  # 1 for any image in 0..255, but computed from it
         wh = tf.ones_like(cells) * one * tf.constant(ltrb)
