@@ -104,7 +104,8 @@ def textured_image(width: int = 900, height: int = 700) -> np.ndarray:
 # Echo models: the pixels the mb3-centernet cards feed
 
 # Mean absolute difference, in grey levels, between what the echo model received and the card's recipe.
-# Measured clean: 7e-6 (float32 and int8 alike). Every fault below gives tens of levels.
+# Measured clean: 5e-6 (float32 and int8 alike). Faults measured on textured_image(): channels swapped 31.9,
+# [0, 1] 86.8, transposed 49.0, nearest 17.7, cv2 instead of Pillow 7.5, int8 zero point 0 119.0 levels.
 FED_ERROR_MAX = 0.5
 
 
