@@ -35,14 +35,20 @@ from harness.models.zoo import get_card
 # Faults of the input path, as patches of the public Pipeline methods
 
 
-def _resize_first(resize: Callable[[np.ndarray, int, int], np.ndarray]):
+@dataclass(frozen=True)
+class Fault:
+    method: str  # the Pipeline method patched
+    patch: Callable  # real method -> broken method
+
+
+def _resize_first(resize: Callable[[np.ndarray, int, int], np.ndarray]) -> Fault:
     """A prepare that resizes with `resize(image, width, height)` itself; the harness then has nothing to resize."""
     def patch(prepare):
         def broken(self, image):
             _, h, w, _ = prepare(self, image).shape
             return prepare(self, np.ascontiguousarray(resize(image, w, h)))
         return broken
-    return ("prepare", patch)
+    return Fault("prepare", patch)
 
 
 def _pillow(filter_name: str):
@@ -59,12 +65,6 @@ def _cv2_linear(image, width, height):
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
-@dataclass(frozen=True)
-class Fault:
-    method: str  # the Pipeline method patched
-    patch: Callable  # real method -> broken method
-
-
 INPUT_FAULTS: dict[str, Fault] = {
     "channels swapped (BGR)": Fault("prepare", lambda prepare: lambda self, image: np.ascontiguousarray(
         prepare(self, image)[..., ::-1])),
@@ -72,9 +72,9 @@ INPUT_FAULTS: dict[str, Fault] = {
     # width and height swapped: the image reaches the model transposed (same shape, so no shape check sees it)
     "width/height transposed": Fault("prepare", lambda prepare: lambda self, image: prepare(
         self, np.ascontiguousarray(image.transpose(1, 0, 2)))),
-    "nearest resize": Fault(*_resize_first(_pillow("NEAREST"))),
-    "cv2 INTER_LINEAR instead of Pillow BILINEAR": Fault(*_resize_first(_cv2_linear)),
-    "Pillow BILINEAR instead of cv2 INTER_LINEAR": Fault(*_resize_first(_pillow("BILINEAR"))),
+    "nearest resize": _resize_first(_pillow("NEAREST")),
+    "cv2 INTER_LINEAR instead of Pillow BILINEAR": _resize_first(_cv2_linear),
+    "Pillow BILINEAR instead of cv2 INTER_LINEAR": _resize_first(_pillow("BILINEAR")),
     # the backend quantizing with zero point 0 instead of the input tensor's -128 (scale 1) is the same as the
     # right quantization of pixels shifted by +128
     "int8 zero point 0 instead of -128": Fault("predict", lambda predict: lambda self, batch: predict(
@@ -187,7 +187,7 @@ def test_nxp_pixel_check_tells_cv2_from_pillow(nxp_f32_model, monkeypatch):
     Both paths are forced by resizing before the harness's prepare, whatever the harness does today.
     """
     pipeline, image = _nxp_pipeline(nxp_f32_model), textured_image()
-    as_cv2 = _resize_first(_cv2_linear)[1]
+    as_cv2 = _resize_first(_cv2_linear).patch
     with monkeypatch.context() as m:
         m.setattr(Pipeline, "prepare", as_cv2(Pipeline.prepare))
         assert nxp_fed_error(pipeline, image) <= FED_ERROR_MAX
