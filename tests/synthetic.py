@@ -270,3 +270,145 @@ def make_nxp_tflite(path: str | Path, int8: bool, box: Box, class_index: int, *,
         converter.target_spec.supported_types = [tf.int8]
     path.write_bytes(converter.convert())
     return path
+
+
+# --------------------------------------------------------------------------------------------------
+# Pixel-sensitive stand-ins with the mb3-centernet raw-heads contract (../shared/mirror/models/mb3-centernet/
+# MODEL_CARD.md): input `images` [1,H,W,3] (float32 0..255, or int8 with scale 1 and zero point -128 like
+# raw_int8.tflite), outputs `heatmap` [1,H/4,W/4,80] in [0, 1] and `wh` [1,H/4,W/4,4]. Their heads are known
+# functions of the pixels they are fed, so a fault in the harness's input path changes what they answer.
+
+MB3_STRIDE = 4
+ECHO_CHANNELS = MB3_STRIDE * MB3_STRIDE * 3  # 48 of the 80 heatmap channels carry the input back
+
+
+def _convert_mb3_contract(tf, fn, path: Path, height: int, width: int, int8: bool) -> Path:
+    """Save `fn(images) -> {"heatmap", "wh"}` with a signature and convert it as raw_*.tflite were converted.
+
+    `int8`: full-integer with int8 input and float32 outputs (NXP's recipe), calibrated on images that
+    hold both 0 and 255, so the input quantization is exactly scale 1.0, zero point -128 (q = pixel - 128).
+    """
+    import tempfile
+
+    module = tf.Module()
+    module.f = tf.function(fn, input_signature=[tf.TensorSpec([1, height, width, 3], tf.float32, name="images")])
+    with tempfile.TemporaryDirectory() as saved:
+        tf.saved_model.save(module, saved, signatures=module.f.get_concrete_function())
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+        if int8:
+            def representative_data_gen():
+                rng = np.random.default_rng(1337)
+                for _ in range(4):
+                    x = rng.integers(0, 256, (1, height, width, 3)).astype(np.float32)
+                    x[0, 0, 0], x[0, 0, 1] = 0.0, 255.0
+                    yield [x]
+
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = representative_data_gen
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.float32
+        path = Path(path)
+        path.write_bytes(converter.convert())
+    return path
+
+
+def make_echo_tflite(path: str | Path, *, int8: bool = False, height: int = 512, width: int = 512) -> Path:
+    """A mb3-contract .tflite whose heatmap hands back the pixels it was fed.
+
+    `heatmap[0, y, x, :48]` is the input's 4x4 patch at cell (y, x) divided by 255, in
+    `tf.nn.space_to_depth` order (channel (dy * 4 + dx) * 3 + c); the other 32 channels are 0. `wh` is
+    the first 4 of those 48 channels. `echo_pixels(heads)` reads the [H, W, 3] pixels back (0..255
+    float): exactly for float32, to within a grey level for int8 (the heatmap is quantized in steps of
+    1/255 there), so a test sees what the harness fed the model after the runtime's own quantization.
+    """
+    tf = import_tf()
+
+    def fn(images):
+        patches = tf.nn.space_to_depth(images * (1.0 / 255.0), MB3_STRIDE)
+        heatmap = tf.pad(patches, [[0, 0], [0, 0], [0, 0], [0, 80 - ECHO_CHANNELS]])
+        return {"heatmap": heatmap, "wh": patches[..., :4]}
+
+    return _convert_mb3_contract(tf, fn, Path(path), height, width, int8)
+
+
+def echo_pixels(heads: dict[str, np.ndarray]) -> np.ndarray:
+    """The [H, W, 3] float pixels (0..255) an echo model (`make_echo_tflite`) was fed."""
+    hm = np.asarray(heads["heatmap"], np.float64)[0, :, :, :ECHO_CHANNELS]
+    gh, gw, _ = hm.shape
+    s = MB3_STRIDE
+    return hm.reshape(gh, gw, s, s, 3).transpose(0, 2, 1, 3, 4).reshape(gh * s, gw * s, 3) * 255.0
+
+
+RED = (255, 0, 0)
+
+
+def red_square_ltrb(side: int) -> tuple[int, int, int, int]:
+    """The (left, top, right, bottom) distances `make_red_square_tflite` answers for a square of `side` pixels.
+
+    Its peak is the cell the `side/4`-cell SAME average pool centres on the square: for an even window
+    TF pads (k - 1) // 2 cells before, so the peak sits (k - 1) // 2 cells after the square's first cell.
+    """
+    before = MB3_STRIDE * ((side // MB3_STRIDE - 1) // 2)
+    return before, before, side - before, side - before
+
+
+def make_red_square_tflite(path: str | Path, *, height: int = 256, width: int = 384, side: int = 64,
+                           class_index: int = 0) -> Path:
+    """A mb3-contract .tflite that detects pure-red (255, 0, 0) squares of `side` input pixels, and nothing else.
+
+    Per input pixel, redness = (R - G - B) / 255: 1 for pure red, 1/255 for red in [0, 1] units, -1 for
+    pure blue (red with its channels swapped), about -0.5 on average over noise. Averaged over each 4x4
+    cell, then over a `side/4`-cell window (stride 1, SAME), it is 1 only where the window covers a red
+    square exactly and falls off linearly around it, so the square gives one peak. The heatmap of class
+    `class_index` is max(0, 2 window - 1): 1 on a clean red square and exactly 0 wherever the window is at
+    most half red (so red in [0, 1] units or blue gives no peak at all, not merely a low one that would
+    still rank first); `wh` is `red_square_ltrb(side)` everywhere, so the decoded box is the square.
+    Any size whose sides are multiples of `side` works; side / 4 must be at least 2.
+    """
+    tf = import_tf()
+    k = side // MB3_STRIDE
+    ltrb = np.asarray(red_square_ltrb(side), np.float32)
+
+    def fn(images):
+        x = images * (1.0 / 255.0)
+        redness = x[..., 0:1] - x[..., 1:2] - x[..., 2:3]
+        cells = tf.nn.avg_pool2d(redness, MB3_STRIDE, MB3_STRIDE, "VALID")
+        window = tf.nn.avg_pool2d(cells, k, 1, "SAME")
+        score = tf.nn.relu(2.0 * window - 1.0)
+        heatmap = tf.pad(score, [[0, 0], [0, 0], [0, 0], [class_index, 79 - class_index]])
+        one = tf.minimum(tf.reduce_mean(x) + 1.0, 1.0)  # 1 for any image in 0..255, but computed from it
+        wh = tf.ones_like(cells) * one * tf.constant(ltrb)
+        return {"heatmap": heatmap, "wh": wh}
+
+    return _convert_mb3_contract(tf, fn, Path(path), height, width, int8=False)
+
+
+def make_red_square_coco(root: str | Path, squares: Sequence[tuple[int, int, int, int, int]],
+                         category_id: int = 1, first_id: int = 2001) -> Path:
+    """A COCO root whose images are noise with one pure-red square each: (width, height, x, y, side) in pixels.
+
+    The ground truth of each image is its square as category `category_id`. The noise is uniform
+    0..255 per channel (redness -0.5 on average over any cell). PNG, so the red reads back exactly.
+    """
+    from PIL import Image
+
+    root = Path(root)
+    (root / "val2017").mkdir(parents=True, exist_ok=True)
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(3)
+    images, annotations = [], []
+    for n, (width, height, x, y, side) in enumerate(squares):
+        image_id = first_id + n
+        name = f"{image_id:012d}.png"
+        pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        pixels[y:y + side, x:x + side] = RED
+        Image.fromarray(pixels).save(root / "val2017" / name)
+        images.append({"id": image_id, "file_name": name, "width": width, "height": height})
+        annotations.append({"id": n + 1, "image_id": image_id, "category_id": category_id,
+                            "bbox": [x, y, side, side], "area": side * side, "iscrowd": 0, "segmentation": []})
+    dataset = {"info": {"description": "red squares for the pixel-sensitivity tests"}, "licenses": [],
+               "images": images, "annotations": annotations,
+               "categories": [{"id": i, "name": CATEGORY_NAME[i], "supercategory": "synthetic"} for i in COCO80_IDS]}
+    (root / "annotations" / "instances_val2017.json").write_text(json.dumps(dataset))
+    return root
