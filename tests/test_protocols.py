@@ -196,6 +196,33 @@ def test_the_eval_protocol_block_holds_the_whole_path():
     assert json.loads(json.dumps(block)) == block
 
 
+@pytest.mark.parametrize("exif, want", [(True, [210.0, 180.0, 60.0, 80.0]), (False, [280.0, 135.0, 80.0, 60.0])])
+def test_a_protocol_that_applies_exif_scales_boxes_by_the_rotated_image(tmp_path, exif, want):
+    """An image stored 640x480 with EXIF orientation 6 (rotate 90 clockwise) is 480 wide and 640 tall for
+    cv2.imread, and NXP's evaluate.py scales its boxes by that. The box normalised (y 0.28125..0.40625,
+    x 0.4375..0.5625) is then x 210, y 180, w 60, h 80 px; read as stored (no EXIF) x 280, y 135, w 80, h 60."""
+    from PIL import Image
+    from synthetic import ImageSpec, make_coco
+
+    from harness.measure.runner import run_eval
+    from harness.scoring.coco import CocoGroundTruth
+
+    root = make_coco(tmp_path / "coco", [ImageSpec(640, 480, [(1, (0.1, 0.1, 0.5, 0.5))])])
+    path = root / "val2017" / "000000001001.jpg"
+    exif_tag = Image.Exif()
+    exif_tag[0x0112] = 6
+    with Image.open(path) as im:
+        im.load()
+    im.save(path, exif=exif_tag)
+    gt = CocoGroundTruth(root / "annotations" / "instances_val2017.json", root / "val2017")
+    card = get_card("mb3-centernet-f32")
+    pipe = Pipeline(card, FakeBackend(_ltrb_heads(40, 64, (32, 16, 32, 48))), "native",
+                    preprocess=Preprocess(512, 512, "cv2-linear", exif=exif))
+    _, results, _ = run_eval(pipe, gt, gt.images)
+    assert results[0]["bbox"] == pytest.approx(want)
+    assert pipe.backend.batches[-1].shape == (1, 512, 512, 3)
+
+
 # --------------------------------------------------------------------------------------------------
 # Heads by position
 

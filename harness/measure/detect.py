@@ -110,7 +110,7 @@ def detect(pipeline: Pipeline, paths: Sequence[Path], out_dir: Path | None, *, s
             "detections_total": len(result.detections),
             "detections": result.entries(score_threshold),
         })
-    return {"model": card.name, "protocol": pipeline.protocol,
+    return {"model": card.name, "protocol": pipeline.protocol, "preprocess": pipeline.preprocess.to_dict(),
             "score_threshold": score_threshold, "images": images}
 
 

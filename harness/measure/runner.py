@@ -8,6 +8,7 @@ attempt finished are taken from it instead of being run again.
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 import time
@@ -88,6 +89,14 @@ def prefetch(items: Sequence[ImageInfo], path_of: Callable[[ImageInfo], Path], p
                 t.join(0.05)
 
 
+def as_read(info: ImageInfo, prepared: Prepared) -> ImageInfo:
+    """The image as the protocol read it: a protocol that applies EXIF orientation (NXP's cv2.imread) sees a
+    rotated image and scales its boxes by the rotated size, as NXP's evaluate.py does; any other, the
+    annotation's size (the same pixels)."""
+    h, w = prepared.image_shape
+    return info if (w, h) == (info.width, info.height) else dataclasses.replace(info, width=w, height=h)
+
+
 def check_images_exist(gt: CocoGroundTruth, images: Sequence[ImageInfo]) -> None:
     """Fail before any model time is spent if an image file is missing."""
     missing = [gt.image_path(i) for i in images if not gt.image_path(i).is_file()]
@@ -138,7 +147,7 @@ def run_eval(pipeline: Pipeline, gt: CocoGroundTruth, images: Sequence[ImageInfo
             heads = pipeline.predict(prepared.batch)
             t1 = clock()
             first_new = len(evaluator.results)
-            evaluator.process(info, pipeline.decode(heads, prepared))
+            evaluator.process(as_read(info, prepared), pipeline.decode(heads, prepared))
             t2 = clock()
             if checkpoint:
                 checkpoint.append(info.id, evaluator.results[first_new:])
