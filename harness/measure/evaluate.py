@@ -45,16 +45,16 @@ def eval_record(card: ModelCard, *, label: str | None, protocol: str, backend: d
     from harness.records.schema import new_record
     from harness.scoring.baseline import compare
 
-    model = card.to_dict()
+    block = protocol_block or card.protocol_block(protocol)
     return new_record(
         "eval",
-        model=model,
+        model=card.to_dict(),
         model_label=label,
-        protocol=protocol_block or card.protocol_block(protocol),
+        protocol=block,
         backend=backend,
         dataset=dataset,
         results=result.to_dict(),
-        comparison=compare(card, protocol, dataset, result.stats["AP"]),
+        comparison=compare(card, protocol, dataset, result.stats["AP"], block.get("overridden", ())),
         timing=timing,
         detections_file=str(detections_file),
         detections_sha256=sha256_file(detections_file),
