@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 
 from harness.models.backends import BackendOptions, create_backend
-from harness.models.images import list_images, prepare, read_rgb
+from harness.models.images import list_images, read_rgb
+from harness.models.preprocess import apply_preprocess
 from harness.models.zoo import get_card
 
 # The 16x8 model takes about 2 s an invoke on a 2-core x86 runner: fewer rounds.
@@ -22,7 +23,7 @@ def test_invoke_latency(benchmark, mirror, name):
     backend = create_backend(card.backend, mirror / card.source.mirror_path, card.outputs, BackendOptions())
     backend.load()
     image = read_rgb(list_images([mirror / "coco/val2017_unlabeled"], 1)[0])
-    backend.set_input(prepare(image, card.input))
+    backend.set_input(apply_preprocess(image, card.input).batch)
     benchmark.pedantic(backend.invoke, rounds=ROUNDS[name], iterations=1, warmup_rounds=2)
     d = backend.describe()
     benchmark.extra_info.update({k: d.get(k) for k in ("backend", "runtime", "runtime_version", "threads",

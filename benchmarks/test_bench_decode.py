@@ -32,7 +32,8 @@ def tfod_heads() -> dict[str, np.ndarray]:
 def mb3_heads(mirror) -> dict[str, np.ndarray]:
     """Real heads: mb3-centernet-f32 on the first val2017 image of the mirror."""
     from harness.models.backends import create_backend
-    from harness.models.images import prepare, read_rgb
+    from harness.models.images import read_rgb
+    from harness.models.preprocess import apply_preprocess
     from harness.models.zoo import get_card
     from harness.scoring.coco import CocoGroundTruth
 
@@ -40,7 +41,7 @@ def mb3_heads(mirror) -> dict[str, np.ndarray]:
     backend = create_backend(card.backend, mirror / card.source.mirror_path, card.outputs)
     backend.load()
     gt = CocoGroundTruth(mirror / "coco/annotations/instances_val2017.json", mirror / "coco/val2017")
-    return backend.predict(prepare(read_rgb(gt.image_path(gt.images[0])), card.input))
+    return backend.predict(apply_preprocess(read_rgb(gt.image_path(gt.images[0])), card.input).batch)
 
 
 @pytest.mark.parametrize("peaks", ["maxpool", "nms"])

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 
 from harness.measure.runner import run_eval
-from harness.models.images import prepare, read_rgb
 from harness.models.mirror import Mirror
 from harness.models.pipeline import Pipeline
 from harness.models.zoo import get_card
@@ -32,7 +31,7 @@ def test_eval_overhead_mb3_f32(benchmark, mirror):
 
     result, timing, total_s = benchmark.pedantic(whole_eval, rounds=1, iterations=1, warmup_rounds=0)
 
-    batches = [prepare(read_rgb(gt.image_path(i)), card.input) for i in gt.images]
+    batches = [pipeline.prepare(pipeline.read(gt.image_path(i))).batch for i in gt.images]
     t0 = time.perf_counter()
     for b in batches:
         backend.predict(b)

@@ -483,3 +483,12 @@ def test_f32_tflite_decoded_matches_the_hub_savedmodel(mirror: Path, real_image:
     np.testing.assert_array_equal(ours.category_ids, theirs.category_ids)
     np.testing.assert_allclose(ours.scores, theirs.scores, rtol=0, atol=1e-3)
     np.testing.assert_allclose(np.clip(ours.boxes, 0, 1), theirs.boxes, rtol=0, atol=1e-3)
+
+
+def test_the_registry_knows_which_decoder_takes_the_true_shape() -> None:
+    """The Pipeline passes a letterboxed input's true shape only to a decoder that normalises by it (the TF
+    OD API's); the others' boxes are mapped back by boxes_to_image."""
+    assert get_decoder("tfod_centernet").takes_true_shape
+    assert not get_decoder("ltrb_centernet").takes_true_shape
+    assert not get_decoder("postprocessed").takes_true_shape
+    assert set(get_decoder("tfod_centernet").params) >= {"class_ids", "peaks", "nms_iou", "center_mask", "top_k"}

@@ -255,3 +255,14 @@ def test_exif_orientation_matches_pillow_and_cv2_imread(tmp_path, orientation: i
         assert upright.shape == (40, 24, 3)
     with pytest.raises(HarnessError):
         apply_exif_orientation(stored, 9)
+
+
+@pytest.mark.parametrize("old", ["bilinear", "bicubic", "lanczos", "box", "hamming"])
+def test_old_pillow_filter_names_still_resize_as_pillow(old: str) -> None:
+    """Records before schema 3 named the card's resize by Pillow filter: each still means that filter."""
+    from PIL import Image
+
+    a = np.random.default_rng(7).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    want = np.asarray(Image.fromarray(a).resize((20, 29), getattr(Image.Resampling, old.upper())))
+    np.testing.assert_array_equal(resize(a, 20, 29, old), want)
+    assert get_resize(old).name == f"pillow-{old}"

@@ -122,11 +122,24 @@ def test_hub_contract_savedmodel_scores_ap_1_on_images_of_every_size(hub_model, 
     assert {d["image_id"] for d in detections} == {1001, 1002, 1003}
 
 
-@pytest.mark.parametrize("variant", ["f32", "int8"])
-@pytest.mark.parametrize("protocol", ["tfod", "nxp"])
-def test_nxp_contract_tflite_scores_its_box(nxp_models, nxp_coco, tmp_path, variant, protocol):
-    """NXP export contract: five raw heads found by signature key, TF OD API decode, both protocols.
+# The preprocessing each stretched protocol must record, written from the code it replays: NXP's load_image
+# (cv2.imread applies EXIF, BGR->RGB, cv2.resize 512x512 INTER_LINEAR, fed as float32 0..255) and the TF OD
+# API's fixed_shape_resizer (TF1 resize_images bilinear, stretched).
+STRETCHED = {
+    "nxp": {"height": 512, "width": 512, "resize": "cv2-linear", "aspect": "stretch", "pad_value": 0.0,
+            "channels": "rgb", "exif": True, "mean": [0.0] * 3, "std": [1.0] * 3, "dtype": "float32"},
+    "tfod-stretch": {"height": 512, "width": 512, "resize": "tf1-bilinear", "aspect": "stretch", "pad_value": 0.0,
+                     "channels": "rgb", "exif": False, "mean": [0.0] * 3, "std": [1.0] * 3, "dtype": "float32"},
+}
 
+
+@pytest.mark.parametrize("variant", ["f32", "int8"])
+@pytest.mark.parametrize("protocol", ["tfod-stretch", "nxp"])
+def test_nxp_contract_tflite_scores_its_box(nxp_models, nxp_coco, tmp_path, variant, protocol):
+    """NXP export contract: five raw heads found by signature key, TF OD API decode, both stretched protocols.
+
+    The model's heads hold one box in the stretched input, so each image's GT box comes back only when
+    the input is stretched ('tfod' letterboxes: see the letterbox test below).
     float32 scores AP 1.0 under both protocols: under 'nxp' the boxes are truncated to whole pixels,
     which still leaves IoU > 0.95 for this large box. int8 (full-integer, int8 input quantized with the
     tensor's own scale) moves the box by a fraction of a cell and must still score AP >= 0.9.
@@ -147,6 +160,14 @@ def test_nxp_contract_tflite_scores_its_box(nxp_models, nxp_coco, tmp_path, vari
                                          "box/offset": "output_2", "extracted_features": "output_1",
                                          "preprocessed_inputs": "output_0"}
     assert record["protocol"]["name"] == protocol
+    assert record["protocol"]["preprocess"] == STRETCHED[protocol]
+    assert record["protocol"]["decoder"] == "tfod_centernet"
+    assert record["protocol"]["decoder_settings"]["peaks"] == ("nms" if protocol == "nxp" else "maxpool")
+    if variant == "int8":  # the backend quantizes the float32 0..255 batch with the input tensor's own scale
+        quant = record["protocol"]["input_quantization"]
+        assert quant["dtype"] == "int8" and quant["scale_zero_point"] == backend["input"]["quantization"]
+    else:
+        assert record["protocol"]["input_quantization"] is None
     assert_top_detection_is_gt(detections, nxp_coco, NXP_CLASS, tol=1.5 if protocol == "nxp" else 0.5)
     if protocol == "nxp":
         # NXP evaluate.py writes whole pixels; NMS removed the 8 neighbours of the peak.
@@ -210,3 +231,84 @@ def test_annotation_file_without_images_is_one_line_error(nxp_models, tmp_path, 
     err = capsys.readouterr().err
     assert rc == 2
     assert err.startswith("harness: error:") and "no images" in err
+
+
+# --------------------------------------------------------------------------------------------------
+# Letterboxing ('tfod'), NXP's pixels ('nxp'), heads read by position
+
+# The letterboxed content (height, width) in a 512x512 input, by hand: the longer side to 512 and the other
+# by the same factor, rounded: 640x480 -> x0.8 -> 384x512; 333x500 (portrait) -> x1.024 -> 512x340.99 -> 512x341.
+LETTERBOX = {(640, 480): (384, 512), (333, 500): (512, 341)}
+
+
+def in_letterboxed_input(box, content_hw) -> tuple[float, ...]:
+    """A box normalised to the image -> normalised to the 512x512 input whose top-left holds the image."""
+    th, tw = content_hw
+    ymin, xmin, ymax, xmax = box
+    return ymin * th / 512, xmin * tw / 512, ymax * th / 512, xmax * tw / 512
+
+
+@pytest.mark.parametrize("size", sorted(LETTERBOX))
+def test_letterbox_protocol_maps_boxes_back_to_each_image(tmp_path_factory, tmp_path, size):
+    """'tfod' letterboxes (zero padding bottom/right) and decodes with the true shape: a model whose heads
+    hold the GT box where the letterboxed image has it scores AP 1.0 on non-square images, each box back
+    in its image's own pixels. The same heads read as a stretched input ('tfod-stretch') are off."""
+    w, h = size
+    d = tmp_path_factory.mktemp("letterbox")
+    model = make_nxp_tflite(d / "centernet_f32.tflite", False, in_letterboxed_input(NXP_BOX, LETTERBOX[size]),
+                            NXP_CLASS - 1)
+    coco = make_coco(d / "coco", [ImageSpec(w, h, [(NXP_CLASS, NXP_BOX)])] * 2)
+    like = "centernet-mobilenetv2-fpn-512-f32"
+    (tmp_path / "tfod").mkdir()
+    record, detections = harness_eval(model, like, coco, tmp_path / "tfod", "--protocol", "tfod")
+    assert record["results"]["stats"]["AP"] == pytest.approx(1.0, abs=1e-9)
+    assert_top_detection_is_gt(detections, coco, NXP_CLASS, tol=0.5)
+    pp = record["protocol"]["preprocess"]
+    assert (pp["aspect"], pp["pad_value"], pp["resize"], pp["exif"]) == ("letterbox", 0.0, "tf1-bilinear", False)
+    (tmp_path / "stretch").mkdir()
+    stretched, _ = harness_eval(model, like, coco, tmp_path / "stretch", "--protocol", "tfod-stretch")
+    assert stretched["results"]["stats"]["AP"] < 0.5
+
+
+def test_nxp_protocol_feeds_the_pixels_of_nxp_load_image(nxp_models, mirror):
+    """`--protocol nxp` through the Pipeline (read + prepare) gives the array NXP's load_image fed its model
+    (cv2.imread, BGR->RGB, cv2.resize INTER_LINEAR 512x512: the oracle's pre_*.npz), to within 1 grey level."""
+    from oracle_paths import oracle_dir
+
+    from harness.models.pipeline import Pipeline
+    from harness.models.zoo import card_for_path
+
+    oracles = sorted(oracle_dir("nxp-evaluate-py").glob("pre_*.npz"))
+    assert len(oracles) == 6
+    card = card_for_path(nxp_models["f32"], like="centernet-mobilenetv2-fpn-512-f32")
+    pipe = Pipeline.open(card, protocol="nxp", model_path=nxp_models["f32"])
+    worst = []
+    for f in oracles:
+        want = np.load(f)["image"]
+        prepared = pipe.prepare(pipe.read(mirror / "coco" / "val2017" / f"{f.stem.removeprefix('pre_')}.jpg"))
+        assert prepared.batch.dtype == np.float32 and prepared.batch.shape == want.shape == (1, 512, 512, 3)
+        assert prepared.true_shape == prepared.input_shape == (512, 512)
+        worst.append(float(np.abs(prepared.batch - want.astype(np.float32)).max()))
+    print(f"\nnxp protocol vs NXP load_image on {len(oracles)} images: max |diff| per image {worst}")
+    assert max(worst) <= 1
+    assert set(pipe.predict(prepared)) >= {"object_center", "box/scale", "box/offset"}
+
+
+def test_tflite_without_signature_reads_nxp_heads_by_position(nxp_models, nxp_coco, tmp_path):
+    """A .tflite without a signature has no output_N names: the NXP cards fall back to NXP's own rule
+    (output_details[0] heatmap, [2] scale, [4] offset), and the record says the heads were read by position."""
+    from ai_edge_litert.interpreter import Interpreter
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(nxp_models["f32"]))
+    model.signatureDefs = []
+    bare = tmp_path / "centernet_nosig.tflite"
+    flatbuffer_utils.write_model(model, str(bare))
+    assert not Interpreter(model_path=str(bare)).get_signature_list()
+    record, detections = harness_eval(bare, "centernet-mobilenetv2-fpn-512-f32", nxp_coco, tmp_path, "--protocol",
+                                      "nxp")
+    assert record["results"]["stats"]["AP"] == pytest.approx(1.0, abs=1e-9)
+    mapping = record["backend"]["output_mapping"]
+    for head, position in (("object_center", 0), ("box/scale", 2), ("box/offset", 4)):
+        assert mapping[head].startswith(f"by position {position} ("), mapping
+    assert_top_detection_is_gt(detections, nxp_coco, NXP_CLASS, tol=1.5)

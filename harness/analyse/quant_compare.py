@@ -65,6 +65,10 @@ def delta_ap(float_eval: dict, quant_eval: dict) -> dict:
     fp, qp = float_eval.get("protocol", {}).get("name"), quant_eval.get("protocol", {}).get("name")
     if fp != qp:
         reasons.append(f"protocol {fp} vs {qp}")
+    fpp, qpp = float_eval.get("protocol", {}).get("preprocess"), quant_eval.get("protocol", {}).get("preprocess")
+    if fpp and qpp and fpp != qpp:
+        diff = sorted(k for k in set(fpp) | set(qpp) if fpp.get(k) != qpp.get(k))
+        reasons.append(f"preprocessing differs ({', '.join(diff)})")
     fs, qs = float_eval["results"]["stats"], quant_eval["results"]["stats"]
     overall = {k: {"float": fs[k], "quant": qs[k], "delta": qs[k] - fs[k]}
                for k in ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR100") if k in fs and k in qs}
@@ -93,8 +97,9 @@ def compare_models(float_card, float_path: Path, quant_card, quant_path: Path, i
         raise HarnessError("no images to compare on")
     fp, qp = (Pipeline.open(card, options=options, model_path=Path(path))
               for card, path in ((float_card, float_path), (quant_card, quant_path)))
-    # The images as the eval feeds them (the float card's size and resize filter), the same batches to both.
-    batches = [fp.prepare(fp.read(p)) for p in image_files]
+    # The images as the eval feeds them (the float card's protocol: reading, resize, aspect), the same
+    # batches to both.
+    batches = [fp.prepare(fp.read(p)).batch for p in image_files]
     heads = head_errors(fp, qp, batches, summary.Progress(len(batches), "heads", enabled=not quiet))
     body: dict = {
         "float_model": {"name": float_card.name, "path": str(float_path), "sha256": fp.model_sha256()},

@@ -22,6 +22,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(get_card(args.name).to_dict(), indent=1))
         return 0
     rows = [(c.name, c.backend, c.decoder, f"{c.baseline.ap:.1f}" if c.baseline else "-",
-             c.baseline.split if c.baseline else "") for c in ZOO.values()]
-    print(table(["model", "backend", "decoder", "published AP", "split"], rows))
+             c.baseline.split if c.baseline else "", c.baseline.protocol if c.baseline else "",
+             ", ".join(c.protocols)) for c in ZOO.values()]
+    print(table(["model", "backend", "decoder", "published AP", "split", "measured under", "protocols"], rows))
     return 0

@@ -17,8 +17,8 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.measure.profiler import StopRule, outlier_warning, run_until, summarize, timed
-from harness.models.images import InputSpec
 from harness.models.pipeline import Pipeline
+from harness.models.preprocess import Preprocess
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def process_age_s() -> float | None:
         return None
 
 
-def random_image(spec: InputSpec, rng: np.random.Generator) -> np.ndarray:
+def random_image(spec: Preprocess, rng: np.random.Generator) -> np.ndarray:
     h, w = spec.height or 512, spec.width or 512
     return rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
 
@@ -50,12 +50,12 @@ def run_bench(pipeline: Pipeline, images: list[Path] | None, settings: BenchSett
 
     The pipeline's load time (Pipeline.open) is the load phase; the clock of every other phase is here.
     """
-    backend, spec = pipeline.backend, pipeline.card.input
+    backend, spec = pipeline.backend, pipeline.preprocess or pipeline.card.input
     rng = np.random.default_rng(0)
     # The first inference comes before the other images are read: time-to-first-inference is what a
     # board's start-up costs, not how long it takes to fill the image cache.
     first = pipeline.read(images[0]) if images else random_image(spec, rng)
-    backend.set_input(pipeline.prepare(first))
+    backend.set_input(pipeline.prepare(first).batch)
     first_s = timed(backend.invoke)
     time_to_first = process_age_s()
     backend.read_outputs()
@@ -65,7 +65,7 @@ def run_bench(pipeline: Pipeline, images: list[Path] | None, settings: BenchSett
     else:
         raw = [first] + [random_image(spec, rng) for _ in range(3)]
         source = {"kind": "random", "note": "uniform random pixels: no real images were given", "count": len(raw)}
-    batches = [pipeline.prepare(im) for im in raw]
+    batches = [pipeline.prepare(im).batch for im in raw]
     warmup = []
     for i in range(settings.warmup):
         backend.set_input(batches[i % len(batches)])

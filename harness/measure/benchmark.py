@@ -40,4 +40,6 @@ def benchmark(label: str, card: ModelCard, mirror: Mirror | None, options: Backe
     settings_rec = {"threads": options.threads, "affinity": affinity, "delegate": options.delegate,
                     "delegate_options": dict(options.delegate_options), "runtime": desc["runtime"],
                     "model_sha256": desc.get("model_sha256"), "warmup": settings.warmup}
-    return new_record("bench", model=card.to_dict(), model_label=label, backend=desc, settings=settings_rec, **body)
+    # The end-to-end phase reads, prepares and decodes as the protocol says: the record says how.
+    return new_record("bench", model=card.to_dict(), model_label=label, backend=desc, settings=settings_rec,
+                      protocol=pipeline.protocol_block(desc), **body)

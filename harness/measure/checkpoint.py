@@ -177,18 +177,22 @@ def _lock(f: IO[bytes], path: Path) -> None:
 
 
 def run_key(card, protocol: str, model_sha256: str, runtime: str | None, delegate: str | None,
-            annotation_sha256: str, image_ids: Sequence[int], shard: object | None = None) -> dict:
+            annotation_sha256: str, image_ids: Sequence[int], shard: object | None = None, *,
+            preprocess=None, decoder_settings: dict | None = None) -> dict:
     """What decides an eval's detections: a checkpoint (or a shard) made under another key is not mixed in.
 
-    `model_sha256` is the model's one identity (harness.common.identity, Pipeline.model_sha256). Threads
+    `model_sha256` is the model's one identity (harness.common.identity, Pipeline.model_sha256);
+    `preprocess` / `decoder_settings` are the pipeline's effective ones (default: the protocol's). Threads
     and the scoring engine are left out on purpose: they do not change which boxes are written.
     """
     proto = card.protocol(protocol)
+    pp = preprocess or card.preprocess(protocol)
     return normalized({
         "model": card.name, "model_sha256": model_sha256, "protocol": protocol,
-        "decoder": card.decoder, "decoder_settings": card.decoder_settings(protocol),
+        "decoder": card.decoder,
+        "decoder_settings": card.decoder_settings(protocol) if decoder_settings is None else decoder_settings,
         "box_convention": proto.box_convention, "score_threshold": proto.score_threshold,
-        "input": card.input.to_dict(), "outputs": card.to_dict()["outputs"],
+        "input": pp.to_dict(), "outputs": card.to_dict()["outputs"],
         "runtime": runtime, "delegate": delegate,
         "annotation_sha256": annotation_sha256, "image_ids_sha256": image_ids_sha256(image_ids),
         "shard": str(shard) if shard is not None else None,

@@ -46,15 +46,16 @@ class ImageResult:
 
 
 def run_detect(pipeline: Pipeline, paths: Sequence[Path]) -> Iterator[tuple[ImageResult, np.ndarray]]:
-    """Yield (result, the RGB array it was read as) per image: read, resize, predict (timed), decode."""
+    """Yield (result, the RGB array it was read as) per image: read, prepare, predict (timed), decode
+    (boxes mapped back to the image, letterboxed or not)."""
     for path in paths:
         rgb = pipeline.read(path)
-        batch = pipeline.prepare(rgb)
+        prepared = pipeline.prepare(rgb)
         t0 = time.perf_counter()
-        heads = pipeline.predict(batch)
+        heads = pipeline.predict(prepared.batch)
         model_s = time.perf_counter() - t0
         h, w = rgb.shape[:2]
-        yield ImageResult(path, w, h, pipeline.decode(heads), model_s), rgb
+        yield ImageResult(path, w, h, pipeline.decode(heads, prepared), model_s), rgb
 
 
 def annotate(rgb, result: ImageResult, score_threshold: float, names: dict[int, str] | None = None):
@@ -109,7 +110,7 @@ def detect(pipeline: Pipeline, paths: Sequence[Path], out_dir: Path | None, *, s
             "detections_total": len(result.detections),
             "detections": result.entries(score_threshold),
         })
-    return {"model": card.name, "protocol": pipeline.protocol,
+    return {"model": card.name, "protocol": pipeline.protocol, "preprocess": pipeline.preprocess.to_dict(),
             "score_threshold": score_threshold, "images": images}
 
 

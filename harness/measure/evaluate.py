@@ -36,21 +36,25 @@ def ground_truth(coco: str | Path | None, mirror: Mirror | None) -> CocoGroundTr
 
 def eval_record(card: ModelCard, *, label: str | None, protocol: str, backend: dict, dataset: dict,
                 result: EvalResult, timing: dict, detections_file: Path, run_key: dict, resumed_images: int,
-                **extra: object) -> dict:
-    """The eval run record (schema centernet-harness/run), with the card's baseline comparison."""
+                protocol_block: dict | None = None, **extra: object) -> dict:
+    """The eval run record (schema centernet-harness/run), with the card's baseline comparison.
+
+    `protocol_block` is what the run did from image file to results entry (Pipeline.protocol_block);
+    by default the card's protocol as written.
+    """
     from harness.records.schema import new_record
     from harness.scoring.baseline import compare
 
-    model = card.to_dict()
+    block = protocol_block or card.protocol_block(protocol)
     return new_record(
         "eval",
-        model=model,
+        model=card.to_dict(),
         model_label=label,
-        protocol={"name": protocol, **model["protocols"][protocol]},
+        protocol=block,
         backend=backend,
         dataset=dataset,
         results=result.to_dict(),
-        comparison=compare(card, protocol, dataset, result.stats["AP"]),
+        comparison=compare(card, protocol, dataset, result.stats["AP"], block.get("overridden", ())),
         timing=timing,
         detections_file=str(detections_file),
         detections_sha256=sha256_file(detections_file),
@@ -93,7 +97,7 @@ def evaluate(label: str, card: ModelCard, mirror: Mirror | None, gt: CocoGroundT
     backend = pipeline.describe()
     detections_file = output / f"detections_{card.name}_{proto_name}{shard.suffix if shard else ''}.json"
     key = run_key(card, proto_name, pipeline.model_sha256(), backend.get("runtime"), options.delegate, gt.sha256,
-                  ids, shard)
+                  ids, shard, preprocess=pipeline.preprocess, decoder_settings=pipeline.decoder_params)
     checkpoint = Checkpoint(checkpoint_path(detections_file), key, restart=restart)
     resumed = len(checkpoint.done)
     with Progress(len(images), f"eval {card.name}", enabled=progress) as bar:
@@ -102,7 +106,7 @@ def evaluate(label: str, card: ModelCard, mirror: Mirror | None, gt: CocoGroundT
     checkpoint.remove()
     return eval_record(card, label=label, protocol=proto_name, backend=backend, dataset=gt.describe(ids),
                        result=result, timing=timing.to_dict(), detections_file=detections_file, run_key=key,
-                       resumed_images=resumed,
+                       resumed_images=resumed, protocol_block=pipeline.protocol_block(backend),
                        **({"shard": shard_block(shard, all_ids, ids)} if shard is not None else {}))
 
 
@@ -129,6 +133,7 @@ def merge_shards(paths: Sequence[str | Path], *, gt_path: str | Path | None = No
     dataset = {**gt.describe(merged.image_ids), "images_dir": first["dataset"].get("images_dir")}
     return eval_record(
         card, label=first.get("model_label"), protocol=proto_name, backend=first["backend"], dataset=dataset,
+        protocol_block=first["protocol"],
         result=result, timing=combine_timings([r["timing"] for r in merged.records]),
         detections_file=detections_file,
         run_key={**first["run_key"], "shard": None, "image_ids_sha256": image_ids_sha256(merged.image_ids)},

@@ -8,6 +8,7 @@ attempt finished are taken from it instead of being run again.
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 import time
@@ -20,6 +21,7 @@ import numpy as np
 from harness.errors import HarnessError
 from harness.measure.checkpoint import Checkpoint
 from harness.models.pipeline import Pipeline
+from harness.models.preprocess import Prepared
 from harness.scoring.coco import CocoGroundTruth, ImageInfo
 from harness.scoring.evaluator import CocoEvaluator, EvalResult
 
@@ -50,9 +52,9 @@ class Timing:
 
 
 def prefetch(items: Sequence[ImageInfo], path_of: Callable[[ImageInfo], Path], pipeline: Pipeline,
-             depth: int = 4) -> Iterator[tuple[ImageInfo, np.ndarray]]:
-    """Yield (image, prepared batch) while a thread reads and resizes (pipeline.read, .prepare) the next
-    `depth` images.
+             depth: int = 4) -> Iterator[tuple[ImageInfo, Prepared]]:
+    """Yield (image, Prepared: the batch and its geometry) while a thread reads and resizes
+    (pipeline.read, .prepare) the next `depth` images.
 
     An error in the reader (a missing or broken image, or one whose size is not the annotation's) is
     raised in the consumer, in order.
@@ -85,6 +87,14 @@ def prefetch(items: Sequence[ImageInfo], path_of: Callable[[ImageInfo], Path], p
                 q.get_nowait()
             except queue.Empty:
                 t.join(0.05)
+
+
+def as_read(info: ImageInfo, prepared: Prepared) -> ImageInfo:
+    """The image as the protocol read it: a protocol that applies EXIF orientation (NXP's cv2.imread) sees a
+    rotated image and scales its boxes by the rotated size, as NXP's evaluate.py does; any other, the
+    annotation's size (the same pixels)."""
+    h, w = prepared.image_shape
+    return info if (w, h) == (info.width, info.height) else dataclasses.replace(info, width=w, height=h)
 
 
 def check_images_exist(gt: CocoGroundTruth, images: Sequence[ImageInfo]) -> None:
@@ -131,13 +141,13 @@ def run_eval(pipeline: Pipeline, gt: CocoGroundTruth, images: Sequence[ImageInfo
     clock = time.perf_counter
     start = last = clock()
     try:
-        for info, batch in prefetch(images[len(done):], gt.image_path, pipeline):
+        for info, prepared in prefetch(images[len(done):], gt.image_path, pipeline):
             t0 = clock()
             timing.wait_s += t0 - last
-            heads = pipeline.predict(batch)
+            heads = pipeline.predict(prepared.batch)
             t1 = clock()
             first_new = len(evaluator.results)
-            evaluator.process(info, pipeline.decode(heads))
+            evaluator.process(as_read(info, prepared), pipeline.decode(heads, prepared))
             t2 = clock()
             if checkpoint:
                 checkpoint.append(info.id, evaluator.results[first_new:])

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from harness.errors import HarnessError, first_line
+from harness.models.preprocess import Preprocess, apply_preprocess
 
 # Resize filters by name (Pillow's codes). "pil-default" calls Image.resize without a filter, as NXP's
 # quantization recipe did: the filter Pillow picks then (BICUBIC for RGB since Pillow 7) is its business,
@@ -85,34 +85,32 @@ def _to_rgb(im) -> np.ndarray:
     return np.asarray(im.convert("RGB"))
 
 
-@dataclass(frozen=True)
-class InputSpec:
-    """What a model's input tensor wants: fixed size (or any size), dtype, resize filter."""
-
-    height: int | None = 512  # None: the model takes any size (TF Hub detectors)
-    width: int | None = 512
-    dtype: str = "float32"  # the array handed to the backend: float32 0..255 or uint8
-    resize: str = "bilinear"  # a RESIZE_FILTERS key
-
-    def to_dict(self) -> dict:
-        return {"height": self.height, "width": self.width, "dtype": self.dtype, "resize": self.resize}
+# The card's input description used to be a four-field InputSpec; it is now the whole recipe.
+InputSpec = Preprocess
 
 
-def prepare(image: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """Resize (without keeping the aspect ratio, as the seed models were trained) and batch to [1,H,W,3].
+def prepare(image: np.ndarray, spec: Preprocess) -> np.ndarray:
+    """The [1,H,W,3] batch alone of `apply_preprocess` (for callers that need no geometry back).
 
     Quantization is not done here: the TFLite backend quantizes with the tensor's own scale and
     zero point, so the same prepared array feeds a float and an int8 model alike.
     """
+    return apply_preprocess(image, spec).batch
+
+
+def pillow_batch(image: np.ndarray, size: tuple[int, int], dtype: str, resize_filter: str) -> np.ndarray:
+    """Resize with a Pillow filter by RESIZE_FILTERS name (stretched) and batch to [1,H,W,3].
+
+    For calibration recipes, which name Pillow filters, "pil-default" (no filter argument) included.
+    """
     from PIL import Image
 
-    if spec.height is not None and spec.width is not None and image.shape[:2] != (spec.height, spec.width):
-        check_filter(spec.resize)
-        resample = RESIZE_FILTERS[spec.resize]
-        size = (spec.width, spec.height)
+    h, w = size
+    if image.shape[:2] != (h, w):
+        resample = RESIZE_FILTERS[check_filter(resize_filter)]
         im = Image.fromarray(image)
-        image = np.asarray(im.resize(size) if resample is None else im.resize(size, resample))
-    return image.astype(spec.dtype, copy=False)[None]
+        image = np.asarray(im.resize((w, h)) if resample is None else im.resize((w, h), resample))
+    return image.astype(dtype, copy=False)[None]
 
 
 def check_filter(name: str) -> str:

@@ -9,7 +9,7 @@ with the true, unpadded shape. `Preprocess` names every such choice, goes into t
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +67,25 @@ class Preprocess:
         d = asdict(self)
         d["mean"], d["std"] = list(self.mean), list(self.std)
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Preprocess:
+        """A preprocessing read back from a record; the keys it lacks keep their defaults.
+
+        Records before version 3 held only {height, width, dtype, resize}, with Pillow filter names
+        ("bilinear"): the defaults (stretch, RGB, no EXIF, no scaling) are exactly what those runs did.
+        """
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        for k in ("mean", "std"):
+            if k in kw:
+                kw[k] = tuple(float(v) for v in kw[k])
+        return cls(**kw)
+
+    def with_model_input(self, height: int | None, width: int | None, dtype: str | None) -> Preprocess:
+        """The same recipe for a model that states its own input size (and dtype, when it must be fed one)."""
+        h, w = (height, width) if height and width else (self.height, self.width)
+        return replace(self, height=h, width=w, dtype=dtype or self.dtype)
 
 
 @dataclass(frozen=True)

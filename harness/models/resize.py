@@ -234,10 +234,13 @@ RESIZE_METHODS: dict[str, ResizeMethod] = {
                      "PIL Image.resize(NEAREST) = cv2.resize(INTER_NEAREST_EXACT): half-pixel centres"),
         ResizeMethod("tf-nearest", resize_tf_nearest, "uint8",
                      "tf.image.resize(method='nearest'): half-pixel centres in float32"),
+        *(ResizeMethod(f"pillow-{f}", lambda im, w, h, f=f: resize_pillow(im, w, h, f), "uint8",
+                       f"PIL Image.resize({f.upper()})") for f in ("bicubic", "lanczos", "box", "hamming")),
     )
 }
-# Names InputSpec.resize used before the registry (Pillow filter names).
-_ALIASES = {"bilinear": "pillow-bilinear"}
+# Names the card's input used before the registry (Pillow filter names): old records still mean them.
+_ALIASES = {"bilinear": "pillow-bilinear", "bicubic": "pillow-bicubic", "lanczos": "pillow-lanczos",
+            "box": "pillow-box", "hamming": "pillow-hamming"}
 
 
 def get_resize(name: str) -> ResizeMethod:

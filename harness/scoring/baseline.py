@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from harness.models.zoo import ModelCard
 
 
-def compare(card: ModelCard, protocol: str, dataset: dict, ap: float) -> dict:
+def compare(card: ModelCard, protocol: str, dataset: dict, ap: float, overridden: Sequence[str] = ()) -> dict:
     """The comparison block of a run record: both numbers, their difference, and what differs.
 
-    `like_for_like` is true only when split, image count and protocol all match the baseline's; the
-    reasons list says what does not, so a reader never takes a subset run for a reproduction.
+    `like_for_like` is true only when split, image count and protocol all match the baseline's, and
+    the protocol ran as written (`overridden` names what a pipeline variant changed); the reasons list
+    says what does not, so a reader never takes a subset run for a reproduction.
     """
     b = card.baseline
     measured = round(ap * 100, 2)
@@ -26,10 +29,12 @@ def compare(card: ModelCard, protocol: str, dataset: dict, ap: float) -> dict:
         reasons.append(f"image count differs: {dataset.get('image_count')} here, {b.images} published")
     if protocol != b.protocol:
         reasons.append(f"protocol differs: ran '{protocol}', published under '{b.protocol}'")
+    if overridden:
+        reasons.append(f"protocol '{protocol}' ran with its {' and '.join(overridden)} overridden")
     return {
         "measured_ap": measured,
         "baseline": {"ap": b.ap, "split": b.split, "images": b.images, "protocol": b.protocol,
-                     "source": b.source, "note": b.note},
+                     "source": b.source, "note": b.note, "quote": b.quote},
         "difference": round(measured - b.ap, 2),
         "like_for_like": not reasons,
         "reasons": reasons,

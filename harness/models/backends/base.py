@@ -123,24 +123,35 @@ def _shape_ok(want: Sequence[int | None] | None, got: Sequence[int | None]) -> b
     return len(want) == len(got) and all(w is None or g is None or w == g for w, g in zip(want, got, strict=True))
 
 
-def map_outputs(model: str, available: Sequence[ModelOutput], wanted: Mapping[str, Output]) -> dict[str, object]:
-    """Map each head to one model output, by name first and by unique shape second; never by position.
+def map_outputs(model: str, available: Sequence[ModelOutput], wanted: Mapping[str, Output], *,
+                by_position: bool = False, rules: dict[str, str] | None = None) -> dict[str, object]:
+    """Map each head to one model output: by name first, then by position, then by unique shape.
 
+    Position (the head's `Output.position`, an index into `available`) is tried only with `by_position`
+    (a runtime whose output order is the model file's, as NXP's example reads it), only for heads no name
+    matched, and only where the output there has the head's shape. `rules`, when given, is filled with
+    how each head was found ("name", "position", "shape"), for the run record.
     Raises HarnessError listing the model's outputs when a head is missing, ambiguous or has the
     wrong shape, so a card/model mismatch is caught at load time, not as nonsense mAP.
     """
     listing = ", ".join(f"{'/'.join(o.names)}{list(o.shape)}" for o in available)
     mapping: dict[str, object] = {}
     taken: set[int] = set()
-    # Heads with a name match are settled first, so that shape matching only sees what is left.
-    for by_name in (True, False):
+    # Heads with a name match are settled first, so that position and shape only see what is left.
+    for rule in ("name", "position", "shape"):
         for head, spec in wanted.items():
             if head in mapping:
                 continue
-            if by_name:
+            if rule == "name":
                 hits = [i for i, o in enumerate(available) if set(o.names) & set(spec.names)]
                 if not hits:
                     continue
+            elif rule == "position":
+                p = spec.position
+                if not by_position or p is None or not 0 <= p < len(available) or p in taken \
+                        or not _shape_ok(spec.shape, available[p].shape):
+                    continue
+                hits = [p]
             else:
                 if spec.shape is None:
                     raise HarnessError(f"{model}: no output named {'/'.join(spec.names) or head!r} for head "
@@ -158,6 +169,8 @@ def map_outputs(model: str, available: Sequence[ModelOutput], wanted: Mapping[st
                                    f"{list(out.shape)}, the card expects {list(spec.shape or [])}")
             mapping[head] = out.key
             taken.add(hits[0])
+            if rules is not None:
+                rules[head] = rule
     return mapping
 
 

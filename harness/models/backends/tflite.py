@@ -164,7 +164,10 @@ class TFLiteBackend(Backend):
             raise HarnessError(f"{self.model_path.name}: expected one image input, the model has {len(inputs)}")
         self._input = inputs[0]
         self._outputs = self._model_outputs()
-        self._mapping = map_outputs(self.model_path.name, self._outputs, self.outputs)
+        # Output order is the file's: NXP's example reads heads by it, the cards' position fallback too.
+        self._rules: dict[str, str] = {}
+        self._mapping = map_outputs(self.model_path.name, self._outputs, self.outputs, by_position=True,
+                                    rules=self._rules)
         details = {d["index"]: d for d in self.interpreter.get_output_details()}
         self._reads = [(head, idx, *details[idx]["quantization"]) for head, idx in self._mapping.items()]
         self._tensors: dict[int, TensorInfo] | None = None
@@ -256,14 +259,16 @@ class TFLiteBackend(Backend):
             "model_sha256": self.model_sha256(),
             "input": {"dtype": np.dtype(d["dtype"]).name, "shape": [int(s) for s in d["shape"]],
                       "quantization": [float(d["quantization"][0]), int(d["quantization"][1])]},
-            "output_mapping": {head: self._name_of(idx) for head, idx in self._mapping.items()},
+            "output_mapping": {head: self._mapped_as(head, idx) for head, idx in self._mapping.items()},
         }
         if self.options.keep_tensors:
             out["keep_tensors"] = "every tensor preserved, default delegates off"
         return out
 
-    def _name_of(self, idx: object) -> str:
-        return next(o.names[0] for o in self._outputs if o.key == idx)
+    def _mapped_as(self, head: str, idx: object) -> str:
+        """The output's name; for a head found by position, that it was (NXP's rule, not the model's names)."""
+        pos, out = next((i, o) for i, o in enumerate(self._outputs) if o.key == idx)
+        return f"by position {pos} ({out.names[0]})" if self._rules.get(head) == "position" else out.names[0]
 
 
 def _open(runtime: Runtime, path: Path, threads: int | None, delegates: list | None, *,
