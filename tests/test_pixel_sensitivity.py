@@ -18,6 +18,7 @@ depend on how the harness prepares images inside) and asserts the check then fai
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,11 +42,21 @@ class Fault:
     patch: Callable  # real method -> broken method
 
 
+def _on_batch(fn: Callable[[np.ndarray], np.ndarray]) -> Callable:
+    """A prepare whose batch goes through `fn` (Pipeline.prepare returns the batch with its geometry)."""
+    def patch(prepare):
+        def broken(self, image):
+            prepared = prepare(self, image)
+            return dataclasses.replace(prepared, batch=np.ascontiguousarray(fn(prepared.batch)))
+        return broken
+    return patch
+
+
 def _resize_first(resize: Callable[[np.ndarray, int, int], np.ndarray]) -> Fault:
     """A prepare that resizes with `resize(image, width, height)` itself; the harness then has nothing to resize."""
     def patch(prepare):
         def broken(self, image):
-            _, h, w, _ = prepare(self, image).shape
+            _, h, w, _ = prepare(self, image).batch.shape
             return prepare(self, np.ascontiguousarray(resize(image, w, h)))
         return broken
     return Fault("prepare", patch)
@@ -66,9 +77,8 @@ def _cv2_linear(image, width, height):
 
 
 INPUT_FAULTS: dict[str, Fault] = {
-    "channels swapped (BGR)": Fault("prepare", lambda prepare: lambda self, image: np.ascontiguousarray(
-        prepare(self, image)[..., ::-1])),
-    "pixels in [0, 1]": Fault("prepare", lambda prepare: lambda self, image: prepare(self, image) / np.float32(255)),
+    "channels swapped (BGR)": Fault("prepare", _on_batch(lambda b: b[..., ::-1])),
+    "pixels in [0, 1]": Fault("prepare", _on_batch(lambda b: b / np.float32(255))),
     # width and height swapped: the image reaches the model transposed (same shape, so no shape check sees it)
     "width/height transposed": Fault("prepare", lambda prepare: lambda self, image: prepare(
         self, np.ascontiguousarray(image.transpose(1, 0, 2)))),
@@ -77,8 +87,7 @@ INPUT_FAULTS: dict[str, Fault] = {
     "Pillow BILINEAR instead of cv2 INTER_LINEAR": _resize_first(_pillow("BILINEAR")),
     # the backend quantizing with zero point 0 instead of the input tensor's -128 (scale 1) is the same as the
     # right quantization of pixels shifted by +128
-    "int8 zero point 0 instead of -128": Fault("predict", lambda predict: lambda self, batch: predict(
-        self, batch.astype(np.float32) + np.float32(128))),
+    "int8 zero point 0 instead of -128": Fault("prepare", _on_batch(lambda b: b.astype(np.float32) + np.float32(128))),
 }
 
 
@@ -173,9 +182,6 @@ def _nxp_pipeline(model: Path) -> Pipeline:
     return Pipeline.open(get_card("centernet-mobilenetv2-fpn-512-f32"), model_path=model, protocol="nxp")
 
 
-@pytest.mark.xfail(strict=True, reason="the nxp protocol's preprocessing (cv2-linear, harness.models.preprocess "
-                                       "PRESETS['nxp']) is not wired into Pipeline.prepare yet: the harness feeds "
-                                       "Pillow BILINEAR; remove this mark when it is")
 def test_nxp_protocol_feeds_cv2_inter_linear_pixels(nxp_f32_model):
     error = nxp_fed_error(_nxp_pipeline(nxp_f32_model), textured_image())
     assert error <= FED_ERROR_MAX, f"the model received pixels {error:.2f} grey levels off cv2 INTER_LINEAR"
