@@ -5,11 +5,15 @@ from __future__ import annotations
 from harness.models.zoo import ModelCard
 
 
-def compare(card: ModelCard, protocol: str, dataset: dict, ap: float) -> dict:
+def compare(card: ModelCard, protocol: str, dataset: dict, ap: float, interval: dict | None = None) -> dict:
     """The comparison block of a run record: both numbers, their difference, and what differs.
 
     `like_for_like` is true only when split, image count and protocol all match the baseline's; the
-    reasons list says what does not, so a reader never takes a subset run for a reproduction.
+    reasons list says what does not, so a reader never takes a subset run for a reproduction. With the
+    run's bootstrap `interval` (the record's `results.interval`), `interval_verdict` says whether the
+    published AP is within sampling error of the measured one (`baseline_verdict`, with the published
+    number's own uncertainty when its image count is known): a subset of the published split differs
+    from it by chance alone, and this says by how much it may.
     """
     b = card.baseline
     measured = round(ap * 100, 2)
@@ -26,7 +30,7 @@ def compare(card: ModelCard, protocol: str, dataset: dict, ap: float) -> dict:
         reasons.append(f"image count differs: {dataset.get('image_count')} here, {b.images} published")
     if protocol != b.protocol:
         reasons.append(f"protocol differs: ran '{protocol}', published under '{b.protocol}'")
-    return {
+    out = {
         "measured_ap": measured,
         "baseline": {"ap": b.ap, "split": b.split, "images": b.images, "protocol": b.protocol,
                      "source": b.source, "note": b.note},
@@ -34,3 +38,26 @@ def compare(card: ModelCard, protocol: str, dataset: dict, ap: float) -> dict:
         "like_for_like": not reasons,
         "reasons": reasons,
     }
+    if interval is not None and (interval.get("AP") or {}).get("lo") is not None:
+        out["interval_verdict"] = interval_verdict(interval, b.ap, b.images, reasons)
+    return out
+
+
+def interval_verdict(interval: dict, published_ap: float, published_images: int | None, reasons: list[str]) -> dict:
+    """`baseline_verdict` rounded for a record, with the sentence the console and report print."""
+    from harness.scoring.intervals import from_record
+    from harness.scoring.verdicts import baseline_verdict
+
+    v = baseline_verdict(from_record(interval), published_ap, published_images)
+    on = f" on {published_images}" if published_images else " (image count not published)"
+    text = (f"{v['measured']:.2f} [{v['lo']:.2f}, {v['hi']:.2f}] on {v['images']} images vs {published_ap:g} "
+            f"published{on}: {v['verdict']}")
+    # Sampling is all the interval accounts for: a different split or protocol is another question.
+    other = [r for r in reasons if not r.startswith(("image count differs", "the published number does not say"))]
+    if other:
+        text += " (sampling error only; " + "; ".join(other) + ")"
+    keep = ("verdict", "measured", "lo", "hi", "published", "published_images", "published_se", "difference",
+            "level", "images", "basis", "assumption")
+    out = {k: (round(v[k], 4) if isinstance(v[k], float) else v[k]) for k in keep}
+    out["text"] = text
+    return out
