@@ -49,7 +49,9 @@ def interval_verdict(interval: dict, published_ap: float, published_images: int 
     from harness.scoring.verdicts import baseline_verdict
 
     v = baseline_verdict(from_record(interval), published_ap, published_images)
-    on = f" on {published_images}" if published_images else " (image count not published)"
+    v["lo"], v["hi"] = max(v["lo"], 0.0), min(v["hi"], 100.0)  # widened past what an AP can be
+    on = (f" on {published_images} (interval widened by that number's own sampling error)" if published_images
+          else " (image count not published: taken as exact)")
     text = (f"{v['measured']:.2f} [{v['lo']:.2f}, {v['hi']:.2f}] on {v['images']} images vs {published_ap:g} "
             f"published{on}: {v['verdict']}")
     # Sampling is all the interval accounts for: a different split or protocol is another question.

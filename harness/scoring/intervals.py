@@ -28,9 +28,9 @@ def check_options(resamples: int, level: float) -> None:
 
 def results_interval(gt, results: list[dict], image_ids: Sequence[int], resamples: int = DEFAULT_RESAMPLES,
                      level: float = DEFAULT_LEVEL, seed: int = 0) -> dict | None:
-    """The record block for a scored results list: every stat's and every class's interval; None when
-    `resamples` is 0 or there are fewer than 2 images (no spread to resample)."""
-    from harness.scoring.bootstrap import bootstrap
+    """The record block for a scored results list: every stat's and every class's interval (cut to [0, 1]),
+    and the seconds it took; None when `resamples` is 0 or there are fewer than 2 images (no spread)."""
+    from harness.scoring.bootstrap import STAT_KEYS, bootstrap
     from harness.scoring.matching import match_once
 
     check_options(resamples, level)
@@ -39,6 +39,10 @@ def results_interval(gt, results: list[dict], image_ids: Sequence[int], resample
     t0 = time.perf_counter()
     interval = bootstrap(match_once(gt, results, image_ids), resamples=resamples, level=level, seed=seed,
                          per_class=True)
+    for s in [*(interval[k] for k in STAT_KEYS), *interval.get("per_class", {}).values()]:
+        # The basic interval reflects the replicates around the point, so near AP 0 (a broken model) it
+        # can reach below 0: an AP cannot, and cutting the interval to [0, 1] loses no coverage.
+        s["lo"], s["hi"] = min(max(s["lo"], 0.0), 1.0), min(max(s["hi"], 0.0), 1.0)
     block = to_record(interval)
     block["seconds"] = round(time.perf_counter() - t0, 3)
     return block
