@@ -61,6 +61,10 @@ def test_eval_record_and_console_carry_the_interval(mirror, tmp_path, capsys):
     assert v["text"].startswith(f"{100 * rec['results']['stats']['AP']:.2f} [")
     assert "on 12 images vs 25.1 published on 5000" in v["text"]
     assert f"within sampling error (95%): {v['text']}" in out
+    assert main(["report", str(tmp_path / "a"), "--out", str(tmp_path / "r"), "--gallery", "0", "--quiet"]) == 0
+    (row,) = _csv(tmp_path / "r" / "tables" / "accuracy.csv")
+    assert row["AP CI"] == f"[{100 * iv['AP']['lo']:.2f}, {100 * iv['AP']['hi']:.2f}]"
+    assert row["within sampling error"] == v["text"]
 
 
 def test_eval_without_interval_and_bad_options(mirror, tmp_path, capsys):
@@ -183,6 +187,11 @@ def test_report_shows_the_paired_interval_and_greys_rare_classes(pair_dir, tmp_p
     page = (out / "report.html").read_text()
     assert "ΔAP CI paired" in page and "at least 10 ground-truth boxes" in page
     assert "ΔAP CI paired" in (out / "report.md").read_text()
+    # The accuracy table carries each run's AP interval and the sampling verdict against the published AP.
+    acc = {r["model"]: r for r in _csv(out / "tables" / "accuracy.csv")}
+    assert acc["mb3-centernet-f32"]["AP CI"] == ""  # these records were made without an interval
+
+
     # With a higher bar, rare classes appear, greyed, after the ranked ones in the HTML table.
     assert main(["report", str(pair_dir), "--out", str(tmp_path / "r2"), "--gallery", "0", "--quiet",
                  "--ci-resamples", "0", "--min-instances", "60"]) == 0

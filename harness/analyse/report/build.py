@@ -16,8 +16,8 @@ from harness.analyse.report import dashboard, plots, render, tables
 from harness.common.fileio import write_bytes_atomic, write_json_atomic, write_text_atomic
 from harness.records.selection import latest_evals, model_name, quant_pairs
 
-ACCURACY_MD = ["model", "runtime", "protocol", "images", "AP", "AP50", "AP75", "published AP", "published images",
-               "diff", "like for like"]
+ACCURACY_MD = ["model", "runtime", "protocol", "images", "AP", "AP CI", "AP50", "AP75", "published AP",
+               "published images", "diff", "like for like", "within sampling error"]
 LATENCY_MD = ["model", "host", "board", "threads", "delegate", "invoke p50 ms", "invoke p90 ms", "invoke p99 ms",
               "e2e p50 ms"]
 MAX_GALLERY_PAIRS = 2  # the largest drops; each pair adds about 1 MB of pictures to the page

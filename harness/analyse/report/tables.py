@@ -39,11 +39,14 @@ def accuracy(records: list[dict]) -> pd.DataFrame:
             "published images": base.get("images"),
             "diff": round(row["AP"] - base["ap"], 2) if base.get("ap") is not None else None,
             "like for like": "yes" if cmp.get("like_for_like") else "NO",
+            "AP CI": _bracket((rec["results"].get("interval") or {}).get("AP")),
+            "within sampling error": (cmp.get("interval_verdict") or {}).get("text"),
             "why not": "; ".join(cmp.get("reasons", [])), "source": base.get("source"),
         })
         rows.append(row)
     cols = ["model", "precision", "runtime", "protocol", "images", "split", "host", *STATS, "published AP",
-            "published split", "published images", "diff", "like for like", "why not", "source"]
+            "published split", "published images", "diff", "like for like", "AP CI", "within sampling error", "why not",
+            "source"]
     df = pd.DataFrame(rows, columns=cols).sort_values(["model", "runtime"], kind="stable").reset_index(drop=True)
     df["published images"] = df["published images"].astype("Int64")
     return df
