@@ -92,3 +92,20 @@ def eval_record(model: str, ap: float, *, per_class: dict[str, float] | None = N
     if created:
         rec["created"] = created
     return rec
+
+
+def scored_eval_record(model: str, gt, results: list[dict], detections_file, *, created: str = "",
+                       interval: dict | None = None) -> dict:
+    """An eval record of `results` (official entries) scored on every image of `gt`, its detections written
+    to `detections_file`: what `harness eval` writes, without running a model (the paired ΔAP and the
+    report read the detections back)."""
+    from harness.common.fileio import write_json_atomic
+    from harness.scoring.evaluator import score_results
+
+    write_json_atomic(detections_file, results)
+    rec = eval_record(model, 0.0, images=len(gt.images), created=created)
+    scored = score_results(gt, results)
+    rec["results"] = {**scored.to_dict(), **({"interval": interval} if interval else {})}
+    rec["dataset"] = gt.describe([i.id for i in gt.images])
+    rec["detections_file"] = str(detections_file)
+    return rec

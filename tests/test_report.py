@@ -106,8 +106,13 @@ def test_float_vs_int8_overall_and_per_class(report, records_dir):
     assert {"ΔAPs", "ΔAPm", "ΔAPl"} <= set(row)
     per_class = _csv(report / "tables" / "quant_per_class.csv")
     assert {r["class"] for r in per_class} == set(f["per_class"]) & set(q["per_class"])
-    deltas = [float(r["ΔAP"]) for r in per_class if r["ΔAP"]]
-    assert deltas == sorted(deltas)  # largest drops first
+    # Largest drops first among classes with enough ground truth; rarer classes after them, also sorted.
+    few = [r["few boxes"] != "" for r in per_class]
+    assert few == sorted(few)
+    for group in (False, True):
+        deltas = [float(r["ΔAP"]) for r, f in zip(per_class, few, strict=True) if r["ΔAP"] and f == group]
+        assert deltas == sorted(deltas)
+    assert all(r["boxes"] != "" for r in per_class)
 
 
 def test_quantization_error_names_where_it_starts(report):

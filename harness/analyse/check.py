@@ -24,6 +24,7 @@ class Finding:
     subject: str
     passed: bool
     message: str
+    warning: bool = False  # passed only because an inconclusive verdict was allowed to pass
 
 
 def mann_whitney_greater(new: np.ndarray, old: np.ndarray) -> float:
@@ -83,8 +84,18 @@ def gate_baseline(records: list[dict], tolerance: float, expected: dict[str, flo
     return out
 
 
-def gate_quant_drop(records: list[dict], max_drop: float) -> list[Finding]:
-    """float AP - quantized AP <= max_drop (AP points), for each quantized eval with a float sibling."""
+def gate_quant_drop(records: list[dict], max_drop: float, confidence: float | None = None,
+                    inconclusive: str = "pass", base_dir=None, resamples: int = 1000) -> list[Finding]:
+    """float AP - quantized AP <= max_drop (AP points), for each quantized eval with a float sibling.
+
+    With `confidence`, the drop is the paired bootstrap interval over the images both scored (from the
+    records' detection files): fail when it lies wholly above max_drop, pass when wholly below, and
+    otherwise "inconclusive" (with the image count that would likely decide it), which passes with a
+    warning or fails as `inconclusive` says.
+    """
+    if confidence is not None:
+        return [_drop_with_confidence(f, q, max_drop, confidence, inconclusive, base_dir, resamples)
+                for f, q in quant_pairs(latest_evals(records))]
     out = []
     for f, q in quant_pairs(latest_evals(records)):
         drop = _ap(f) - _ap(q)
@@ -93,6 +104,30 @@ def gate_quant_drop(records: list[dict], max_drop: float) -> list[Finding]:
                            f"{model_name(q)}: AP {_ap(q):.2f} vs float {model_name(f)} {_ap(f):.2f}, "
                            f"drop {drop:.2f} (allowed {max_drop:g})"))
     return out
+
+
+def _drop_with_confidence(f: dict, q: dict, max_drop: float, confidence: float, inconclusive: str, base_dir,
+                          resamples: int) -> Finding:
+    from harness.analyse.paired import paired_interval
+    from harness.scoring.verdicts import quant_drop_verdict
+
+    head = f"{model_name(q)}: AP {_ap(q):.2f} vs float {model_name(f)} {_ap(f):.2f}, drop {_ap(f) - _ap(q):.2f}"
+    paired = paired_interval(f, q, base_dir, resamples=resamples, level=confidence)
+    if paired.delta is None:
+        return Finding("quant-drop", model_name(q), inconclusive == "pass",
+                       f"{head} (allowed {max_drop:g}): inconclusive, no interval ({paired.reason})", warning=True)
+    v = quant_drop_verdict(paired.delta, max_drop, confidence)
+    msg = (f"{head} [{v['drop_lo']:.2f}, {v['drop_hi']:.2f}] ({100 * v['confidence']:g}% paired bootstrap over "
+           f"{v['images']} images; allowed {max_drop:g}): {v['verdict']}")
+    if v["verdict"] == "fail":
+        msg += f" (the drop exceeds {max_drop:g} with {100 * v['confidence']:g}% confidence)"
+    elif v["verdict"] == "pass":
+        msg += f" (the drop is below {max_drop:g} with {100 * v['confidence']:g}% confidence)"
+    else:
+        need = v["images_needed"]
+        msg += (f"; about {need} images would likely decide it" if need else "; the estimate sits on the limit")
+        return Finding("quant-drop", model_name(q), inconclusive == "pass", msg, warning=True)
+    return Finding("quant-drop", model_name(q), v["verdict"] == "pass", msg)
 
 
 def gate_latency(records: list[dict], max_ratio: float, alpha: float, phase: str = "model_only") -> list[Finding]:
@@ -120,7 +155,8 @@ def gate_latency(records: list[dict], max_ratio: float, alpha: float, phase: str
 
 def run_gates(records: list[dict], *, tolerance: float | None = None, expected: dict[str, float] | None = None,
               allow_unlike: bool = False, max_quant_drop: float | None = None, max_slowdown: float | None = None,
-              alpha: float = 0.01, skip_missing: bool = False) -> list[Finding]:
+              alpha: float = 0.01, skip_missing: bool = False, confidence: float | None = None,
+              inconclusive: str = "pass", base_dir=None, resamples: int = 1000) -> list[Finding]:
     """Run the requested gates; a requested gate that finds nothing to check raises HarnessError, or with
     `skip_missing` (a first run on a new host has no history yet) yields a passing "skipped" finding."""
     if tolerance is None and expected:
@@ -134,12 +170,22 @@ def run_gates(records: list[dict], *, tolerance: float | None = None, expected: 
         raise HarnessError(f"--max-slowdown is a ratio >= 1 (e.g. 1.1 for 10%), got {max_slowdown:g}")
     if not 0 < alpha < 1:
         raise HarnessError(f"--alpha must be between 0 and 1, got {alpha:g}")
+    if confidence is not None:
+        if max_quant_drop is None:
+            raise HarnessError("--confidence is for --max-quant-drop (the paired interval of the drop)")
+        if not 0 < confidence < 1:
+            raise HarnessError(f"--confidence must be between 0 and 1 (e.g. 0.95), got {confidence:g}")
+        if resamples < 2:
+            raise HarnessError(f"--ci-resamples must be at least 2 with --confidence, got {resamples}")
+    if inconclusive not in ("pass", "fail"):
+        raise HarnessError(f"--inconclusive is pass or fail, got {inconclusive!r}")
     findings: list[Finding] = []
     requested = [
         ("--ap-tolerance", tolerance is not None,
          lambda: gate_baseline(records, tolerance, expected or {}, allow_unlike),
          "no eval record with a like-for-like baseline or an --expect value"),
-        ("--max-quant-drop", max_quant_drop is not None, lambda: gate_quant_drop(records, max_quant_drop),
+        ("--max-quant-drop", max_quant_drop is not None,
+         lambda: gate_quant_drop(records, max_quant_drop, confidence, inconclusive, base_dir, resamples),
          "no quantized eval record with a float sibling of the same family on the same images"),
         ("--max-slowdown", max_slowdown is not None, lambda: gate_latency(records, max_slowdown, alpha),
          "no two bench records of one model with the same host fingerprint and settings"),

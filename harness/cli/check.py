@@ -22,6 +22,15 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="also gate runs that are not like for like against the published baseline")
     p.add_argument("--max-quant-drop", type=float, metavar="POINTS",
                    help="quantization gate: float AP - quantized AP <= POINTS, siblings of one family")
+    p.add_argument("--confidence", type=float, metavar="LEVEL",
+                   help="quantization gate with a paired bootstrap interval of the drop (e.g. 0.95): fail when the "
+                        "drop exceeds POINTS with this confidence, pass when it is below, else inconclusive "
+                        "(needs the records' detection files); without it the gate compares point values")
+    p.add_argument("--inconclusive", choices=("pass", "fail"), default="pass",
+                   help="how an inconclusive --confidence verdict exits: pass with a warning (default: noise "
+                        "never breaks a build) or fail")
+    p.add_argument("--ci-resamples", type=int, default=1000, metavar="N",
+                   help="bootstrap resamples for --confidence (default 1000)")
     p.add_argument("--max-slowdown", type=float, metavar="RATIO",
                    help="latency gate: newest p50 / previous p50 on the same host fingerprint <= RATIO, "
                         "unless the difference is not significant")
@@ -45,15 +54,22 @@ def expectations(items: list[str]) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from harness.analyse.check import run_gates
     from harness.records.reader import load_records
 
     expected = expectations(args.expect)
+    base = next((Path(r).parent if Path(r).is_file() else Path(r) for r in args.records), None)
     findings = run_gates(load_records(args.records, args.store), tolerance=args.ap_tolerance, expected=expected,
                          allow_unlike=args.allow_unlike, max_quant_drop=args.max_quant_drop,
-                         max_slowdown=args.max_slowdown, alpha=args.alpha, skip_missing=args.skip_missing)
+                         max_slowdown=args.max_slowdown, alpha=args.alpha, skip_missing=args.skip_missing,
+                         confidence=args.confidence, inconclusive=args.inconclusive, base_dir=base,
+                         resamples=args.ci_resamples)
     for f in findings:
-        print(f"{'PASS' if f.passed else 'FAIL'} [{f.gate}] {f.message}")
+        print(f"{'FAIL' if not f.passed else 'WARN' if f.warning else 'PASS'} [{f.gate}] {f.message}")
     failed = [f for f in findings if not f.passed]
-    print(f"{len(findings) - len(failed)} passed, {len(failed)} failed")
+    warned = sum(f.passed and f.warning for f in findings)
+    print(f"{len(findings) - len(failed)} passed{f' ({warned} inconclusive)' if warned else ''}, "
+          f"{len(failed)} failed")
     return EXIT_GATE_FAILED if failed else 0

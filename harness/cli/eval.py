@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.cli.options import add_model_options, backend_options, find_mirror, model_card, write_record
+from harness.cli.options import (
+    add_interval_options,
+    add_model_options,
+    backend_options,
+    find_mirror,
+    model_card,
+    write_record,
+)
 
 NAME = "eval"
 HELP = "COCO mAP of a model, compared with its published baseline"
@@ -24,6 +31,7 @@ def configure(p: argparse.ArgumentParser) -> None:
                                                           "instead of resuming from it")
     p.add_argument("--output", default="out", help="directory for the detections JSON and the checkpoint of a "
                                                    "run in progress (default: out/)")
+    add_interval_options(p)
     p.add_argument("--json", metavar="FILE", help="write the run record here")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no per-class table")
 
@@ -39,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     gt = ground_truth(args.coco, mirror)
     record = evaluate(args.model, card, mirror, gt, backend_options(args), protocol=args.protocol,
                       engine=args.engine, max_images=args.max_images, output=Path(args.output),
-                      progress=not args.quiet, shard=shard, restart=args.restart)
+                      progress=not args.quiet, shard=shard, restart=args.restart, ci_resamples=args.ci_resamples,
+                      ci_level=args.ci_level)
     print_eval_run(record, per_class=not args.quiet)
     write_record(args.json, record)
     return 0

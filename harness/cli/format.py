@@ -7,21 +7,32 @@ from pathlib import Path
 from harness.common.summary import table
 
 
-def stats_table(stats: dict[str, float]) -> str:
-    """The 12 COCO stats in pycocotools' order."""
+def stats_table(stats: dict[str, float], interval: dict | None = None) -> str:
+    """The 12 COCO stats in pycocotools' order, with each one's interval (fractions) when there is one."""
     from harness.scoring.evaluator import STAT_KEYS
 
-    return table(["stat", "value"], [(k, stats[k]) for k in STAT_KEYS])
+    if not interval:
+        return table(["stat", "value"], [(k, stats[k]) for k in STAT_KEYS])
+
+    def bounds(k: str) -> str:
+        s = interval.get(k) or {}
+        return "-" if s.get("lo") is None or s.get("hi") is None else f"[{s['lo']:.3f}, {s['hi']:.3f}]"
+
+    return table(["stat", "value", f"{100 * float(interval['level']):g}% interval"],
+                 [(k, stats[k], bounds(k)) for k in STAT_KEYS])
 
 
 def per_class_table(per_class: dict[str, dict[str, float]]) -> str:
-    """AP per class, best first; a class absent from the images (AP -1) shows as '-'."""
+    """AP per class, best first; a class absent from the images (AP -1) shows as '-'. Ground-truth boxes
+    and images per class are shown where the record has them (an AP from 3 boxes is noise)."""
     def ap(v: float) -> str:
         return "-" if v < 0 else f"{v:.3f}"
 
     rows = sorted(per_class.items(), key=lambda kv: -kv[1]["AP"])
-    return table(["class", "AP", "AP50", "APs", "APm", "APl"],
-                 [(n, ap(d["AP"]), ap(d["AP50"]), ap(d["APs"]), ap(d["APm"]), ap(d["APl"])) for n, d in rows])
+    counts = any("instances" in d for _, d in rows)
+    return table(["class", "AP", "AP50", "APs", "APm", "APl", *(("boxes", "images") if counts else ())],
+                 [(n, ap(d["AP"]), ap(d["AP50"]), ap(d["APs"]), ap(d["APm"]), ap(d["APl"]),
+                   *((d.get("instances", "-"), d.get("images", "-")) if counts else ())) for n, d in rows])
 
 
 def baseline_lines(cmp: dict) -> str:
@@ -32,8 +43,13 @@ def baseline_lines(cmp: dict) -> str:
     head = (f"measured AP {cmp['measured_ap']:.1f} vs published {b['ap']:.1f} "
             f"({b['split']}, protocol '{b['protocol']}', {b['source']}): difference {cmp['difference']:+.1f}")
     if cmp["like_for_like"]:
-        return head + " (like for like)"
-    return head + "\nnot like for like: " + "; ".join(cmp["reasons"])
+        head += " (like for like)"
+    else:
+        head += "\nnot like for like: " + "; ".join(cmp["reasons"])
+    if cmp.get("interval_verdict"):
+        v = cmp["interval_verdict"]
+        head += f"\nwithin sampling error ({100 * float(v['level']):g}%): {v['text']}"
+    return head
 
 
 def print_eval(record: dict, per_class: bool) -> None:
@@ -41,7 +57,12 @@ def print_eval(record: dict, per_class: bool) -> None:
     d, results = record["dataset"], record["results"]
     print(f"\n{record['model']['name']}: {d['image_count']} images of {d['split']}, protocol "
           f"'{record['protocol']['name']}', engine {results['engine']}, {record['backend'].get('runtime')}")
-    print(stats_table(results["stats"]))
+    interval = results.get("interval")
+    print(stats_table(results["stats"], interval))
+    if interval:
+        from harness.scoring.intervals import headline
+
+        print(headline(interval))
     if per_class:
         print()
         print(per_class_table(results["per_class"]))

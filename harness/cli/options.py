@@ -24,6 +24,15 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                    help="option for the external delegate (repeatable)")
 
 
+def add_interval_options(p: argparse.ArgumentParser) -> None:
+    """How sure is the AP: the bootstrap over images after scoring (eval and merge)."""
+    p.add_argument("--ci-resamples", type=int, default=1000, metavar="N",
+                   help="bootstrap resamples for the confidence intervals of AP and the other stats "
+                        "(default 1000; 0: no interval)")
+    p.add_argument("--ci-level", type=float, default=0.95, metavar="LEVEL",
+                   help="confidence level of those intervals (default 0.95)")
+
+
 def add_record_sources(p: argparse.ArgumentParser) -> None:
     p.add_argument("records", nargs="*", help="run record files or directories of them")
     p.add_argument("--store", help="a record store (SQLite) to read, alone or with record files")

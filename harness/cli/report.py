@@ -19,6 +19,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gallery-threshold", type=float, default=0.3, metavar="SCORE",
                    help="draw boxes scoring at least this in the gallery (default 0.3; never affects AP)")
     p.add_argument("--title", default="CenterNet harness report")
+    p.add_argument("--ci-resamples", type=int, default=1000, metavar="N",
+                   help="bootstrap resamples for the paired ΔAP of float and quantized siblings, from their "
+                        "detection files (default 1000; 0: none)")
+    p.add_argument("--min-instances", type=int, default=10, metavar="N",
+                   help="per-class rows from fewer ground-truth boxes are greyed out, not ranked (default 10)")
     p.add_argument("--quiet", action="store_true", help="do not print the Markdown summary")
 
 
@@ -30,10 +35,13 @@ def run(args: argparse.Namespace) -> int:
         raise HarnessError("--gallery must be >= 0")
     if not 0.0 <= args.gallery_threshold <= 1.0:
         raise HarnessError(f"--gallery-threshold is a score between 0 and 1, got {args.gallery_threshold:g}")
+    if args.ci_resamples < 0 or args.min_instances < 0:
+        raise HarnessError("--ci-resamples and --min-instances must be >= 0")
     records = load_records(args.records, args.store)
     base = next((Path(r).parent if Path(r).is_file() else Path(r) for r in args.records), None)
     report = build_report(records, args.out, gallery_images=args.gallery, base_dir=base, title=args.title,
-                          gallery_threshold=args.gallery_threshold)
+                          gallery_threshold=args.gallery_threshold, ci_resamples=args.ci_resamples,
+                          min_instances=args.min_instances)
     if not args.quiet:
         print(report.markdown_text)
     print(f"report: {report.html}")

@@ -18,6 +18,7 @@ from harness.models.mirror import Mirror, root_of
 from harness.models.zoo import ModelCard
 from harness.scoring.coco import CocoGroundTruth
 from harness.scoring.evaluator import EvalResult
+from harness.scoring.intervals import DEFAULT_LEVEL, DEFAULT_RESAMPLES, check_options, results_interval
 
 
 def ground_truth(coco: str | Path | None, mirror: Mirror | None) -> CocoGroundTruth:
@@ -36,11 +37,12 @@ def ground_truth(coco: str | Path | None, mirror: Mirror | None) -> CocoGroundTr
 
 def eval_record(card: ModelCard, *, label: str | None, protocol: str, backend: dict, dataset: dict,
                 result: EvalResult, timing: dict, detections_file: Path, run_key: dict, resumed_images: int,
-                protocol_block: dict | None = None, **extra: object) -> dict:
+                protocol_block: dict | None = None, interval: dict | None = None, **extra: object) -> dict:
     """The eval run record (schema centernet-harness/run), with the card's baseline comparison.
 
     `protocol_block` is what the run did from image file to results entry (Pipeline.protocol_block);
-    by default the card's protocol as written.
+    by default the card's protocol as written. `interval` (harness.scoring.intervals.results_interval)
+    goes to `results.interval` and into the comparison's verdict; None leaves both out.
     """
     from harness.records.schema import new_record
     from harness.scoring.baseline import compare
@@ -53,8 +55,8 @@ def eval_record(card: ModelCard, *, label: str | None, protocol: str, backend: d
         protocol=block,
         backend=backend,
         dataset=dataset,
-        results=result.to_dict(),
-        comparison=compare(card, protocol, dataset, result.stats["AP"], block.get("overridden", ())),
+        results={**result.to_dict(), **({"interval": interval} if interval else {})},
+        comparison=compare(card, protocol, dataset, result.stats["AP"], interval, block.get("overridden", ())),
         timing=timing,
         detections_file=str(detections_file),
         detections_sha256=sha256_file(detections_file),
@@ -67,12 +69,13 @@ def eval_record(card: ModelCard, *, label: str | None, protocol: str, backend: d
 def evaluate(label: str, card: ModelCard, mirror: Mirror | None, gt: CocoGroundTruth,
              options: BackendOptions | None = None, *, protocol: str | None = None, engine: str = "faster",
              max_images: int | None = None, output: Path, progress: bool = True, shard=None,
-             restart: bool = False) -> dict:
+             restart: bool = False, ci_resamples: int = DEFAULT_RESAMPLES, ci_level: float = DEFAULT_LEVEL) -> dict:
     """Resolve, load, run and score one model; return the eval record.
 
     Each finished image goes to a checkpoint beside the detections file, so the same call after a kill
     resumes where it stopped (`restart` discards it); `shard` (harness.measure.shard.Shard) runs only its
-    share. Every input is checked before the model is loaded.
+    share. Every input is checked before the model is loaded. After scoring, a bootstrap over the
+    images gives every stat an interval (`ci_resamples` resamples at `ci_level`; 0 resamples: none).
     """
     from harness.common.summary import Progress
     from harness.measure.checkpoint import Checkpoint, checkpoint_path, run_key
@@ -82,6 +85,7 @@ def evaluate(label: str, card: ModelCard, mirror: Mirror | None, gt: CocoGroundT
 
     if max_images is not None and max_images < 1:
         raise HarnessError("--max-images must be at least 1")
+    check_options(ci_resamples, ci_level)
     proto_name = protocol or card.default_protocol
     card.protocol(proto_name)  # unknown protocol: fail before loading anything
     images = gt.images[:max_images] if max_images else gt.images
@@ -107,11 +111,12 @@ def evaluate(label: str, card: ModelCard, mirror: Mirror | None, gt: CocoGroundT
     return eval_record(card, label=label, protocol=proto_name, backend=backend, dataset=gt.describe(ids),
                        result=result, timing=timing.to_dict(), detections_file=detections_file, run_key=key,
                        resumed_images=resumed, protocol_block=pipeline.protocol_block(backend),
+                       interval=results_interval(gt, results, ids, ci_resamples, ci_level),
                        **({"shard": shard_block(shard, all_ids, ids)} if shard is not None else {}))
 
 
 def merge_shards(paths: Sequence[str | Path], *, gt_path: str | Path | None = None, engine: str = "faster",
-                 output: Path) -> dict:
+                 output: Path, ci_resamples: int = DEFAULT_RESAMPLES, ci_level: float = DEFAULT_LEVEL) -> dict:
     """Join the records of `harness eval --shard I/N` runs and score them as the one run they split.
 
     The merged record is an eval record (same builder, same card and baseline as the shards carry),
@@ -121,6 +126,7 @@ def merge_shards(paths: Sequence[str | Path], *, gt_path: str | Path | None = No
     from harness.records.reader import card_from_record
     from harness.scoring.evaluator import score_results
 
+    check_options(ci_resamples, ci_level)
     records = read_records(paths)
     gt = CocoGroundTruth(gt_path or records[0][1]["dataset"]["annotations"])
     merged = merge(records, gt)
@@ -138,6 +144,7 @@ def merge_shards(paths: Sequence[str | Path], *, gt_path: str | Path | None = No
         detections_file=detections_file,
         run_key={**first["run_key"], "shard": None, "image_ids_sha256": image_ids_sha256(merged.image_ids)},
         resumed_images=sum(r.get("resumed_images", 0) for r in merged.records),
+        interval=results_interval(gt, merged.results, merged.image_ids, ci_resamples, ci_level),
         merged_from=[str(path) for path, _ in records])
 
 

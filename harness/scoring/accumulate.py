@@ -11,8 +11,6 @@ weights 1 it reproduces pycocotools' 12 stats bit for bit (same sort order, same
 
 from __future__ import annotations
 
-import contextlib
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -76,74 +74,6 @@ class Matches:
         return Matches(tuple(keep_ids), self.cat_ids, self.cat_names, self.det_cat[d], remap[self.det_img[d]],
                        self.det_rank[d], self.det_score[d], self.tp[:, :, d], self.valid[:, :, d],
                        self.gt_cat[g], self.gt_area[g], remap[self.gt_img[g]], self.gt_count[g])
-
-
-def match_once(gt, results: list[dict], image_ids: Sequence[int] | None = None) -> Matches:
-    """Run pycocotools' evaluate() once (bbox, default parameters) and keep its per-image matches.
-
-    `gt` is a harness.scoring.coco.CocoGroundTruth; `results` official results entries. The detections
-    are given to pycocotools exactly as the evaluator does (area w*h, iscrowd 0, ids from 1).
-    """
-    try:
-        from pycocotools.coco import COCO
-        from pycocotools.cocoeval import COCOeval
-    except ImportError:
-        raise HarnessError("bootstrap intervals need pycocotools: pip install 'centernet-harness[coco]'") from None
-    ids = [i.id for i in gt.images] if image_ids is None else list(image_ids)
-    anns = []
-    for n, r in enumerate(results, start=1):
-        x, y, w, h = r["bbox"]
-        anns.append({"id": n, "image_id": r["image_id"], "category_id": r["category_id"], "bbox": [x, y, w, h],
-                     "area": w * h, "score": r["score"], "iscrowd": 0})
-    with contextlib.redirect_stdout(io.StringIO()):
-        cg, cd = COCO(), COCO()
-        cg.dataset = gt.dataset
-        cd.dataset = {"images": gt.dataset["images"], "categories": gt.dataset["categories"], "annotations": anns}
-        cg.createIndex()
-        cd.createIndex()
-        ev = COCOeval(cg, cd, "bbox")
-        ev.params.imgIds = ids
-        ev.evaluate()
-    p = ev.params
-    names = {int(c["id"]): str(c["name"]) for c in gt.dataset["categories"]}
-    return _from_eval_imgs(ev.evalImgs, [int(i) for i in p.imgIds], [int(c) for c in p.catIds], names)
-
-
-def _from_eval_imgs(eval_imgs: list, img_ids: list[int], cat_ids: list[int], names: dict[int, str]) -> Matches:
-    """Flatten evalImgs (indexed [category][area][image], None where an image has neither gt nor dt)."""
-    A, n_img, T = len(AREAS), len(img_ids), len(IOU_THRS)
-    cats, imgs, ranks, scores, tps, valids = [], [], [], [], [], []
-    g_cat, g_area, g_img, g_n = [], [], [], []
-    for k in range(len(cat_ids)):
-        for i in range(n_img):
-            per_area = [eval_imgs[(k * A + a) * n_img + i] for a in range(A)]
-            if per_area[0] is None:
-                continue
-            d = len(per_area[0]["dtScores"])
-            for a, e in enumerate(per_area):
-                n = int(np.count_nonzero(np.asarray(e["gtIgnore"]) == 0))
-                if n:
-                    g_cat.append(k), g_area.append(a), g_img.append(i), g_n.append(n)
-            if d == 0:
-                continue
-            cats.append(np.full(d, k)), imgs.append(np.full(d, i)), ranks.append(np.arange(d))
-            scores.append(np.asarray(per_area[0]["dtScores"], np.float64))
-            ig = np.stack([np.asarray(e["dtIgnore"], bool).reshape(T, d) for e in per_area])
-            hit = np.stack([np.asarray(e["dtMatches"]).reshape(T, d) != 0 for e in per_area])
-            tps.append(hit & ~ig), valids.append(~ig)
-    if cats:
-        cat, img, rank, score = (np.concatenate(x) for x in (cats, imgs, ranks, scores))
-        tp, valid = np.concatenate(tps, axis=2), np.concatenate(valids, axis=2)
-    else:
-        cat = img = rank = np.zeros(0, np.int64)
-        score = np.zeros(0)
-        tp = valid = np.zeros((A, T, 0), bool)
-    # accumulate()'s order: per category, a stable sort by -score of the detections listed image by image.
-    order = np.lexsort((rank, img, -score, cat))
-    return Matches(tuple(img_ids), tuple(cat_ids), tuple(names.get(c, str(c)) for c in cat_ids),
-                   cat[order], img[order], rank[order], score[order], tp[:, :, order], valid[:, :, order],
-                   np.asarray(g_cat, np.int64), np.asarray(g_area, np.int64), np.asarray(g_img, np.int64),
-                   np.asarray(g_n, np.float64))
 
 
 class _Plan:

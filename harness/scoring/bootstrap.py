@@ -16,7 +16,8 @@ from statistics import NormalDist
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.scoring.accumulate import STAT_KEYS, Matches, ap_from_weights, fast_stats, match_once
+from harness.scoring.accumulate import STAT_KEYS, Matches, ap_from_weights, fast_stats
+from harness.scoring.matching import match_once
 from harness.scoring.verdicts import baseline_verdict, quant_drop_verdict
 
 __all__ = ["METHODS", "STAT_KEYS", "Matches", "ap_from_weights", "baseline_verdict", "bootstrap", "class_counts",

@@ -107,16 +107,26 @@ def _faster(gt: dict, results: list, image_ids: Sequence[int]) -> tuple[list[flo
 
 def score_results(gt: CocoGroundTruth, results: list, image_ids: Sequence[int] | None = None,
                   engine: str = DEFAULT_ENGINE) -> EvalResult:
-    """Score a results list against the ground truth on `image_ids` (default: every image)."""
+    """Score a results list against the ground truth on `image_ids` (default: every image).
+
+    Each class's row carries its ground-truth `instances` and the `images` holding them: an AP from a
+    handful of boxes is noise, and a reader (or the report's ranking) must be able to tell.
+    """
+    from harness.scoring.bootstrap import class_counts
+
     fn = ENGINES.get(engine)
     if fn is None:
         raise HarnessError(f"unknown engine {engine!r}; known: {', '.join(sorted(ENGINES))}")
     ids = [i.id for i in gt.images] if image_ids is None else list(image_ids)
     stats, precision = fn(gt.dataset, results, ids)
     cat_ids = sorted(gt.categories)
+    per_class = _per_class(precision, cat_ids, gt.categories)
+    for name, counts in class_counts(gt, ids).items():
+        if name in per_class:
+            per_class[name].update(instances=counts["instances"], images=counts["images"])
     return EvalResult(
         stats=dict(zip(STAT_KEYS, stats, strict=True)),
-        per_class=_per_class(precision, cat_ids, gt.categories),
+        per_class=per_class,
         engine=engine,
         image_count=len(ids),
         detection_count=len(results),

@@ -34,7 +34,7 @@ class GalleryItem:
 # Finding a record's files
 
 
-def _resolve(path: str | None, base_dir: Path | None, by_name: bool = False) -> Path | None:
+def resolve_path(path: str | None, base_dir: Path | None, by_name: bool = False) -> Path | None:
     """An existing file or directory: the path as given (absolute or from cwd), else under base_dir, else
     (`by_name`) the file of that name in base_dir: records store paths relative to where eval ran, and
     `harness demo` writes a record and its detections into one directory."""
@@ -58,7 +58,7 @@ def load_detections(record: dict, base_dir: Path | None = None) -> list[dict] | 
     embedded = record.get("detections")
     if isinstance(embedded, list):
         return embedded
-    path = _resolve(record.get("detections_file"), base_dir, by_name=True)
+    path = resolve_path(record.get("detections_file"), base_dir, by_name=True)
     if path is None or not path.is_file():
         return None
     try:
@@ -85,8 +85,8 @@ def _prepare(record: dict, base_dir: Path | None) -> _Scored | None:
     from harness.scoring.coco import CocoGroundTruth
 
     dataset = record.get("dataset") or {}
-    ann = _resolve(dataset.get("annotations"), base_dir)
-    images_dir = _resolve(dataset.get("images_dir"), base_dir)
+    ann = resolve_path(dataset.get("annotations"), base_dir)
+    images_dir = resolve_path(dataset.get("images_dir"), base_dir)
     if ann is None or not ann.is_file() or images_dir is None or not images_dir.is_dir():
         return None
     dets = load_detections(record, base_dir)

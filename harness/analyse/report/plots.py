@@ -64,12 +64,16 @@ def latency_distributions(records: list[dict], phase: str = "model_only") -> byt
 
 
 def per_class_delta(per_class: pd.DataFrame, quantized: str, limit: int = 80) -> bytes | None:
-    """ΔAP per class (quantized - float) for one pair, sorted, as horizontal bars."""
-    df = per_class[(per_class["quantized"] == quantized) & per_class["ΔAP"].notna()].sort_values("ΔAP").head(limit)
+    """ΔAP per class (quantized - float) for one pair, sorted, as horizontal bars; classes with few
+    ground-truth boxes (the table's "few boxes") come last, in grey."""
+    df = per_class[(per_class["quantized"] == quantized) & per_class["ΔAP"].notna()]
+    few = df["few boxes"].astype(str) != "" if "few boxes" in df.columns else pd.Series(False, index=df.index)
+    df = pd.concat([df[~few].sort_values("ΔAP"), df[few].sort_values("ΔAP")]).head(limit)
+    few = few.reindex(df.index)
     if df.empty:
         return None
     fig, ax = plt.subplots(figsize=(6, max(3.0, 0.085 * len(df) + 1.2)))
-    colours = ["#c0392b" if d < 0 else "#27ae60" for d in df["ΔAP"]]
+    colours = ["#b8bec6" if f else "#c0392b" if d < 0 else "#27ae60" for d, f in zip(df["ΔAP"], few, strict=True)]
     ax.barh(range(len(df)), df["ΔAP"], color=colours)
     ax.set_yticks(range(len(df)), df["class"], fontsize=5)
     ax.invert_yaxis()

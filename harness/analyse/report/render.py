@@ -18,6 +18,7 @@ th{background:#e9eff7;text-align:left}tr:nth-child(even) td{background:#f7f9fc}
 td.bad{background:#fde2e1!important;color:#9b1c1c;font-weight:600}td.good{background:#e3f6e8!important}
 .note{color:#5a6472;font-size:13px}.fig{margin:12px 0}.fig img{max-width:100%;border:1px solid #dde3ea}
 .gallery figure{display:inline-block;margin:8px;vertical-align:top}.gallery figcaption{font-size:12px}
+tr.muted td{color:#9aa3ad}
 .scroll{overflow-x:auto}.grid{display:flex;flex-wrap:wrap;gap:12px}.grid .fig{flex:1 1 45%;max-width:680px}
 """
 
@@ -30,8 +31,9 @@ def _cell(v: object) -> str:
     return str(v)
 
 
-def html_table(df: pd.DataFrame, flag: dict[str, object] | None = None) -> str:
-    """A DataFrame as an escaped HTML table; cells equal to `flag[column]` are highlighted as bad."""
+def html_table(df: pd.DataFrame, flag: dict[str, object] | None = None, muted: str | None = None) -> str:
+    """A DataFrame as an escaped HTML table; cells equal to `flag[column]` are highlighted as bad, and rows
+    whose `muted` column is non-empty are greyed out (shown, but not to be read as findings)."""
     if df is None or df.empty:
         return '<p class="note">no records for this table</p>'
     flag = flag or {}
@@ -46,7 +48,8 @@ def html_table(df: pd.DataFrame, flag: dict[str, object] | None = None) -> str:
             if isinstance(v, str) and v.startswith(("http://", "https://")):
                 text = f'<a href="{html.escape(v)}">{text}</a>'
             cells.append(f"<td{cls}>{text}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
+        mute = muted in df.columns and isinstance(row[muted], str) and row[muted] != ""
+        body.append(("<tr class=\"muted\">" if mute else "<tr>") + "".join(cells) + "</tr>")
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
 

@@ -39,11 +39,14 @@ def accuracy(records: list[dict]) -> pd.DataFrame:
             "published images": base.get("images"),
             "diff": round(row["AP"] - base["ap"], 2) if base.get("ap") is not None else None,
             "like for like": "yes" if cmp.get("like_for_like") else "NO",
+            "AP CI": _bracket((rec["results"].get("interval") or {}).get("AP")),
+            "within sampling error": (cmp.get("interval_verdict") or {}).get("text"),
             "why not": "; ".join(cmp.get("reasons", [])), "source": base.get("source"),
         })
         rows.append(row)
     cols = ["model", "precision", "runtime", "protocol", "images", "split", "host", *STATS, "published AP",
-            "published split", "published images", "diff", "like for like", "why not", "source"]
+            "published split", "published images", "diff", "like for like", "AP CI", "within sampling error", "why not",
+            "source"]
     df = pd.DataFrame(rows, columns=cols).sort_values(["model", "runtime"], kind="stable").reset_index(drop=True)
     df["published images"] = df["published images"].astype("Int64")
     return df
@@ -76,8 +79,27 @@ def baselines(records: list[dict]) -> pd.DataFrame:
     return df
 
 
-def quant_overall(records: list[dict]) -> pd.DataFrame:
-    """Float vs quantized siblings: each stat in AP points for both and the difference (quantized - float)."""
+def _bracket(stat: dict | None) -> str | None:
+    from harness.scoring.intervals import bracket
+
+    return bracket(stat) or None
+
+
+def _width(stat: dict | None) -> float | None:
+    if not stat or stat.get("lo") is None or stat.get("hi") is None:
+        return None
+    w = 100.0 * (stat["hi"] - stat["lo"])
+    return None if w != w else round(w, 2)
+
+
+def quant_overall(records: list[dict], paired: dict[tuple[str, str], object] | None = None) -> pd.DataFrame:
+    """Float vs quantized siblings: each stat in AP points for both and the difference (quantized - float).
+
+    With `paired` ({(float, quantized): harness.analyse.paired.Paired}), the AP of each model gets its own
+    interval and ΔAP the paired one (both models resampled on the same images) beside the unpaired one (as
+    if the two had been resampled independently): the paired interval is the one to read, and the widths
+    show how much narrower it is. Without a paired result, each model's interval comes from its record.
+    """
     rows = []
     for f, q in quant_pairs(latest_evals(records)):
         row = {"float": model_name(f), "quantized": model_name(q), "precision": precision(q),
@@ -86,25 +108,54 @@ def quant_overall(records: list[dict]) -> pd.DataFrame:
             a, b = _pct(f["results"]["stats"].get(k)), _pct(q["results"]["stats"].get(k))
             row[f"{k} float"], row[f"{k} quant"] = a, b
             row[f"Δ{k}"] = None if a is None or b is None else round(b - a, 2)
+        p = (paired or {}).get((model_name(f), model_name(q)))
+        d = getattr(p, "delta", None)
+        fa = d["a"]["AP"] if d else (f["results"].get("interval") or {}).get("AP")
+        qa = d["b"]["AP"] if d else (q["results"].get("interval") or {}).get("AP")
+        row.update({"AP float CI": _bracket(fa), "AP quant CI": _bracket(qa),
+                    "ΔAP CI paired": _bracket(d["AP"]) if d else None,
+                    "ΔAP CI unpaired": _bracket(d["AP"]["unpaired"]) if d else None,
+                    "CI widths float/quant/paired": "/".join(
+                        "–" if w is None else f"{w:.2f}" for w in (_width(fa), _width(qa),
+                                                                  _width(d["AP"]) if d else None)),
+                    "CI": (f"{100 * d['level']:g}% bootstrap, {d['resamples']} resamples" if d
+                           else getattr(p, "reason", None))})
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def quant_per_class(records: list[dict]) -> pd.DataFrame:
-    """Per class: float AP, quantized AP and ΔAP (points) for each pair, largest drops first."""
+def quant_per_class(records: list[dict], min_instances: int = 10,
+                    counts: dict[str, dict[str, dict[str, int]]] | None = None) -> pd.DataFrame:
+    """Per class: float AP, quantized AP and ΔAP (points) for each pair, with the class's ground-truth boxes
+    and images; largest drops first among classes with at least `min_instances` boxes, then the rest
+    (marked in "few boxes": a ΔAP from a handful of boxes is noise, not a finding).
+
+    Counts come from the records (eval keeps them per class), else from `counts` ({float model: class
+    counts}, read from the annotation file for older records); unknown counts are not marked.
+    """
     rows = []
     for f, q in quant_pairs(latest_evals(records)):
         fc, qc = f["results"].get("per_class", {}), q["results"].get("per_class", {})
+        extra = (counts or {}).get(model_name(f), {})
         for cls in sorted(set(fc) & set(qc)):
             row = {"float": model_name(f), "quantized": model_name(q), "class": cls,
                    "category_id": fc[cls].get("category_id")}
+            n = fc[cls].get("instances", qc[cls].get("instances", (extra.get(cls) or {}).get("instances")))
+            imgs = fc[cls].get("images", qc[cls].get("images", (extra.get(cls) or {}).get("images")))
+            row["boxes"], row["images"] = n, imgs
             for k in CLASS_STATS:
                 a, b = _pct(fc[cls].get(k)), _pct(qc[cls].get(k))
                 row[f"{k} float"], row[f"{k} quant"] = a, b
                 row[f"Δ{k}"] = None if a is None or b is None else round(b - a, 2)
+            row["few boxes"] = f"{n} < {min_instances}" if n is not None and n < min_instances else ""
             rows.append(row)
     df = pd.DataFrame(rows)
-    return df.sort_values(["quantized", "ΔAP"], kind="stable").reset_index(drop=True) if len(df) else df
+    if not len(df):
+        return df
+    df["boxes"], df["images"] = df["boxes"].astype("Int64"), df["images"].astype("Int64")
+    df["_few"] = df["few boxes"] != ""
+    df = df.sort_values(["quantized", "_few", "ΔAP"], kind="stable").drop(columns="_few")
+    return df.reset_index(drop=True)
 
 
 def latency(records: list[dict]) -> pd.DataFrame:
