@@ -403,3 +403,14 @@ def test_interval_coverage(tmp_path: Path) -> None:
     assert pooled >= 0.92, coverage
     for size, cov in coverage.items():
         assert cov >= 0.90, (size, coverage)
+
+
+def test_no_detections_at_all_give_zero_ap_with_a_zero_interval(mirror):
+    """An image set where the model found nothing: AP 0 exactly (pycocotools says 0), and a [0, 0] interval."""
+    from harness.scoring.evaluator import score_results
+
+    gt = CocoGroundTruth(mirror / "coco" / "annotations" / "instances_val2017.json")
+    ids = [i.id for i in gt.images][:5]
+    assert score_results(gt, [], ids, "pycocotools").stats["AP"] == 0.0
+    iv = bootstrap(match_once(gt, [], ids), resamples=50)
+    assert (iv["AP"]["point"], iv["AP"]["lo"], iv["AP"]["hi"]) == (0.0, 0.0, 0.0)

@@ -229,7 +229,7 @@ def test_a_run_with_an_overridden_protocol_is_not_like_for_like():
     card = get_card("centernet-mobilenetv2-fpn-512-int8")
     dataset = {"split": "val2017", "image_count": 5000}
     assert compare(card, "nxp", dataset, 0.172)["like_for_like"]
-    got = compare(card, "nxp", dataset, 0.172, ["preprocess"])
+    got = compare(card, "nxp", dataset, 0.172, overridden=["preprocess"])
     assert not got["like_for_like"] and got["reasons"] == ["protocol 'nxp' ran with its preprocess overridden"]
     assert got["baseline"]["quote"] == card.baseline.quote
 

@@ -166,6 +166,23 @@ def _accumulate(m: Matches, weights: np.ndarray) -> _Curves:
     bucket = (np.searchsorted(REC_THRS, rc.ravel(), side="right") - 1).clip(0, R - 1)
     seg = (batch * S + pl.t_seg).ravel()
     key = seg * R + bucket  # sorted: entries run by segment, and recall never falls within one
+    if key.size == 0:  # no detection of any counted class: every precision envelope stays 0
+        gseg = gbucket = prev = np.zeros(0, np.intp)
+        value = np.zeros(0)
+    else:
+        gseg, gbucket, value, prev = _envelope_groups(seg, bucket, key, pr, R)
+    hits = np.zeros((B, S, len(MAX_DETS)))
+    hits[:, pl.seg_ids, -1] = tp[:, pl.seg_last]  # all detections count at maxDets 100: the segment's total
+    wt = w[:, pl.t_img]
+    for j, mask in enumerate(pl.rank_masks[:-1]):
+        hits[..., j] = np.bincount((batch * S + pl.t_seg[mask]).ravel(), weights=wt[:, mask].ravel(),
+                                   minlength=B * S).reshape(B, S)
+    return _Curves(gseg, gbucket, prev, value, hits.reshape(B, A, T, K, -1), npig)
+
+
+def _envelope_groups(seg: np.ndarray, bucket: np.ndarray, key: np.ndarray, pr: np.ndarray,
+                     R: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Group entries by (segment, recall threshold), best precision first, as a suffix max per segment."""
     first = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
     gseg, gbucket, value = seg[first], bucket[first], np.maximum.reduceat(pr.ravel(), first)
     # Suffix max within each segment by pointer jumping (a segment holds at most R groups).
@@ -176,13 +193,7 @@ def _accumulate(m: Matches, weights: np.ndarray) -> _Curves:
         d *= 2
     starts = np.concatenate(([True], gseg[1:] != gseg[:-1]))
     prev = np.where(starts, -1, np.concatenate(([-1], gbucket[:-1])))
-    hits = np.zeros((B, S, len(MAX_DETS)))
-    hits[:, pl.seg_ids, -1] = tp[:, pl.seg_last]  # all detections count at maxDets 100: the segment's total
-    wt = w[:, pl.t_img]
-    for j, mask in enumerate(pl.rank_masks[:-1]):
-        hits[..., j] = np.bincount((batch * S + pl.t_seg[mask]).ravel(), weights=wt[:, mask].ravel(),
-                                   minlength=B * S).reshape(B, S)
-    return _Curves(gseg, gbucket, prev, value, hits.reshape(B, A, T, K, -1), npig)
+    return gseg, gbucket, value, prev
 
 
 def precision_recall(m: Matches, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
