@@ -64,20 +64,12 @@ def _results(args: argparse.Namespace) -> dict:
 
 
 def _model(args: argparse.Namespace) -> dict:
-    from harness.analyse.doctor.model import diagnose_model
-    from harness.measure.evaluate import ground_truth
-    from harness.models.mirror import root_of
-    from harness.models.pipeline import Pipeline
+    from harness.analyse.doctor.model import doctor_model
 
     if not args.model:
         raise HarnessError("say what to examine: MODEL (a zoo name or path), or --gt and --results")
     if args.max_images < 1:
         raise HarnessError("--max-images must be at least 1")
-    mirror = find_mirror(args)
-    card = model_card(args)
-    gt = ground_truth(args.coco, mirror)
-    pipeline = Pipeline.open(card, root_of(mirror), backend_options(args), args.protocol)
-    print(f"doctor: {card.name} under protocol '{pipeline.protocol}' and its variants, "
-          f"{min(args.max_images, len(gt.images))} images", file=sys.stderr)
-    return diagnose_model(pipeline, gt, max_images=args.max_images, engine=args.engine,
-                          progress=lambda label: print(f"  trying {label}", file=sys.stderr))
+    return doctor_model(model_card(args), find_mirror(args), args.coco, backend_options(args), args.protocol,
+                        max_images=args.max_images, engine=args.engine,
+                        progress=lambda line: print(line, file=sys.stderr))

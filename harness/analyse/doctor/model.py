@@ -137,6 +137,22 @@ def _run(pipeline: Pipeline, gt: CocoGroundTruth, images: Sequence[ImageInfo], e
     return _Run(label, result.stats["AP"], evaluator.results, time.perf_counter() - t0)
 
 
+def doctor_model(card, mirror, coco: str | None, options, protocol: str | None, *, max_images: int = DEFAULT_IMAGES,
+                 engine: str = "faster", progress: Callable[[str], None] | None = None) -> dict:
+    """`harness doctor MODEL`: open the model under `protocol` (the card's by default) and diagnose it on the
+    COCO root `coco` (or the mirror's); returns the doctor record's body."""
+    from harness.measure.evaluate import ground_truth
+    from harness.models.mirror import root_of
+
+    gt = ground_truth(coco, mirror)
+    pipeline = Pipeline.open(card, root_of(mirror), options, protocol)
+    if progress:
+        progress(f"doctor: {card.name} under protocol '{pipeline.protocol}' and its variants, "
+                 f"{min(max_images, len(gt.images))} images")
+    return diagnose_model(pipeline, gt, max_images=max_images, engine=engine,
+                          progress=(lambda label: progress(f"  trying {label}")) if progress else None)
+
+
 def diagnose_model(pipeline: Pipeline, gt: CocoGroundTruth, *, max_images: int = DEFAULT_IMAGES,
                    engine: str = "faster", progress: Callable[[str], None] | None = None) -> dict:
     """Run the card's protocol and every variant on the first `max_images` images; return the record body."""
