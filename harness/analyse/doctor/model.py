@@ -196,8 +196,8 @@ def _findings(gt: CocoGroundTruth, ids: list[int], clean: _Run, runs: list[tuple
         list[Finding], dict[str, dict]]:
     """Per finding id, the variant that scores best, when its gain over the card's protocol is at least
     MIN_CHANGE and the paired bootstrap's lower bound is above 0; returns the findings and each variant's gain."""
-    from harness.scoring.accumulate import match_once
     from harness.scoring.bootstrap import paired_delta
+    from harness.scoring.matching import match_once
 
     base = match_once(gt, clean.results, ids)
     gains: dict[str, dict] = {}
