@@ -412,3 +412,168 @@ def make_red_square_coco(root: str | Path, squares: Sequence[tuple[int, int, int
                "categories": [{"id": i, "name": CATEGORY_NAME[i], "supercategory": "synthetic"} for i in COCO80_IDS]}
     (root / "annotations" / "instances_val2017.json").write_text(json.dumps(dataset))
     return root
+
+
+# --------------------------------------------------------------------------------------------------
+# Planted faults for the model doctor (tests/test_doctor_planted.py): NXP-contract models built from given
+# heads, heads whose max-pool peaks come in pairs, and an int8 model whose declared input quantization is
+# not the one its graph computes with.
+
+
+def plateau_heads(objects: Sequence[tuple[int, Box]], *, grid: tuple[int, int] = (128, 128),
+                  peak: float = 8.0, blob: float = 4.0) -> dict[str, np.ndarray]:
+    """`render_tfod_heads(objects, blob=blob)` with each centre's right-hand neighbour raised to `peak` too.
+
+    That neighbour carries the same box (its offset is measured from its own cell), so the object's
+    heat is a two-cell plateau: 3x3 max-pool keeps both cells as peaks at the same score (one true
+    positive, one duplicate), while box NMS, whose IoU between the two is 1, keeps one.
+    """
+    heads = render_tfod_heads(objects, grid=grid, peak=peak, blob=blob, rng=np.random.default_rng(1))
+    gh, gw = grid
+    for class_index, box in objects:
+        ymin, xmin, ymax, xmax = (float(v) for v in box)
+        cy, cx = (ymin + ymax) / 2 * gh, (xmin + xmax) / 2 * gw
+        y, x = int(np.floor(cy)), int(np.floor(cx)) + 1
+        if not x < gw:
+            raise ValueError(f"box {box} has its centre in the last column: no room for a plateau")
+        heads["object_center"][0, y, x, class_index] = peak
+        heads["box/offset"][0, y, x] = (cy - y, cx - x)
+    return heads
+
+
+# The label-map ids (1..90) that COCO 2017 does not define: a model trained on COCO never fires on their channels.
+UNDEFINED_LABELMAP_IDS = tuple(i for i in range(1, 91) if i not in CATEGORY_NAME)
+
+
+def trained_background(heads: dict[str, np.ndarray], *, low: float = -12.0, high: float = -8.0,
+                       seed: int = 2) -> dict[str, np.ndarray]:
+    """TF OD API heads (`render_tfod_heads`, 90 label-map channels) with a background like a trained model's.
+
+    Every `object_center` logit at or below `high` (the flat background) is redrawn uniformly in [low, high),
+    so the background is not one 1.5-million-cell plateau (which every decoder must then scan whole), and the
+    channels of UNDEFINED_LABELMAP_IDS are set below `low` - 4, so that no detection carries an id the ground
+    truth does not define. Object cells are kept. Returns the heads (changed in place).
+    """
+    logits = heads["object_center"]
+    rng = np.random.default_rng(seed)
+    flat = logits <= high
+    logits[flat] = rng.uniform(low, high, int(flat.sum())).astype(np.float32)
+    logits[..., [i - 1 for i in UNDEFINED_LABELMAP_IDS]] = np.float32(low - 4.0)
+    return heads
+
+
+def _nxp_module(tf, heads: dict[str, np.ndarray], gate):
+    """NXP's export module (see `make_nxp_tflite`) whose heads are `heads` times `gate(image)`, a scalar.
+
+    `gate(image) -> (scalar, x)`: x is the [1, h, w, 3] float tensor (0..255) the features and the
+    preprocessed input are computed from (the image itself, or what the gate read of it).
+    """
+    class CenterNetModule(tf.Module):
+        @tf.function
+        def inference_fn(self, image):
+            factor, x = gate(tf.cast(image, tf.float32))
+            preprocessed = x / 127.5 - 1.0
+            if preprocessed.shape[1] != NXP_INPUT[1]:
+                preprocessed = tf.image.resize(preprocessed, NXP_INPUT[1:3], method="nearest")
+            features = tf.tile(tf.nn.avg_pool2d(preprocessed, 4, 4, "VALID"), [1, 1, 1, 8])
+            detections = (tf.constant(heads["object_center"]) * factor, tf.constant(heads["box/scale"]) * factor,
+                          tf.constant(heads["box/offset"]) * factor, features, preprocessed)
+            return detections[::-1]
+
+    return CenterNetModule()
+
+
+def make_nxp_heads_tflite(path: str | Path, heads: dict[str, np.ndarray], *,
+                          work_dir: str | Path | None = None) -> Path:
+    """A float32 .tflite with the NXP export contract (as `make_nxp_tflite`) whose heads are the given arrays.
+
+    The heads are multiplied by a factor that is 1 for every image in 0..255 but computed from it (as in
+    `make_nxp_tflite`), so the model answers `heads` whatever image it is fed, and really reads it.
+    """
+    tf = import_tf()
+    path = Path(path)
+
+    def one(image):
+        return tf.minimum(tf.reduce_mean(image / 127.5 - 1.0) + 2.0, 1.0), image
+
+    module = _nxp_module(tf, heads, one)
+    concrete = module.inference_fn.get_concrete_function(tf.TensorSpec(NXP_INPUT, tf.float32, name="input"))
+    saved = Path(work_dir) if work_dir else path.with_name(path.stem + "_saved_model")
+    tf.saved_model.save(module, str(saved), signatures=concrete)
+    path.write_bytes(tf.lite.TFLiteConverter.from_saved_model(str(saved)).convert())
+    return path
+
+
+# Where the noise gate of `make_nxp_gated_int8_tflite` is open: the mean of |pixel / 127.5 - 1| over the pixels it
+# reads. Uniform 0..255 noise gives 0.5; a flat grey image 0, a saturated one 1.
+GATE_OPEN = (0.25, 0.75)
+
+
+def make_nxp_gated_int8_tflite(path: str | Path, heads: dict[str, np.ndarray], *,
+                               work_dir: str | Path | None = None) -> Path:
+    """A full-integer NXP-contract .tflite (int8 input, float32 outputs) that answers `heads` only for images
+    that look like photographs or noise, as the graph reads them.
+
+    The graph's first op is a strided slice (every second row and column of the input): an op that moves
+    int8 values without requantizing them, so its output tensor, not the input tensor, carries the
+    quantization the rest of the graph computes with. From those pixels p (0..255, as the graph reads
+    them) the gate is m = mean |p / 127.5 - 1| and the heads are `heads` * clip(3 - 8 |m - 0.5|, 0, 1):
+    full for m in GATE_OPEN (uniform noise with a few flat boxes), 0 (every logit 0, every box empty) for an
+    image the graph sees as flat grey or saturated. Calibrated, with NXP's recipe, on noise, flat grey and
+    saturated images that all hold a 0 and a 255 pixel, so the input quantization is exactly scale 1.0,
+    zero point -128 (q = pixel - 128, NXP's formula) and the gate's ranges cover both its states.
+    """
+    tf = import_tf()
+    path = Path(path)
+    lo, hi = GATE_OPEN
+    half_width, middle = (hi - lo) / 2, (hi + lo) / 2
+    slope = 8.0  # from 1 at the edge of GATE_OPEN to 0 at 1/8 beyond it
+
+    def noise_gate(image):
+        x = image[:, ::2, ::2, :]  # the first op: a STRIDED_SLICE, int8 in and out, the same bytes
+        m = tf.reduce_mean(tf.abs(x / 127.5 - 1.0))
+        return tf.clip_by_value(1.0 + slope * half_width - slope * tf.abs(m - middle), 0.0, 1.0), x
+
+    module = _nxp_module(tf, heads, noise_gate)
+    concrete = module.inference_fn.get_concrete_function(tf.TensorSpec(NXP_INPUT, tf.float32, name="input"))
+    saved = Path(work_dir) if work_dir else path.with_name(path.stem + "_saved_model")
+    tf.saved_model.save(module, str(saved), signatures=concrete)
+
+    def representative_data_gen():
+        rng = np.random.default_rng(1337)
+        for kind in ("noise", "grey", "noise", "saturated"):
+            if kind == "noise":
+                x = rng.integers(0, 256, NXP_INPUT).astype(np.float32)
+            else:
+                x = np.full(NXP_INPUT, 128.0 if kind == "grey" else 255.0, np.float32)
+            x[0, 0, 0], x[0, 0, 1] = 0.0, 255.0  # the input range is exactly 0..255
+            yield [x]
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative_data_gen
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.float32
+    path.write_bytes(converter.convert())
+    return path
+
+
+def declare_input_quantization(src: str | Path, dst: str | Path, scale: float, zero_point: int) -> Path:
+    """A copy of a .tflite whose input tensor DECLARES another (scale, zero point); nothing else changes.
+
+    Only the graph input's quantization record is rewritten (tensorflow.lite.tools.flatbuffer_utils). An op
+    that requantizes its input (MUL, CONV_2D, ...) reads that record, so its graph follows the new
+    declaration; an op that moves the bytes (STRIDED_SLICE, RESHAPE) hands them on under its own output
+    record, so the graph keeps computing with the quantization it was calibrated for.
+    """
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    import_tf()
+    model = flatbuffer_utils.read_model(str(src))
+    graph = model.subgraphs[0]
+    (index,) = graph.inputs
+    quant = graph.tensors[index].quantization
+    quant.scale, quant.zeroPoint = [float(scale)], [int(zero_point)]
+    flatbuffer_utils.write_model(model, str(dst))
+    return Path(dst)
