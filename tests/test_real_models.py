@@ -123,10 +123,9 @@ def hub_f32_agreement(hub_and_f32, fault=None) -> float:
     _, f32, images, hub_dets = hub_and_f32
     pairs = []
     for image, reference in zip(images, hub_dets, strict=True):
-        batch = f32.prepare(image)
-        if fault is not None:
-            batch = fault(batch)
-        pairs.append((reference, f32.decode(f32.predict(batch))))
+        prepared = f32.prepare(image)
+        batch = prepared.batch if fault is None else fault(prepared.batch)
+        pairs.append((reference, f32.decode(f32.predict(batch), prepared)))
     return agreement(pairs)
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.analyse.doctor.findings import MIN_CHANGE, Finding, sort_findings
+from harness.analyse.doctor.findings import ALARM, MIN_CHANGE, Finding, sort_findings
 from harness.errors import HarnessError
 from harness.measure.runner import as_read
 from harness.models.pipeline import Pipeline
@@ -35,13 +35,12 @@ PIXEL_RANGES: dict[str, tuple[tuple[float, float, float], tuple[float, float, fl
     "ImageNet mean/std": ((123.675, 116.28, 103.53), (58.395, 57.12, 57.375)),
 }
 RESIZES = ("pillow-bilinear", "cv2-linear", "tf-bilinear", "nearest")
-# A variant is a finding only when the paired bootstrap over images says it is better: the lower bound of a
-# two-sided 80% interval (one-sided 90%) of its AP gain is above 0. On 48 images, noise alone moves AP by
-# about a point (mb3-centernet-f32, letterbox vs stretch: +1.1 [-0.2, +3.6] at 95%), so a bare gain is no evidence.
+# A variant is a finding only when the paired bootstrap over images says it is worth half a point: the lower
+# bound of a two-sided 80% interval (one-sided 90%) of its AP gain is at least ALARM. On 48 images a harmless
+# change moves AP by about a point (mb3-centernet-f32, letterbox instead of stretch: +1.10, 80% interval
+# [+0.36, +2.83]; +0.17 on all 159 images), so neither a bare gain nor a gain merely above 0 is evidence.
 SIGNIFICANCE_LEVEL = 0.8
 RESAMPLES = 1000
-# Results-file findings that, on a model's own output, mean its label map is read wrong.
-LABEL_MAP_FINDINGS = ("category-offset", "category-index")
 
 
 @dataclass(frozen=True)
@@ -86,12 +85,28 @@ def variants(pipeline: Pipeline) -> list[Variant]:
                        {"exif": not pp.exif}))
     out.extend(_int8_variants(pipeline))
     params = pipeline.decoder_params
+    out.extend(_label_map_variants(params.get("class_ids")))
     if "peaks" in params:
         peaks = "nms" if params["peaks"] == "maxpool" else "maxpool"
         extra = {"nms_iou": params.get("nms_iou", 0.5)} if peaks == "nms" else {}
         fix = f"decode with peaks='{peaks}' (a protocol whose decoder settings say so, e.g. --protocol nxp for NMS)"
         out.append(Variant("decode", f"{peaks} peaks", fix, decoder_params={"peaks": peaks, **extra}))
     return out
+
+
+def _label_map_variants(class_ids: Sequence[int] | None) -> list[Variant]:
+    """The class-index -> category-id map read with an offset of one slot, or an 80-class head read through
+    a 90-slot label map (index + 1): decode-time variants, so a correction scores exactly what the fix gives."""
+    if not class_ids:
+        return []
+    ids = tuple(class_ids)
+    maps = [("class index i read as the next slot's id", ids[1:] + ids[:1], "shift the card's class_ids by one"),
+            ("class index i read as the previous slot's id", ids[-1:] + ids[:-1], "shift the card's class_ids by one")]
+    if len(ids) == 80:
+        maps.append(("80 classes read through a 90-slot label map", tuple(range(1, 81)),
+                     "map class index i to category id i + 1 (a 90-slot label map)"))
+    return [Variant("label-map", label, f"{fix} (the decoder setting class_ids)", decoder_params={"class_ids": m})
+            for label, m, fix in maps if m != ids]
 
 
 def _int8_variants(pipeline: Pipeline) -> list[Variant]:
@@ -186,11 +201,7 @@ def diagnose_model(pipeline: Pipeline, gt: CocoGroundTruth, *, max_images: int =
         p = pipeline.variant(preprocess=pp, decoder_params=v.decoder_params)
         runs.append((v, _run(p, gt, images, engine, reader(p), v.label)))
     findings, gains = _findings(gt, ids, clean, runs)
-    for f in diagnose_results(gt, clean.results, ids, engine):
-        if f.id in LABEL_MAP_FINDINGS:
-            f = dataclasses.replace(f, id="label-map", evidence=f"{f.id}: {f.evidence}",
-                                    fix=f"the card's class ids are off: {f.fix}")
-        findings.append(f)
+    findings.extend(diagnose_results(gt, clean.results, ids, engine))
     dataset = gt.describe(ids)
     return {
         "model": pipeline.card.to_dict(),
@@ -210,8 +221,8 @@ def diagnose_model(pipeline: Pipeline, gt: CocoGroundTruth, *, max_images: int =
 
 def _findings(gt: CocoGroundTruth, ids: list[int], clean: _Run, runs: list[tuple[Variant, _Run]]) -> tuple[
         list[Finding], dict[str, dict]]:
-    """Per finding id, the variant that scores best, when its gain over the card's protocol is at least
-    MIN_CHANGE and the paired bootstrap's lower bound is above 0; returns the findings and each variant's gain."""
+    """Per finding id, the variant that scores best, when the paired bootstrap's lower bound of its AP gain over
+    the card's protocol is at least ALARM; returns the findings and each variant's gain with its interval."""
     from harness.scoring.bootstrap import paired_delta
     from harness.scoring.matching import match_once
 
@@ -223,7 +234,7 @@ def _findings(gt: CocoGroundTruth, ids: list[int], clean: _Run, runs: list[tuple
             continue
         d = paired_delta(base, match_once(gt, r.results, ids), resamples=RESAMPLES, level=SIGNIFICANCE_LEVEL)["AP"]
         gains[v.label] = {"point": d["point"], "lo": d["lo"], "hi": d["hi"], "level": SIGNIFICANCE_LEVEL}
-        if d["lo"] > 0 and (v.id not in best or r.ap > best[v.id][1].ap):
+        if d["lo"] >= ALARM and (v.id not in best or r.ap > best[v.id][1].ap):
             best[v.id] = (v, r, d)
     out = []
     for v, r, d in best.values():
