@@ -20,10 +20,11 @@ from harness.scoring.accumulate import STAT_KEYS, Matches, ap_from_weights, fast
 from harness.scoring.matching import match_once
 from harness.scoring.verdicts import baseline_verdict, quant_drop_verdict
 
-__all__ = ["METHODS", "STAT_KEYS", "Matches", "ap_from_weights", "baseline_verdict", "bootstrap", "class_counts",
-           "match_once", "paired_delta", "quant_drop_verdict", "resample_weights"]
+__all__ = ["DEFAULT_METHOD", "METHODS", "STAT_KEYS", "Matches", "ap_from_weights", "baseline_verdict", "bootstrap",
+           "class_counts", "match_once", "paired_delta", "quant_drop_verdict", "resample_weights"]
 
-METHODS = ("percentile", "basic", "bca")
+METHODS = ("basic-widened", "basic", "percentile", "bca")
+DEFAULT_METHOD = METHODS[0]
 _BATCH_VALUES = 2_000_000  # floats per batch of resamples: small batches stay in cache (about 10 on the mirror)
 
 
@@ -60,9 +61,12 @@ def _bounds(point: float, reps: np.ndarray, level: float, method: str, jack: np.
     alpha = (1.0 - level) / 2.0
     if method == "percentile":
         lo, hi = np.quantile(reps, [alpha, 1.0 - alpha])
-    elif method == "basic":  # reflect the percentiles around the point: corrects the bootstrap's bias
+    elif method in ("basic", "basic-widened"):  # reflect the percentiles around the point: removes the bias seen
         q_lo, q_hi = np.quantile(reps, [alpha, 1.0 - alpha])
         lo, hi = 2 * point - q_hi, 2 * point - q_lo
+        if method == "basic-widened":  # and reach as far again on the side the bias points to (module doc)
+            bias = float(reps.mean()) - point
+            lo, hi = (lo - bias, hi) if bias > 0 else (lo, hi - bias)
     else:  # BCa (Efron 1987): percentiles shifted for median bias (z0) and skew (acceleration from jackknife)
         nd = NormalDist()
         below = (np.count_nonzero(reps < point) + 0.5 * np.count_nonzero(reps == point)) / reps.size
@@ -118,7 +122,7 @@ def _per_class(m: Matches, reps: np.ndarray, jack: np.ndarray | None, level: flo
 
 
 def bootstrap(matches: Matches, resamples: int = 1000, level: float = 0.95, seed: int = 0,
-              method: str = "basic", per_class: bool = False) -> dict:
+              method: str = DEFAULT_METHOD, per_class: bool = False) -> dict:
     """Intervals for the 12 COCO stats by resampling the matched images with replacement.
 
     Returns {stat: {point, lo, hi, se}, ..., level, method, resamples, seed, images} (stats as fractions,
