@@ -96,6 +96,6 @@ def describe(block: dict) -> str:
 
 
 def headline(block: dict, stat: str = "AP") -> str:
-    """'AP 28.50 [23.32, 29.95] (95%, bootstrap over 159 images)'."""
+    """'AP 28.50 [21.57, 29.95] (95%, bootstrap over 159 images)'."""
     s = block.get(stat) or {}
     return f"{stat} {points(s.get('point'))} {bracket(s)} ({describe(block)})"
