@@ -18,6 +18,7 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.scoring.bootstrap import (
+    DEFAULT_METHOD,
     STAT_KEYS,
     ap_from_weights,
     baseline_verdict,
@@ -217,7 +218,7 @@ def test_batched_replicates_equal_the_exact_path(mirror_matches) -> None:
 
 def test_bootstrap_interval_layout(mirror_matches) -> None:
     b = bootstrap(mirror_matches, resamples=200, seed=1, per_class=True)
-    assert (b["level"], b["method"], b["resamples"], b["seed"], b["images"]) == (0.95, "basic", 200, 1, 159)
+    assert (b["level"], b["method"], b["resamples"], b["seed"], b["images"]) == (0.95, "basic-widened", 200, 1, 159)
     exact = ap_from_weights(mirror_matches)
     for k in STAT_KEYS:
         assert b[k]["point"] == exact[k]
@@ -227,8 +228,22 @@ def test_bootstrap_interval_layout(mirror_matches) -> None:
     assert person["absent"] == 0 and person["lo"] < person["point"] < person["hi"]
     assert all(0 <= row["absent"] < 1 for row in b["per_class"].values())
     percentile = bootstrap(mirror_matches, resamples=200, seed=1, method="percentile")
-    basic = b["AP"]  # "basic" reflects the percentile interval around the point
-    assert basic["lo"] == pytest.approx(2 * basic["point"] - percentile["AP"]["hi"], abs=1e-12)
+    basic = bootstrap(mirror_matches, resamples=200, seed=1, method="basic")
+    for k in STAT_KEYS:  # "basic" reflects the percentile interval around the point
+        p = basic[k]["point"]
+        assert basic[k]["lo"] == pytest.approx(2 * p - percentile[k]["hi"], abs=1e-12), k
+        assert basic[k]["hi"] == pytest.approx(2 * p - percentile[k]["lo"], abs=1e-12), k
+    # "basic-widened" reaches beyond "basic" by the bootstrap's bias (mean replicate - point) on the side the
+    # bias points to, and keeps the other end; the replicates are the resamples' stats, recomputed here
+    from harness.scoring.accumulate import fast_stats
+
+    reps = fast_stats(mirror_matches, resample_weights(mirror_matches.n_images, 200, seed=1))[0]
+    for s, k in enumerate(STAT_KEYS):
+        bias = np.nanmean(reps[:, s]) - b[k]["point"]
+        down, up = max(bias, 0.0), max(-bias, 0.0)
+        assert b[k]["lo"] == pytest.approx(basic[k]["lo"] - down, abs=1e-12), k
+        assert b[k]["hi"] == pytest.approx(basic[k]["hi"] + up, abs=1e-12), k
+    assert b["AP"]["lo"] < basic["AP"]["lo"]  # AP on 159 images is biased upward, the bootstrap sees it
 
 
 def test_paired_delta_is_narrower_than_unpaired(mirror_gt, mirror_results, mirror_matches) -> None:
@@ -370,39 +385,45 @@ def synthetic_set(n_images: int, seed: int, path: Path) -> tuple[CocoGroundTruth
     return CocoGroundTruth(path), results
 
 
-# (subset size, subsets drawn, resamples each). Resamples are 150 rather than 1000 to stay within a minute.
-COVERAGE_PLAN = ((100, 200, 150), (300, 150, 150), (1000, 60, 150))
+# (subset size, subsets drawn, resamples each). Resamples are 150 rather than 1000 to stay within a minute;
+# fewer resamples make noisier ends, so this measures a little less coverage than the default 1000 give.
+COVERAGE_PLAN = ((100, 400, 150), (300, 200, 150), (1000, 100, 150))
 FULL_SET = 5000
+MIN_COVERAGE = 0.92  # the issue's floor for a 95% interval, at every subset size
 
 
 def test_interval_coverage(tmp_path: Path) -> None:
-    """95% intervals from random subsets of a 5,000-image synthetic set cover the full-set AP.
+    """95% intervals (the default method) from random subsets of a 5,000-image synthetic set cover the full-set
+    AP at least 92% of the time at each subset size.
 
-    Measured (basic method, 150 resamples, these seeds): 100 images 91.5%, 300 images 92.0%, 1000 images
-    96.7% (inflated: 1000 of 5000 images is a fifth of the population). Asserted: >= 92% over all
-    subsets, >= 90% per size. Below 95% because AP on fewer images is biased upward (the precision
-    envelope is a running max of a noisy curve: +0.8 sd at 100 images here) and the bootstrap sees only
-    about half of that bias; the basic interval removes what it sees. The percentile interval keeps it
-    and adds it again: ~80% coverage at 100 and 300 images on the same data.
+    Measured here (basic-widened, 150 resamples, these seeds): 100 images 95.3%, 300 images 97.0%, 1000 images
+    99.0% (binomial standard errors 1.1 / 1.2 / 1.0 points; 1000 of 5000 images is a fifth of the population,
+    so intervals there are wider than the spread of the full-set AP needs). AP on few images is biased
+    upward (+0.85 standard deviations at 100 images, +0.7 at 300) and the bootstrap sees only about
+    half of that bias: "basic" removes what it sees and misses low about three times as often as high;
+    "basic-widened" reaches as far again on the low side. The comparison of all methods (1000 / 300 / 80
+    subsets of 100 / 300 / 1000 images, 500 resamples) is in the `harness.scoring.bootstrap` module docstring.
     """
     t0 = time.perf_counter()
     gt, results = synthetic_set(FULL_SET, seed=0, path=tmp_path / "instances_synthetic.json")
     full = match_once(gt, results)
     truth = ap_from_weights(full)["AP"]
     rng = np.random.default_rng(1)
-    coverage = {}
+    coverage, below = {}, {}
     for size, subsets, resamples in COVERAGE_PLAN:
-        hits = 0
+        hits = low = 0
         for trial in range(subsets):
             sub = full.restrict(rng.choice(full.image_ids, size, replace=False))
-            b = bootstrap(sub, resamples=resamples, seed=trial)["AP"]
-            hits += b["lo"] <= truth <= b["hi"]
-        coverage[size] = hits / subsets
-    print(f"\nfull-set AP {truth:.4f}; coverage {coverage}; {time.perf_counter() - t0:.0f} s")
-    pooled = sum(coverage[s] * n for s, n, _ in COVERAGE_PLAN) / sum(n for _, n, _ in COVERAGE_PLAN)
-    assert pooled >= 0.92, coverage
+            b = bootstrap(sub, resamples=resamples, seed=trial)
+            assert b["method"] == DEFAULT_METHOD
+            hits += b["AP"]["lo"] <= truth <= b["AP"]["hi"]
+            low += truth < b["AP"]["lo"]
+        coverage[size], below[size] = hits / subsets, low / subsets
+    se = {s: round(float(100 * np.sqrt(coverage[s] * (1 - coverage[s]) / n)), 1) for s, n, _ in COVERAGE_PLAN}
+    print(f"\nfull-set AP {truth:.4f}; coverage {coverage} (se, points: {se}); truth below the interval {below}; "
+          f"{time.perf_counter() - t0:.0f} s")
     for size, cov in coverage.items():
-        assert cov >= 0.90, (size, coverage)
+        assert cov >= MIN_COVERAGE, (size, coverage)
 
 
 def test_no_detections_at_all_give_zero_ap_with_a_zero_interval(mirror):
