@@ -40,7 +40,7 @@ def test_eval_record_and_console_carry_the_interval(mirror, tmp_path, capsys):
     assert rec["schema_version"] == SCHEMA_VERSION
     iv = rec["results"]["interval"]
     assert {k: iv[k] for k in ("level", "method", "resamples", "seed", "images")} == {
-        "level": 0.95, "method": "basic", "resamples": 1000, "seed": 0, "images": 12}
+        "level": 0.95, "method": "basic-widened", "resamples": 1000, "seed": 0, "images": 12}
     for k in ("AP", "AP50", "AP75", "APs", "APm", "APl"):
         s = iv[k]
         assert s["point"] is None or 0.0 <= s["lo"] <= s["point"] <= s["hi"] <= 1.0, k
@@ -93,7 +93,7 @@ def test_merged_shards_get_the_interval(mirror, tmp_path, capsys):
 
 def test_baseline_verdict_in_the_comparison_block():
     card = get_card("mb3-centernet-f32")  # published 25.1 on 5000 val2017 images
-    interval = {"AP": {"point": 0.285, "lo": 0.233, "hi": 0.300, "se": 0.017}, "level": 0.95, "method": "basic",
+    interval = {"AP": {"point": 0.285, "lo": 0.233, "hi": 0.300, "se": 0.017}, "level": 0.95, "method": "basic-widened",
                 "resamples": 1000, "seed": 0, "images": 159}
     ds = {"split": "val2017", "image_count": 159}
     v = compare(card, "native", ds, 0.285, interval)["interval_verdict"]
