@@ -1,4 +1,4 @@
-"""The `harness` command: eval, score, zoo, demo.
+"""The `harness` command: evaluate, benchmark, detect, diagnose, quantize, compare, report and gate.
 
 One module per command (harness/cli/<command>.py): each builds its subparser, checks its options, calls
 one application function and prints from what it returns. Every user error becomes one line on stderr
