@@ -195,7 +195,7 @@ def ap_vs_latency(records: list[dict]) -> pd.DataFrame:
 
 
 def quant_error_heads(records: list[dict]) -> pd.DataFrame:
-    """Per-head output error of each quantization comparison (`harness compare FLOAT QUANT`)."""
+    """Per-head output error of each quantization comparison (`harness compare-quant FLOAT QUANT`)."""
     rows = []
     for rec in _latest_quant_compares(records):
         for head, m in rec["heads"].items():
