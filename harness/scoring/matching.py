@@ -12,14 +12,12 @@ compare with pycocotools' own stats, bit for bit).
 
 from __future__ import annotations
 
-import contextlib
-import io
 from collections.abc import Sequence
 
 import numpy as np
 
-from harness.errors import HarnessError
 from harness.scoring.accumulate import AREAS, IOU_THRS, Matches
+from harness.scoring.cocoapi import cocoeval
 
 
 def match_once(gt, results: list[dict], image_ids: Sequence[int] | None = None) -> Matches:
@@ -28,24 +26,8 @@ def match_once(gt, results: list[dict], image_ids: Sequence[int] | None = None) 
     `gt` is a harness.scoring.coco.CocoGroundTruth; `results` official results entries. The detections
     are given to pycocotools exactly as the evaluator does (area w*h, iscrowd 0, ids from 1).
     """
-    try:
-        from pycocotools.coco import COCO
-        from pycocotools.cocoeval import COCOeval
-    except ImportError:
-        raise HarnessError("bootstrap intervals need pycocotools: pip install 'centernet-harness[coco]'") from None
     ids = [i.id for i in gt.images] if image_ids is None else list(image_ids)
-    anns = []
-    for n, r in enumerate(results, start=1):
-        x, y, w, h = r["bbox"]
-        anns.append({"id": n, "image_id": r["image_id"], "category_id": r["category_id"], "bbox": [x, y, w, h],
-                     "area": w * h, "score": r["score"], "iscrowd": 0})
-    with contextlib.redirect_stdout(io.StringIO()):
-        cg, cd = COCO(), COCO()
-        cg.dataset = gt.dataset
-        cd.dataset = {"images": gt.dataset["images"], "categories": gt.dataset["categories"], "annotations": anns}
-        cg.createIndex()
-        cd.createIndex()
-        ev = COCOeval(cg, cd, "bbox")
+    ev = cocoeval(gt, results, "bootstrap intervals")
     p = ev.params
     p.imgIds, p.catIds, p.maxDets = list(np.unique(ids)), list(np.unique(p.catIds)), sorted(p.maxDets)
     ev._prepare()  # evaluate()'s first step: ground truth and detections per (image, category), crowd ignored

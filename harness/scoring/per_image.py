@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.errors import HarnessError
+from harness.scoring.cocoapi import cocoeval
 
 _RECALL_POINTS = np.linspace(0.0, 1.0, 101)  # COCO's 101 recall thresholds
 
@@ -34,26 +34,10 @@ class ImageScore:
 
 def image_scores(gt, results: list[dict], image_ids: Sequence[int], score_threshold: float) -> dict[int, ImageScore]:
     """Per-image AP at IoU 0.5 and matched-box counts, from pycocotools' own per-image matching."""
-    try:
-        from pycocotools.coco import COCO
-        from pycocotools.cocoeval import COCOeval
-    except ImportError:
-        raise HarnessError("report galleries need pycocotools: pip install 'centernet-harness[coco]'") from None
     ids = list(image_ids)
     wanted = set(ids)
-    anns = []
-    for d in results:
-        if d["image_id"] in wanted:
-            x, y, w, h = (float(v) for v in d["bbox"])
-            anns.append({"id": len(anns) + 1, "image_id": d["image_id"], "category_id": d["category_id"],
-                         "bbox": [x, y, w, h], "area": w * h, "score": float(d["score"]), "iscrowd": 0})
+    ev = cocoeval(gt, (d for d in results if d["image_id"] in wanted), "report galleries")
     with contextlib.redirect_stdout(io.StringIO()):
-        cg, cd = COCO(), COCO()
-        cg.dataset = gt.dataset
-        cd.dataset = {"images": gt.dataset["images"], "categories": gt.dataset["categories"], "annotations": anns}
-        cg.createIndex()
-        cd.createIndex()
-        ev = COCOeval(cg, cd, "bbox")
         ev.params.imgIds = ids
         ev.params.iouThrs = np.array([0.5])
         ev.params.areaRng, ev.params.areaRngLbl = [[0, 1e10]], ["all"]
