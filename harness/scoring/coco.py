@@ -144,15 +144,20 @@ def to_results(image: ImageInfo, dets: Detections, convention: str = "float",
     ]
 
 
-def load_results(path: str | Path, gt: CocoGroundTruth) -> list[dict]:
-    """Read a results JSON file and check it against the ground truth, with one-line errors."""
+def read_results_json(path: str | Path) -> object:
+    """A results file's JSON, unchecked; a missing file or one that is not JSON is a one-line error."""
     path = Path(path)
     try:
-        data = json.loads(path.read_bytes())
+        return json.loads(path.read_bytes())
     except FileNotFoundError:
         raise HarnessError(f"results file not found: {path}") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise HarnessError(f"results file is not JSON: {path}") from None
+
+
+def load_results(path: str | Path, gt: CocoGroundTruth) -> list[dict]:
+    """Read a results JSON file and check it against the ground truth, with one-line errors."""
+    data = read_results_json(path)
     check_results(data, gt, str(path))
     return data
 

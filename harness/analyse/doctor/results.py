@@ -12,7 +12,6 @@ evidence and the fix; flags that no correction can score (a score threshold) hav
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections import Counter, defaultdict
@@ -49,13 +48,10 @@ def read_results_leniently(path: str | Path) -> tuple[list[dict], list[str]]:
     Unlike harness.scoring.coco.load_results it does not refuse unknown category or image ids: those
     are evidence. Only a file that is not JSON, or not a list, is an error.
     """
+    from harness.scoring.coco import read_results_json
+
     path = Path(path)
-    try:
-        data = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise HarnessError(f"results file not found: {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise HarnessError(f"results file is not JSON: {path}") from None
+    data = read_results_json(path)
     if not isinstance(data, list):
         raise HarnessError(f"{path}: a COCO results file is a JSON list of detections")
     return usable_entries(data)
