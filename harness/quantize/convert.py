@@ -13,7 +13,6 @@ TensorFlow is imported only when a conversion runs.
 from __future__ import annotations
 
 import hashlib
-import os
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 
 from harness.common.fileio import write_bytes_atomic
 from harness.common.identity import model_sha256
+from harness.common.tensorflow import import_tensorflow
 from harness.errors import HarnessError, first_line
 from harness.quantize.calibration import Calibration
 from harness.quantize.modes import MODES, Mode, get_mode
@@ -32,12 +32,7 @@ from harness.quantize.modes import MODES, Mode, get_mode
 
 
 def _tf():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        import tensorflow as tf
-    except ImportError:
-        raise HarnessError("quantization needs TensorFlow: pip install 'centernet-harness[tf]'") from None
-    return tf
+    return import_tensorflow("quantization")
 
 
 def tf_interpreter(**kwargs: Any) -> Any:

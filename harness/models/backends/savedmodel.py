@@ -6,24 +6,15 @@ TensorFlow is imported on load, never at module import, so boards without it are
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 
 import numpy as np
 
+from harness.common.tensorflow import import_tensorflow
 from harness.errors import HarnessError, first_line
 from harness.models.backends.base import Backend, ModelInput, ModelOutput, map_outputs, register_backend
 
 _GRAPH_FILES = ("saved_model.pb", "saved_model.pbtxt")
-
-
-def _import_tf():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        import tensorflow as tf
-    except ImportError:
-        raise HarnessError("the savedmodel backend needs TensorFlow: pip install 'centernet-harness[tf]'") from None
-    return tf
 
 
 @register_backend
@@ -38,7 +29,7 @@ class SavedModelBackend(Backend):
     @classmethod
     def model_input(cls, path: Path) -> ModelInput | None:
         """The serving signature's input, read from saved_model.pb without loading the graph's functions."""
-        tf = _import_tf()
+        tf = import_tensorflow("the savedmodel backend")
         from google.protobuf import message, text_format
         from tensorflow.core.protobuf import saved_model_pb2
 
@@ -62,7 +53,7 @@ class SavedModelBackend(Backend):
         return ModelInput(h, w, tf.dtypes.as_dtype(info.dtype).name)
 
     def load(self) -> None:
-        tf = self._tf = _import_tf()
+        tf = self._tf = import_tensorflow("the savedmodel backend")
         if not self.model_path.is_dir() or not tf.saved_model.contains_saved_model(str(self.model_path)):
             raise HarnessError(f"not a SavedModel directory (no saved_model.pb): {self.model_path}")
         if self.options.threads:
