@@ -31,6 +31,12 @@ def configure(p: argparse.ArgumentParser) -> None:
                                                           "instead of resuming from it")
     p.add_argument("--output", default="out", help="directory for the detections JSON and the checkpoint of a "
                                                    "run in progress (default: out/)")
+    p.add_argument("--workers", default="auto", metavar="N|auto",
+                   help="worker processes, each with its own interpreter, images dealt on demand (default auto: "
+                        "one per core for TFLite, one for a SavedModel); each gets cores/N threads unless --threads")
+    p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="run the images as Ray tasks on the Ray cluster at ADDRESS (none: a local Ray); "
+                        "needs the ray extra; --workers then counts Ray workers (default: one per CPU)")
     add_interval_options(p)
     p.add_argument("--json", metavar="FILE", help="write the run record here")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no per-class table")
@@ -40,15 +46,17 @@ def run(args: argparse.Namespace) -> int:
     from harness.cli.format import print_eval_run
     from harness.measure.evaluate import evaluate, ground_truth
     from harness.measure.shard import Shard
+    from harness.measure.workers import parse_workers
 
     shard = Shard.parse(args.shard) if args.shard is not None else None
+    workers = parse_workers(args.workers)
     mirror = find_mirror(args)
     card = model_card(args)
     gt = ground_truth(args.coco, mirror)
     record = evaluate(args.model, card, mirror, gt, backend_options(args), protocol=args.protocol,
                       engine=args.engine, max_images=args.max_images, output=Path(args.output),
                       progress=not args.quiet, shard=shard, restart=args.restart, ci_resamples=args.ci_resamples,
-                      ci_level=args.ci_level)
+                      ci_level=args.ci_level, workers=workers, ray=args.ray)
     print_eval_run(record, per_class=not args.quiet)
     write_record(args.json, record)
     return 0

@@ -7,6 +7,7 @@ of shards are the same kind of record field for field.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -69,18 +70,23 @@ def eval_record(card: ModelCard, *, label: str | None, protocol: str, backend: d
 def evaluate(label: str, card: ModelCard, mirror: Mirror | None, gt: CocoGroundTruth,
              options: BackendOptions | None = None, *, protocol: str | None = None, engine: str = "faster",
              max_images: int | None = None, output: Path, progress: bool = True, shard=None,
-             restart: bool = False, ci_resamples: int = DEFAULT_RESAMPLES, ci_level: float = DEFAULT_LEVEL) -> dict:
+             restart: bool = False, ci_resamples: int = DEFAULT_RESAMPLES, ci_level: float = DEFAULT_LEVEL,
+             workers: int | None = None, ray: str | None = None) -> dict:
     """Resolve, load, run and score one model; return the eval record.
 
     Each finished image goes to a checkpoint beside the detections file, so the same call after a kill
     resumes where it stopped (`restart` discards it); `shard` (harness.measure.shard.Shard) runs only its
-    share. Every input is checked before the model is loaded. After scoring, a bootstrap over the
+    share. `workers` processes run the images (None: the backend's auto count, one per core for TFLite),
+    each interpreter with cores / workers threads unless `options.threads` says; `ray` runs them as Ray
+    actors instead (a cluster address, or "" for a local Ray). The detections and stats do not depend on
+    either. Every input is checked before the model is loaded. After scoring, a bootstrap over the
     images gives every stat an interval (`ci_resamples` resamples at `ci_level`; 0 resamples: none).
     """
     from harness.common.summary import Progress
     from harness.measure.checkpoint import Checkpoint, checkpoint_path, run_key
     from harness.measure.runner import run_eval
     from harness.measure.shard import describe as shard_block
+    from harness.measure.workers import make_executor, plan_workers
     from harness.models.pipeline import Pipeline
 
     if max_images is not None and max_images < 1:
@@ -97,6 +103,10 @@ def evaluate(label: str, card: ModelCard, mirror: Mirror | None, gt: CocoGroundT
         raise HarnessError(f"{gt.path} lists no images to evaluate{where}")
     ids = [i.id for i in images]
     options = options or BackendOptions()
+    # On Ray the cluster's CPUs decide the count (0: one actor per CPU), one thread each unless told.
+    n_workers, threads = ((min(workers or 0, len(images)), options.threads or 1) if ray is not None
+                          else plan_workers(card.backend, workers, options.threads, len(images)))
+    options = dataclasses.replace(options, threads=threads)
     pipeline = Pipeline.open(card, root_of(mirror), options, proto_name)
     backend = pipeline.describe()
     detections_file = output / f"detections_{card.name}_{proto_name}{shard.suffix if shard else ''}.json"
@@ -105,13 +115,15 @@ def evaluate(label: str, card: ModelCard, mirror: Mirror | None, gt: CocoGroundT
     checkpoint = Checkpoint(checkpoint_path(detections_file), key, restart=restart)
     resumed = len(checkpoint.done)
     with Progress(len(images), f"eval {card.name}", enabled=progress) as bar:
-        result, results, timing = run_eval(pipeline, gt, images, engine, bar, checkpoint)
+        executor = make_executor(pipeline, n_workers, threads, ray)
+        result, results, timing = run_eval(pipeline, gt, images, engine, bar, checkpoint, executor)
     write_json_atomic(detections_file, results)
     checkpoint.remove()
     return eval_record(card, label=label, protocol=proto_name, backend=backend, dataset=gt.describe(ids),
                        result=result, timing=timing.to_dict(), detections_file=detections_file, run_key=key,
                        resumed_images=resumed, protocol_block=pipeline.protocol_block(backend),
                        interval=results_interval(gt, results, ids, ci_resamples, ci_level),
+                       parallel=executor.describe(),
                        **({"shard": shard_block(shard, all_ids, ids)} if shard is not None else {}))
 
 

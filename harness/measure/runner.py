@@ -12,9 +12,10 @@ import dataclasses
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -22,7 +23,7 @@ from harness.errors import HarnessError
 from harness.measure.checkpoint import Checkpoint
 from harness.models.pipeline import Pipeline
 from harness.models.preprocess import Prepared
-from harness.scoring.coco import CocoGroundTruth, ImageInfo
+from harness.scoring.coco import CocoGroundTruth, ImageInfo, to_results
 from harness.scoring.evaluator import CocoEvaluator, EvalResult
 
 _DONE = object()
@@ -51,7 +52,7 @@ class Timing:
         }
 
 
-def prefetch(items: Sequence[ImageInfo], path_of: Callable[[ImageInfo], Path], pipeline: Pipeline,
+def prefetch(items: Iterable[ImageInfo], path_of: Callable[[ImageInfo], Path], pipeline: Pipeline,
              depth: int = 4) -> Iterator[tuple[ImageInfo, Prepared]]:
     """Yield (image, Prepared: the batch and its geometry) while a thread reads and resizes
     (pipeline.read, .prepare) the next `depth` images.
@@ -120,14 +121,101 @@ def check_annotations(gt: CocoGroundTruth) -> None:
                                "which is not in its 'images'")
 
 
+@dataclass
+class ImageDone:
+    """One image run: its results entries (what CocoEvaluator.process adds) and where its time went.
+
+    `index` is its place in the run's image list, so images finished out of order (several workers)
+    are put back in order before they reach the checkpoint and the evaluator.
+    """
+
+    index: int
+    image_id: int
+    results: list[dict]
+    model_s: float
+    decode_s: float
+    wait_s: float
+    worker: int = 0  # which worker ran it (its process id; 0: this process)
+
+
+def run_images(pipeline: Pipeline, items: Iterable[tuple[int, ImageInfo, Path]], depth: int = 4,
+               worker: int = 0) -> Iterator[ImageDone]:
+    """Run (index, image, path) items through the pipeline in this process, reading ahead `depth` images.
+
+    The one per-image path of every executor (in-process, worker processes, Ray actors), so all of
+    them write the same results entries for an image.
+    """
+    proto = pipeline.card.protocol(pipeline.protocol)
+    index_of: dict[int, int] = {}
+    paths: dict[int, Path] = {}
+
+    def infos() -> Iterator[ImageInfo]:
+        for index, info, path in items:
+            index_of[info.id], paths[info.id] = index, path
+            yield info
+
+    clock = time.perf_counter
+    last = clock()
+    for info, prepared in prefetch(infos(), lambda i: paths[i.id], pipeline, depth):
+        t0 = clock()
+        heads = pipeline.predict(prepared.batch)
+        t1 = clock()
+        results = to_results(as_read(info, prepared), pipeline.decode(heads, prepared), proto.box_convention,
+                             proto.score_threshold)
+        t2 = clock()
+        yield ImageDone(index_of.pop(info.id), info.id, results, t1 - t0, t2 - t1, t0 - last, worker)
+        paths.pop(info.id)
+        last = clock()
+
+
+class Executor(Protocol):
+    """Runs pending images somewhere (this process, worker processes, a Ray cluster) and yields each
+    finished one, in any order; `describe` is the record's `parallel` block."""
+
+    def run(self, items: Sequence[tuple[int, ImageInfo, Path]]) -> Iterator[ImageDone]: ...
+
+    def describe(self) -> dict: ...
+
+
+@dataclass
+class InProcess:
+    """The one-worker executor: the eval's own pipeline, images read ahead by a thread."""
+
+    pipeline: Pipeline
+
+    def run(self, items: Sequence[tuple[int, ImageInfo, Path]]) -> Iterator[ImageDone]:
+        return run_images(self.pipeline, items)
+
+    def describe(self) -> dict:
+        return {"executor": "in-process", "workers": 1,
+                "threads": self.pipeline.backend.options.threads}
+
+
+class InOrder:
+    """Images finished in any order, handed on in the run's order: the detections and the checkpoint
+    of any number of workers are the one-worker run's, entry for entry."""
+
+    def __init__(self, first: int, on_next: Callable[[ImageDone], None]) -> None:
+        self.next, self.on_next = first, on_next
+        self.waiting: dict[int, ImageDone] = {}
+
+    def add(self, done: ImageDone) -> None:
+        self.waiting[done.index] = done
+        while self.next in self.waiting:
+            self.on_next(self.waiting.pop(self.next))
+            self.next += 1
+
+
 def run_eval(pipeline: Pipeline, gt: CocoGroundTruth, images: Sequence[ImageInfo], engine: str = "faster",
-             progress: Callable[[int], None] | None = None,
-             checkpoint: Checkpoint | None = None) -> tuple[EvalResult, list[dict], Timing]:
+             progress: Callable[[int], None] | None = None, checkpoint: Checkpoint | None = None,
+             executor: Executor | None = None) -> tuple[EvalResult, list[dict], Timing]:
     """Detect on every image with the pipeline (its protocol), score the detections; returns (result,
     results list, timing).
 
-    With a checkpoint, the images it holds are not run again and each image run here is appended to it;
-    `timing` covers only the images run here.
+    `executor` runs the images (default: this process, with `pipeline`); whatever order they finish in,
+    they reach the checkpoint and the evaluator in the images' order. With a checkpoint, the images it
+    holds are not run again and each image run here is appended to it; `timing` covers only the images
+    run here.
     """
     proto = pipeline.card.protocol(pipeline.protocol)
     evaluator = CocoEvaluator(gt, engine, proto.box_convention, proto.score_threshold)
@@ -139,28 +227,30 @@ def run_eval(pipeline: Pipeline, gt: CocoGroundTruth, images: Sequence[ImageInfo
         evaluator.results.extend(results)
     timing = Timing()
     clock = time.perf_counter
-    start = last = clock()
+
+    def take(d: ImageDone) -> None:
+        t0 = clock()
+        evaluator.image_ids.append(d.image_id)
+        evaluator.results.extend(d.results)
+        if checkpoint:
+            checkpoint.append(d.image_id, d.results)
+        timing.checkpoint_s += clock() - t0
+        timing.model_times_s.append(d.model_s)
+        timing.decode_s += d.decode_s
+        timing.wait_s += d.wait_s
+        timing.images += 1
+        if progress:
+            progress(len(done) + timing.images)
+
+    in_order = InOrder(len(done), take)
+    pending = [(k, images[k], gt.image_path(images[k])) for k in range(len(done), len(images))]
+    start = clock()
     try:
-        for info, prepared in prefetch(images[len(done):], gt.image_path, pipeline):
-            t0 = clock()
-            timing.wait_s += t0 - last
-            heads = pipeline.predict(prepared.batch)
-            t1 = clock()
-            first_new = len(evaluator.results)
-            evaluator.process(as_read(info, prepared), pipeline.decode(heads, prepared))
-            t2 = clock()
-            if checkpoint:
-                checkpoint.append(info.id, evaluator.results[first_new:])
-            last = clock()
-            timing.model_times_s.append(t1 - t0)
-            timing.decode_s += t2 - t1
-            timing.checkpoint_s += last - t2
-            timing.images += 1
-            if progress:
-                progress(len(done) + timing.images)
+        for finished in (executor or InProcess(pipeline)).run(pending):
+            in_order.add(finished)
     except HarnessError as exc:
-        if checkpoint and (finished := len(done) + timing.images):
-            raise HarnessError(f"{exc} ({finished} images done are kept in {checkpoint.path}; "
+        if checkpoint and (kept := len(done) + timing.images):
+            raise HarnessError(f"{exc} ({kept} images done are kept in {checkpoint.path}; "
                                "the same command resumes after them)") from None
         raise
     finally:
