@@ -41,21 +41,22 @@ class RayWorker:
 
     def __init__(self, spec: WorkerSpec) -> None:
         self.pipeline = spec.open()
-        self.start = time.perf_counter()
+        self.start: float | None = None  # the first shard's start: not the time spent waiting for it
         self.model_s, self.images = 0.0, 0
 
     def ready(self) -> int:
         return os.getpid()
 
     def run(self, shard: list[tuple[int, ImageInfo, Path]]) -> list[ImageDone]:
+        self.start = self.start or time.perf_counter()
         done = list(run_images(self.pipeline, shard, depth=READ_AHEAD, worker=os.getpid()))
         self.model_s += sum(d.model_s for d in done)
         self.images += len(done)
         return done
 
     def stats(self) -> dict:
-        return {"images": self.images, "loop_s": time.perf_counter() - self.start, "model_s": self.model_s,
-                "peak_rss_mb": peak_rss_mb()}
+        loop_s = time.perf_counter() - self.start if self.start else 0.0
+        return {"images": self.images, "loop_s": loop_s, "model_s": self.model_s, "peak_rss_mb": peak_rss_mb()}
 
 
 class RayPool:

@@ -115,23 +115,26 @@ def _leave_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="harness-parent-watch", daemon=True).start()
 
 
-def _worker_main(spec: WorkerSpec, items: list, tasks, results, stop, parent: int) -> None:
-    """A worker process: load the model, then take image indices from `tasks` until told to stop."""
+def _worker_main(spec: WorkerSpec, items: list, tasks, results, limit, parent: int) -> None:
+    """A worker process: load the model, then run the image positions it takes from `tasks`, skipping those
+    at or past `limit` (the first broken image: what comes after it is not wanted)."""
     _leave_with_parent(parent)
     me = os.getpid()
     try:
         pipeline = spec.open()
     except BaseException as exc:  # reported to the parent, which names it in one line
-        results.put(("failed", me, f"{type(exc).__name__}: {exc}" if not isinstance(exc, HarnessError) else str(exc)))
+        results.put(("failed", me, _say(exc)))
         return
     results.put(("ready", me, None))
-
     start: list[float] = []  # the worker's loop starts with its first image, not while others still load
+    order: list[int] = []  # positions taken, in order: the one that failed is the first not done
 
     def taken() -> Iterator[tuple[int, ImageInfo, Path]]:
-        while not stop.is_set() and (index := tasks.get()) is not None:
-            start[:] = start or [time.perf_counter()]
-            yield (index, *items[index])
+        while (index := tasks.get()) is not None:
+            if index < limit.value:
+                start[:] = start or [time.perf_counter()]
+                order.append(index)
+                yield (index, *items[index])
 
     model_s, count = 0.0, 0
     try:
@@ -140,9 +143,13 @@ def _worker_main(spec: WorkerSpec, items: list, tasks, results, stop, parent: in
             model_s += done.model_s
             count += 1
     except BaseException as exc:
-        results.put(("error", me, str(exc) if isinstance(exc, HarnessError) else f"{type(exc).__name__}: {exc}"))
+        results.put(("error", me, (order[count] if count < len(order) else len(items), _say(exc))))
     loop_s = time.perf_counter() - start[0] if start else 0.0
     results.put(("exit", me, {"images": count, "loop_s": loop_s, "model_s": model_s, "peak_rss_mb": peak_rss_mb()}))
+
+
+def _say(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, HarnessError) else f"{type(exc).__name__}: {exc}"
 
 
 class LocalPool:
@@ -161,10 +168,10 @@ class LocalPool:
         if not items:
             return
         table = [(info, path) for _, info, path in items]
-        tasks, results, stop = self.ctx.Queue(), self.ctx.Queue(), self.ctx.Event()
+        tasks, results, limit = self.ctx.Queue(), self.ctx.Queue(), self.ctx.Value("q", len(items))
         t0 = time.perf_counter()
         self.procs = [self.ctx.Process(target=_worker_main, name=f"harness-eval-worker-{w}", daemon=True,
-                                       args=(self.spec, table, tasks, results, stop, os.getpid()))
+                                       args=(self.spec, table, tasks, results, limit, os.getpid()))
                       for w in range(self.workers)]
         try:
             for p in self.procs:
@@ -175,31 +182,32 @@ class LocalPool:
                 tasks.put(n)
             for _ in self.procs:
                 tasks.put(None)
-            yield from self._collect(results, stop, [k for k, _, _ in items])
+            yield from self._collect(results, limit, [k for k, _, _ in items])
         finally:
-            stop.set()  # also when the consumer stopped early: workers finish their image and leave
+            limit.value = -1  # also when the consumer stopped early: workers finish their image and leave
             for p in self.procs:
                 p.join(10)
                 if p.is_alive():
                     p.terminate()
                     p.join()
 
-    def _collect(self, results, stop, keys: list[int]) -> Iterator[ImageDone]:
-        """Finished images as they come, until every worker has said goodbye; then the first error, if any."""
-        first_error: str | None = None
+    def _collect(self, results, limit, keys: list[int]) -> Iterator[ImageDone]:
+        """Finished images as they come, until every worker has said goodbye; then the first broken image's
+        error. Images before a broken one are still all run (a one-worker run would have kept them too)."""
+        errors: list[tuple[int, str]] = []
         live = len(self.procs)
         while live:
             kind, pid, body = self._next(results)
             if kind == "done":
                 yield replace(body, index=keys[body.index])
             elif kind == "error":
-                first_error = first_error or body
-                stop.set()
+                errors.append(body)
+                limit.value = min(limit.value, body[0])
             elif kind == "exit":
                 self.stats[pid] = body
                 live -= 1
-        if first_error:
-            raise HarnessError(first_error)
+        if errors:
+            raise HarnessError(min(errors)[1])
 
     def _wait_ready(self, results) -> None:
         ready = 0
