@@ -126,8 +126,9 @@ def test_export_of_a_missing_store_is_an_input_error(tmp_path, capsys):
     assert "record store not found" in capsys.readouterr().err
 
 
-def _writer(path: str, worker: int, n: int) -> None:
+def _writer(path: str, worker: int, n: int, barrier) -> None:
     with RecordStore(path) as store:
+        barrier.wait(60)  # every writer has its connection open: now all of them write at once
         for i in range(n):
             rec = bench_record("mb3-centernet-int8", [0.3 + 0.001 * i, 0.31], "imx8mp",
                                created=f"2026-11-21T00:{worker:02d}:{i:02d}")
@@ -135,9 +136,12 @@ def _writer(path: str, worker: int, n: int) -> None:
 
 
 def test_eight_processes_writing_fifty_records_each_leave_four_hundred_readable(tmp_path):
+    """Eight writers released together by a barrier (started one by one, the first would be done before the
+    last began): 8 x 50 records, none lost, none doubled."""
     path = str(tmp_path / "shared.sqlite")
     ctx = mp.get_context("spawn")  # fresh interpreters, as eight separate `harness` processes would be
-    procs = [ctx.Process(target=_writer, args=(path, w, 50)) for w in range(8)]
+    barrier = ctx.Barrier(8)
+    procs = [ctx.Process(target=_writer, args=(path, w, 50, barrier)) for w in range(8)]
     for p in procs:
         p.start()
     for p in procs:

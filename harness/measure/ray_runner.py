@@ -14,6 +14,7 @@ filesystem, or the same mirror / COCO root at the same place). Ray is an optiona
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -79,6 +80,7 @@ class RayPool:
         t0 = time.perf_counter()
         started_here = not ray.is_initialized()
         if started_here:
+            _check_reachable(self.address)
             local = {"num_cpus": self.requested or None, "include_dashboard": False} if not self.address else {}
             try:
                 ray.init(address=self.address, logging_level="ERROR", **local)
@@ -114,6 +116,18 @@ class RayPool:
     def describe(self) -> dict:
         return describe_workers("ray", self.workers, self.threads, self.startup_s, self.stats,
                                 address=self.address or "local", nodes=self.nodes, shards_per_worker=SHARDS_PER_WORKER)
+
+
+def _check_reachable(address: str | None) -> None:
+    """A HOST:PORT address that nothing answers on is refused at once (Ray itself would retry for minutes)."""
+    host, sep, port = (address or "").removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return  # no address (a local Ray) or "auto": Ray finds the cluster itself
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
+    except OSError as exc:
+        raise HarnessError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}); "
+                           "start it (ray start --head) or check --ray ADDRESS") from None
 
 
 def _cause(exc: BaseException) -> str:
