@@ -18,6 +18,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", default="reports/demo", help="directory for detections and records")
     p.add_argument("--no-bench", action="store_true", help="evaluate only, skip the latency runs")
     p.add_argument("--report", default="reports/demo/report", help="where the demo's report goes")
+    p.add_argument("--workers", default="auto", metavar="N|auto",
+                   help="eval worker processes (default auto: one per core for TFLite models)")
     p.add_argument("--compare-images", type=int, default=8, metavar="N",
                    help="images for the float-vs-quantized layer comparison (default 8)")
 
@@ -25,12 +27,16 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from harness.analyse.demo import run_demo
     from harness.cli.format import print_record
+    from harness.measure.workers import parse_workers
     from harness.models.mirror import Mirror
 
     mirror = Mirror.require(args.mirror, "the demo needs the mirror: --mirror ../shared/mirror or $HARNESS_MIRROR")
     out = Path(args.output)
     result = run_demo(mirror, args.models, max_images=args.max_images, output=out, report_dir=Path(args.report),
-                      bench=not args.no_bench, compare_images=args.compare_images, on_record=print_record)
+                      bench=not args.no_bench, compare_images=args.compare_images, on_record=print_record,
+                      workers=parse_workers(args.workers))
+    for note in result.notes:
+        print(f"note: {note}")
     print()
     print(result.report.markdown_text)
     print(f"records: {out}/eval_*.json, {out}/bench_*.json and the store {out}/runs.sqlite")
