@@ -157,6 +157,7 @@ def merge_shards(paths: Sequence[str | Path], *, gt_path: str | Path | None = No
         run_key={**first["run_key"], "shard": None, "image_ids_sha256": image_ids_sha256(merged.image_ids)},
         resumed_images=sum(r.get("resumed_images", 0) for r in merged.records),
         interval=results_interval(gt, merged.results, merged.image_ids, ci_resamples, ci_level),
+        parallel={"executor": "merged shards", "per_shard": [r.get("parallel") for r in merged.records]},
         merged_from=[str(path) for path, _ in records])
 
 
