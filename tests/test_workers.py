@@ -10,6 +10,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -182,3 +185,49 @@ def test_the_cli_takes_workers_and_writes_the_record(mirror, tmp_path, capsys):
     assert main(["eval", MODEL, "--mirror", str(mirror), "--max-images", "4", "--workers", "2", "--output",
                  str(tmp_path), "--json", str(rec), "--quiet", "--ci-resamples", "0"]) == 0
     assert json.loads(rec.read_text())["parallel"]["workers"] == 2
+
+
+def test_an_eval_with_workers_killed_mid_run_resumes_to_the_same_output_and_leaves_no_worker(mirror, tmp_path,
+                                                                                            one_worker):
+    """SIGKILL the eval (its workers get no signal) once the checkpoint holds images: the workers notice their
+    parent is gone and leave, and the same command finishes with the one-worker run's detections."""
+    ref_record, ref_bytes = one_worker
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "harness", "eval", MODEL, "--mirror", str(mirror), "--max-images",
+            str(IMAGES), "--workers", "2", "--output", str(out), "--quiet", "--ci-resamples", "0"]
+    ck = checkpoint_path(out / Path(ref_record["detections_file"]).name)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if ck.exists() and len(ck.read_bytes().splitlines()) >= 3:  # header + 2 images
+            break
+        time.sleep(0.05)
+    workers = _children(proc.pid)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the eval finished before it could be killed"
+    assert len(workers) >= 2  # the two workers (and the resource tracker multiprocessing may start)
+    time.sleep(3)  # a worker checks for its parent every second
+    assert not [pid for pid in workers if _alive(pid)]
+    assert subprocess.run(argv, capture_output=True).returncode == 0
+    assert (out / Path(ref_record["detections_file"]).name).read_bytes() == ref_bytes
+
+
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is `pid` (Linux /proc)."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
