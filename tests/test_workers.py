@@ -60,6 +60,8 @@ def test_auto_is_one_worker_per_core_and_the_cores_are_shared_out(monkeypatch):
     assert plan_workers("tflite", 2, 3, 1000) == (2, 3)  # --threads wins
     assert plan_workers("tflite", None, None, 5) == (5, 1)  # never more workers than images
     assert plan_workers("savedmodel", None, None, 1000) == (1, 8)  # TF spreads one model over every core
+    assert plan_workers("tflite", None, None, 1000, "/usr/lib/libvx_delegate.so") == (1, 8)  # one NPU
+    assert plan_workers("tflite", 2, 1, 1000, "/usr/lib/libvx_delegate.so") == (2, 1)  # unless told
 
 
 @pytest.mark.parametrize("text, expected", [("auto", None), (None, None), ("3", 3), (2, 2)])

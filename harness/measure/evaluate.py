@@ -105,7 +105,7 @@ def evaluate(label: str, card: ModelCard, mirror: Mirror | None, gt: CocoGroundT
     options = options or BackendOptions()
     # On Ray the cluster's CPUs decide the count (0: one actor per CPU), one thread each unless told.
     n_workers, threads = ((min(workers or 0, len(images)), options.threads or 1) if ray is not None
-                          else plan_workers(card.backend, workers, options.threads, len(images)))
+                          else plan_workers(card.backend, workers, options.threads, len(images), options.delegate))
     options = dataclasses.replace(options, threads=threads)
     pipeline = Pipeline.open(card, root_of(mirror), options, proto_name)
     backend = pipeline.describe()

@@ -65,10 +65,12 @@ def parse_workers(text: str | int | None) -> int | None:
     return n
 
 
-def plan_workers(backend: str, workers: int | None, threads: int | None, images: int) -> tuple[int, int]:
+def plan_workers(backend: str, workers: int | None, threads: int | None, images: int,
+                 delegate: str | None = None) -> tuple[int, int]:
     """(workers, interpreter threads each): `workers` or the backend's auto count, never more than there are
-    images to run; each interpreter gets cores / workers threads unless `threads` says otherwise."""
-    n = workers or AUTO_WORKERS.get(backend, lambda: 1)()
+    images to run; each interpreter gets cores / workers threads unless `threads` says otherwise. With an
+    external delegate (one NPU or GPU) auto is one worker: the accelerator, not the cores, does the work."""
+    n = workers or (1 if delegate else AUTO_WORKERS.get(backend, lambda: 1)())
     n = max(1, min(n, images))
     return n, threads or max(1, available_cores() // n)
 
