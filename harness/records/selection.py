@@ -48,6 +48,23 @@ def latest_benches(records: list[dict]) -> list[dict]:
     return [g[-1] for g in series(records, "bench", bench_key).values()]
 
 
+def search_subject(rec: dict) -> str:
+    """What a quant_search record searched: the model's name, or the SavedModel it was given."""
+    model = rec.get("model")
+    if isinstance(model, dict):
+        return str(model.get("name") or model.get("path") or "?")
+    return str(model or rec.get("saved_model") or rec.get("model_label") or "?")
+
+
+def search_key(rec: dict) -> tuple:
+    """One search series: the same model and deployment target, validated on the same images."""
+    return (search_subject(rec), rec.get("target"), (rec.get("validate") or {}).get("image_ids_sha256"))
+
+
+def latest_searches(records: list[dict]) -> list[dict]:
+    return [g[-1] for g in series(records, "quant_search", search_key).values()]
+
+
 def precision(rec: dict) -> str:
     return str(rec.get("model", {}).get("precision") or FLOAT)
 
