@@ -124,6 +124,8 @@ def test_confidence_turns_the_ratio_into_the_paired_drop_gate(pair_dir, capsys):
         code, out = _check(capsys, *files, "--min-relative-accuracy", ratio, "--confidence", "0.95")
         assert code == code_want and f"{word} [relative-accuracy]" in out, out
         assert re.search(rf"allowed {limit:.3f} = [\d.]+% of float AP, for a ratio >= {ratio[:6]}", out), out
+        if word != "WARN":
+            assert f"{'exceeds' if word == 'FAIL' else 'is below'} {limit:.3f} with 95% confidence" in out, out
         # the interval is the quant-drop gate's own
         _, drop_out = _check(capsys, *files, "--max-quant-drop", f"{limit}", "--confidence", "0.95")
         bounds = re.compile(r"drop \d+\.\d\d \[\d+\.\d\d, \d+\.\d\d\]")

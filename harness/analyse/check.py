@@ -107,11 +107,12 @@ def gate_quant_drop(records: list[dict], max_drop: float, confidence: float | No
 
 
 def _drop_with_confidence(f: dict, q: dict, max_drop: float, confidence: float, inconclusive: str, base_dir,
-                          resamples: int, gate: str = "quant-drop", allowed: str | None = None) -> Finding:
+                          resamples: int, gate: str = "quant-drop", allowed: str | None = None,
+                          limit: str | None = None) -> Finding:
     from harness.analyse.paired import paired_interval
     from harness.scoring.verdicts import quant_drop_verdict
 
-    allowed = allowed or f"allowed {max_drop:g}"
+    allowed, limit = allowed or f"allowed {max_drop:g}", limit or f"{max_drop:g}"
     head = f"{model_name(q)}: AP {_ap(q):.2f} vs float {model_name(f)} {_ap(f):.2f}, drop {_ap(f) - _ap(q):.2f}"
     paired = paired_interval(f, q, base_dir, resamples=resamples, level=confidence)
     if paired.delta is None:
@@ -121,9 +122,9 @@ def _drop_with_confidence(f: dict, q: dict, max_drop: float, confidence: float, 
     msg = (f"{head} [{v['drop_lo']:.2f}, {v['drop_hi']:.2f}] ({100 * v['confidence']:g}% paired bootstrap over "
            f"{v['images']} images; {allowed}): {v['verdict']}")
     if v["verdict"] == "fail":
-        msg += f" (the drop exceeds {max_drop:g} with {100 * v['confidence']:g}% confidence)"
+        msg += f" (the drop exceeds {limit} with {100 * v['confidence']:g}% confidence)"
     elif v["verdict"] == "pass":
-        msg += f" (the drop is below {max_drop:g} with {100 * v['confidence']:g}% confidence)"
+        msg += f" (the drop is below {limit} with {100 * v['confidence']:g}% confidence)"
     else:
         need = v["images_needed"]
         msg += (f"; about {need} images would likely decide it" if need else "; the estimate sits on the limit")
@@ -154,7 +155,7 @@ def gate_relative_accuracy(records: list[dict], min_ratio: float, confidence: fl
             limit = max(0.0, (1.0 - min_ratio) * af)
             allowed = f"allowed {limit:.3f} = {100 * (1 - min_ratio):.3g}% of float AP, for a ratio >= {min_ratio:g}"
             out.append(_drop_with_confidence(f, q, limit, confidence, inconclusive, base_dir, resamples,
-                                             gate="relative-accuracy", allowed=allowed))
+                                             gate="relative-accuracy", allowed=allowed, limit=f"{limit:.3f}"))
             continue
         out.append(_ratio_finding(model_name(q), f"{model_name(q)}: AP {aq:.3f} vs float {model_name(f)} {af:.3f}",
                                   aq, af, min_ratio))
