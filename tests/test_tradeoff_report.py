@@ -103,6 +103,7 @@ def test_every_candidate_is_a_row_with_its_front_and_role(report):
     assert float(cpu["int16x8"]["size MB"]) == pytest.approx(2.74)
     # NPU: float32 was skipped, so the record's float block is the reference point.
     assert npu["float32 (reference)"]["role"] == "float32 reference" and npu["float32 (reference)"]["ΔAP"] == "0.0"
+    assert npu["float32"]["role"] == "" and npu["float32"]["status"] == "skipped"
     assert {k for k, r in npu.items() if r["front (cost)"] == "yes"} == {
         "int8", "int8+float MUL", "int8+float MUL,DEPTHWISE_CONV_2D", "int16x8"}
     assert npu["int16x8"]["role"] == "chosen, int16x8 reference"

@@ -63,7 +63,7 @@ def candidates(rec: dict) -> list[dict]:
     rows = []
     for c in rec.get("candidates", []):
         roles = [r for r in ROLES if rec.get(r) is not None and rec.get(r) == c.get("name")]
-        if c.get("name") in refs:
+        if c.get("name") in refs and c.get("status") == "measured":  # else the float block stands in (below)
             roles.append(f"{refs[c['name']]} reference")
         rows.append({
             "search": label(rec), "candidate": c.get("name"), "status": c.get("status"),
