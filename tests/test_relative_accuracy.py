@@ -1,4 +1,5 @@
 """`harness check --min-relative-accuracy`: MLPerf's "99% of FP32" rule, quantized AP >= RATIO x float AP.
+(Eval records keep AP as a fraction, search records in points; the ratio is the same either way.)
 
 The boundary cases are computed by hand: 28.215 is exactly 99% of 28.50 and passes, 28.21 (98.98%) fails;
 9.999 is exactly 99% of 10.1 (a pair where floating point puts 100 x 0.09999 below 0.99 x 10.1).
@@ -66,8 +67,8 @@ def test_pairs_as_the_quant_drop_gate_does():
 
 
 def _search(chosen, closest=None, **kw):
-    c = [search_candidate("int8", 0.0036, 0.2850, 63.0, 2_552_784),
-         search_candidate("int16x8", 0.2779, 0.2850, 1500.0, 2_740_056)]
+    c = [search_candidate("int8", 0.36, 28.50, 63.0, 2_552_784),
+         search_candidate("int16x8", 27.79, 28.50, 1500.0, 2_740_056)]
     return quant_search_record(c, chosen=chosen, closest=closest, **kw)
 
 
@@ -75,7 +76,7 @@ def test_a_search_is_judged_by_its_chosen_plan(tmp_path, capsys):
     f = _write(tmp_path, [_search("int16x8")])
     assert main(["check", f, "--min-relative-accuracy", "0.99"]) == 1
     out = capsys.readouterr().out
-    assert ("FAIL [relative-accuracy] mb3-centernet-raw search for cpu: chosen plan int16x8 AP 27.790 vs float "
+    assert ("FAIL [relative-accuracy] mb3-centernet/raw search for cpu: chosen plan int16x8 AP 27.790 vs float "
             "28.500, ratio 0.9751") in out
     assert main(["check", f, "--min-relative-accuracy", "0.975"]) == 0
 

@@ -52,24 +52,24 @@ F32, INT8, S16X8 = 8_144_424, 2_552_784, 2_740_056
 
 
 def _cpu_search() -> dict:
-    c = [search_candidate("float32", 0.2850, 0.2850, 27.0, F32),
-         search_candidate("int8", 0.0036, 0.2850, 63.0, INT8),
-         search_candidate("int8+float MUL", 0.1524, 0.2850, 70.0, 2_700_000),
-         search_candidate("int8+float MUL,DEPTHWISE_CONV_2D", 0.1781, 0.2850, 68.0, 3_000_000),
-         search_candidate("int16x8", 0.2779, 0.2850, 1500.0, S16X8),
-         search_candidate("int8 percentile", None, 0.2850, None, None, status="failed",
+    c = [search_candidate("float32", 28.50, 28.50, 27.0, F32),
+         search_candidate("int8", 0.36, 28.50, 63.0, INT8),
+         search_candidate("int8+float MUL", 15.24, 28.50, 70.0, 2_700_000),
+         search_candidate("int8+float MUL,DEPTHWISE_CONV_2D", 17.81, 28.50, 68.0, 3_000_000),
+         search_candidate("int16x8", 27.79, 28.50, 1500.0, S16X8),
+         search_candidate("int8 percentile", None, 28.50, None, None, status="failed",
                           reason="converter refused the ranges")]
     return quant_search_record(c, chosen="float32", created="2026-11-30T10:00:00+00:00")
 
 
 def _npu_search() -> dict:
-    c = [search_candidate("float32", 0.2850, 0.2850, 27.0, F32, status="skipped",
+    c = [search_candidate("float32", 28.50, 28.50, 27.0, F32, status="skipped",
                           reason="the NPU runs no float ops"),
-         search_candidate("int8", 0.0036, 0.2850, 63.0, INT8, cost=1.0),
-         search_candidate("int8 mse", 0.0030, 0.2850, 64.0, INT8, cost=1.0),
-         search_candidate("int8+float MUL", 0.1524, 0.2850, 70.0, 2_700_000, cost=1.4),
-         search_candidate("int8+float MUL,DEPTHWISE_CONV_2D", 0.1781, 0.2850, 68.0, 3_000_000, cost=1.9),
-         search_candidate("int16x8", 0.2779, 0.2850, 1500.0, S16X8, cost=2.0)]
+         search_candidate("int8", 0.36, 28.50, 63.0, INT8, cost=1.0),
+         search_candidate("int8 mse", 0.30, 28.50, 64.0, INT8, cost=1.0),
+         search_candidate("int8+float MUL", 15.24, 28.50, 70.0, 2_700_000, cost=1.4),
+         search_candidate("int8+float MUL,DEPTHWISE_CONV_2D", 17.81, 28.50, 68.0, 3_000_000, cost=1.9),
+         search_candidate("int16x8", 27.79, 28.50, 1500.0, S16X8, cost=2.0)]
     return quant_search_record(c, target="imx8mp-npu", chosen="int16x8", overlap=True,
                                created="2026-11-30T10:00:00+00:00")
 
@@ -93,8 +93,8 @@ def _csv(path):
 
 def test_every_candidate_is_a_row_with_its_front_and_role(report):
     rows = _csv(report / "tables" / "tradeoff.csv")
-    cpu = {r["candidate"]: r for r in rows if r["search"] == "mb3-centernet-raw for cpu"}
-    npu = {r["candidate"]: r for r in rows if r["search"] == "mb3-centernet-raw for imx8mp-npu"}
+    cpu = {r["candidate"]: r for r in rows if r["search"] == "mb3-centernet/raw for cpu"}
+    npu = {r["candidate"]: r for r in rows if r["search"] == "mb3-centernet/raw for imx8mp-npu"}
     assert len(cpu) == 6 and len(npu) == 7  # the newest cpu search only; the skipped float32 + its float block
     assert {k for k, r in cpu.items() if r["front (latency)"] == "yes"} == {"float32"}
     assert cpu["float32"]["role"] == "chosen, float32 reference" and cpu["int8"]["role"] == "int8 reference"
@@ -111,16 +111,16 @@ def test_every_candidate_is_a_row_with_its_front_and_role(report):
 
 def test_summary_says_the_outcome_and_the_overlap(report):
     rows = {r["search"]: r for r in _csv(report / "tables" / "tradeoff_summary.csv")}
-    assert rows["mb3-centernet-raw for cpu"]["outcome"] == "chosen float32"
-    assert rows["mb3-centernet-raw for cpu"]["overlap"] == "no"
-    npu = rows["mb3-centernet-raw for imx8mp-npu"]
+    assert rows["mb3-centernet/raw for cpu"]["outcome"] == "chosen float32"
+    assert rows["mb3-centernet/raw for cpu"]["overlap"] == "no"
+    npu = rows["mb3-centernet/raw for imx8mp-npu"]
     assert npu["overlap"].startswith("YES") and npu["outcome"] == "chosen int16x8"
     assert float(npu["ΔAP"]) == pytest.approx(-0.71) and npu["candidates"] == "5 measured, 1 skipped, 0 failed"
 
 
 def test_no_plan_within_budget_names_the_closest(tmp_path):
-    c = [search_candidate("int8", 0.0036, 0.2850, 63.0, INT8),
-         search_candidate("int8+float MUL,DEPTHWISE_CONV_2D", 0.1781, 0.2850, 68.0, 3_000_000)]
+    c = [search_candidate("int8", 0.36, 28.50, 63.0, INT8),
+         search_candidate("int8+float MUL,DEPTHWISE_CONV_2D", 17.81, 28.50, 68.0, 3_000_000)]
     rep = build_report([quant_search_record(c, closest="int8+float MUL,DEPTHWISE_CONV_2D")], tmp_path,
                        gallery_images=0)
     (row,) = rep.tables["tradeoff_summary"].to_dict("records")
@@ -132,7 +132,7 @@ def test_no_plan_within_budget_names_the_closest(tmp_path):
 def test_markdown_has_the_section_and_no_html(report):
     md = (report / "report.md").read_text()
     assert "### Quantization search: the trade-off" in md
-    assert "Candidates of mb3-centernet-raw for imx8mp-npu:" in md
+    assert "Candidates of mb3-centernet/raw for imx8mp-npu:" in md
     assert "| int16x8 | measured | 27.79 | -0.71 | 1500.00 | 2.74 | 2.00 | yes |" in md
     assert "<" not in md
 
@@ -141,9 +141,9 @@ def test_one_plot_per_search(report):
     from PIL import Image
 
     names = {p.name for p in (report / "plots").glob("tradeoff_*.png")}
-    assert names == {"tradeoff_mb3-centernet-raw_for_cpu.png", "tradeoff_mb3-centernet-raw_for_imx8mp-npu.png"}
-    with Image.open(report / "plots" / "tradeoff_mb3-centernet-raw_for_cpu.png") as cpu, \
-            Image.open(report / "plots" / "tradeoff_mb3-centernet-raw_for_imx8mp-npu.png") as npu:
+    assert names == {"tradeoff_mb3-centernet_raw_for_cpu.png", "tradeoff_mb3-centernet_raw_for_imx8mp-npu.png"}
+    with Image.open(report / "plots" / "tradeoff_mb3-centernet_raw_for_cpu.png") as cpu, \
+            Image.open(report / "plots" / "tradeoff_mb3-centernet_raw_for_imx8mp-npu.png") as npu:
         assert npu.width > 1.6 * cpu.width  # the NPU search adds the cost panel
         assert cpu.height > 300
 
@@ -153,6 +153,14 @@ def test_reports_without_searches_have_no_section(tmp_path):
     assert "Quantization search" not in rep.markdown_text
     assert "Quantization search" not in rep.html.read_text()
     assert not list((tmp_path / "plots").glob("tradeoff_*"))
+
+
+def test_a_search_is_named_by_its_model_else_by_where_its_plans_start():
+    from harness.records.selection import search_subject
+
+    assert search_subject(_cpu_search()) == "mb3-centernet/raw"
+    assert search_subject(quant_search_record([], model={"name": "mb3-centernet-raw"})) == "mb3-centernet-raw"
+    assert search_subject(quant_search_record([])) == "?"
 
 
 def test_a_search_record_without_candidates_is_refused():

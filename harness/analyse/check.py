@@ -185,7 +185,7 @@ def _search_ratio(rec: dict, min_ratio: float, confidence: float | None) -> Find
                        f"{subject}: no measured plan to check (chosen {rec.get('chosen')}, closest "
                        f"{rec.get('closest')})")
     note = " (point values: a search record keeps no detections to resample)" if confidence is not None else ""
-    ap, fap = 100.0 * float(plan["ap"]), 100.0 * float(float_ap)
+    ap, fap = float(plan["ap"]), float(float_ap)  # AP points, as the search keeps them
     return _ratio_finding(subject, f"{subject}: {which} plan {plan.get('name')} AP {ap:.3f} vs float {fap:.3f}",
                           ap, fap, min_ratio, note)
 

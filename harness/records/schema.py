@@ -38,7 +38,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "score": ("dataset", "results"),
     "quant_compare": ("float_model", "quant_model", "heads", "layers"),
     "doctor": ("dataset", "findings"),
-    "quant_search": ("float", "candidates"),
+    "quant_search": ("validate", "calibration", "float", "candidates", "references"),
 }
 _PACKAGES = ("numpy", "Pillow", "pycocotools", "faster-coco-eval", "ai-edge-litert", "tflite-runtime",
              "tensorflow", "tensorflow-cpu")

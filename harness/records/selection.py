@@ -49,11 +49,18 @@ def latest_benches(records: list[dict]) -> list[dict]:
 
 
 def search_subject(rec: dict) -> str:
-    """What a quant_search record searched: the model's name, or the SavedModel it was given."""
+    """What a quant_search record searched: the model's name, else the SavedModel its plans start from
+    (its last two path parts: the mirror's is mb3-centernet/raw)."""
     model = rec.get("model")
-    if isinstance(model, dict):
-        return str(model.get("name") or model.get("path") or "?")
-    return str(model or rec.get("saved_model") or rec.get("model_label") or "?")
+    if isinstance(model, dict) and model.get("name"):
+        return str(model["name"])
+    if isinstance(model, str) and model:
+        return model
+    for cand in rec.get("candidates") or []:
+        path = ((cand.get("plan") or {}).get("source") or {}).get("path")
+        if path:
+            return "/".join(str(path).replace("\\", "/").rstrip("/").split("/")[-2:])
+    return "?"
 
 
 def search_key(rec: dict) -> tuple:

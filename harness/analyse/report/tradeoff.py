@@ -37,17 +37,18 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
-def _pct(x: float | None) -> float | None:
-    return None if x is None else round(100.0 * float(x), 2)
+def _points(x: float | None) -> float | None:
+    """A search record keeps AP in points (as `harness quantize` prints them), unlike eval's fractions."""
+    return None if x is None else round(float(x), 2)
 
 
 def _delta(c: dict, float_ap: float | None) -> float | None:
-    """ΔAP in points (candidate - float): as the record gives it, else from the two APs (fractions)."""
+    """ΔAP in points (candidate - float): as the record gives it, else from the two APs."""
     if c.get("delta_ap") is not None:
         return round(float(c["delta_ap"]), 2)
     if c.get("ap") is None or float_ap is None:
         return None
-    return round(100.0 * (float(c["ap"]) - float(float_ap)), 2)
+    return round(float(c["ap"]) - float(float_ap), 2)
 
 
 def label(rec: dict) -> str:
@@ -67,14 +68,14 @@ def candidates(rec: dict) -> list[dict]:
             roles.append(f"{refs[c['name']]} reference")
         rows.append({
             "search": label(rec), "candidate": c.get("name"), "status": c.get("status"),
-            "AP": _pct(c.get("ap")), "ΔAP": _delta(c, float_ap), "p50 ms": c.get("p50_ms"),
+            "AP": _points(c.get("ap")), "ΔAP": _delta(c, float_ap), "p50 ms": c.get("p50_ms"),
             "size MB": None if c.get("size_bytes") is None else round(c["size_bytes"] / 1e6, 2),
             "cost": c.get("cost"), "meets budget": "yes" if c.get("meets_budget") else "no",
             "role": ", ".join(roles), "reason": c.get("reason") or "",
         })
     float_name = (rec.get("references") or {}).get("float32")
     if not any(r["candidate"] == float_name and r["status"] == "measured" for r in rows):
-        rows.insert(0, {"search": label(rec), "candidate": FLOAT_ROW, "status": "measured", "AP": _pct(float_ap),
+        rows.insert(0, {"search": label(rec), "candidate": FLOAT_ROW, "status": "measured", "AP": _points(float_ap),
                         "ΔAP": 0.0 if float_ap is not None else None, "p50 ms": fl.get("p50_ms"),
                         "size MB": None if fl.get("size_bytes") is None else round(fl["size_bytes"] / 1e6, 2),
                         "cost": fl.get("cost"), "meets budget": "yes", "role": "float32 reference",
@@ -118,7 +119,7 @@ def summary(records: list[dict]) -> pd.DataFrame:
             "validate": f"{_images(rec.get('validate'))} images of {(rec.get('validate') or {}).get('split')}",
             "calibration": f"{_images(calib)} images of {calib.get('split')}",
             "overlap": "YES (calibrated on validation images)" if calib.get("overlap") else "no",
-            "float AP": _pct((rec.get("float") or {}).get("ap")),
+            "float AP": _points((rec.get("float") or {}).get("ap")),
             "outcome": f"chosen {pick}" if rec.get("chosen") else
             (f"none within budget; closest {pick}" if pick else "none within budget"),
             "ΔAP": _delta(c, (rec.get("float") or {}).get("ap")) if c else None,
