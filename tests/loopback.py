@@ -13,6 +13,7 @@ import io
 import json
 import socket
 import threading
+import time
 import urllib.parse
 import zipfile
 from pathlib import Path
@@ -29,11 +30,13 @@ class HubServer:
         self.drops: dict[str, int] = {}  # path -> how many more responses to cut off half-way
         self.honour_range = True  # False: answer every request with the whole file, as some servers do
         self.send_length = True  # False: no Content-Length; the body ends when the connection closes
+        self.delay_s = 0.0  # wait this long before each answer (a slow server, so that clients overlap)
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 server.requests.append(self.path)
+                time.sleep(server.delay_s)
                 server.ranges.append(self.headers.get("Range"))
                 parts = urllib.parse.urlsplit(self.path)
                 query = urllib.parse.parse_qs(parts.query)

@@ -197,6 +197,34 @@ def test_download_killed_earlier_resumes_from_its_part(served, server: HubServer
         assert (env["cache"] / "coco" / "val2017" / p.name).read_bytes() == p.read_bytes()
 
 
+def test_fetches_starting_together_download_once(served, server: HubServer, env, subset: Path) -> None:
+    """Four fetchers of one dataset started behind a barrier against a slow server (shards, or pods sharing
+    a cache volume): one downloads, the others wait for its lock and find the folder made."""
+    import threading
+
+    server.delay_s = 0.3
+    barrier, results, errors = threading.Barrier(4), [], []
+
+    def fetch_one() -> None:
+        barrier.wait()
+        try:
+            results.append(fetch_dataset("coco-val2017", progress=False))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fetch_one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(r["downloaded"] for r in results) == [False, False, False, True]
+    assert server.requests.count(official_path(VAL_URL)) == 1
+    for p in (subset / "val2017").iterdir():
+        assert (env["cache"] / "coco" / "val2017" / p.name).read_bytes() == p.read_bytes()
+    assert [p.name for p in cache_files(env["cache"]) if p.parent.name != "val2017"] == []  # no lock, part, archive
+
+
 def _unsafe_zip(kind: str, subset: Path) -> bytes:
     import io
     import zipfile

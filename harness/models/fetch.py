@@ -20,6 +20,7 @@ import hashlib
 import http.client
 import os
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -41,7 +42,7 @@ RETRIES = 4  # a connection that drops mid-transfer is resumed this many times w
 BACKOFF_S = 0.5  # wait before the n-th resume: n times this
 TIMEOUT_S = 60
 _CHUNK = 1 << 20
-_JOURNALS: list[list[dict]] = []  # open `downloads_recorded` blocks; each finished download is appended to all
+_JOURNALS = threading.local()  # .open: this thread's `downloads_recorded` blocks; a finished download goes to each
 
 
 def mirror_root(option: str | Path | None) -> Path | None:
@@ -107,11 +108,13 @@ def rebased(url: str) -> str:
 def downloads_recorded() -> Iterator[list[dict]]:
     """Collect what the block really downloaded (cache hits are not downloads): url, path, bytes, sha256."""
     journal: list[dict] = []
-    _JOURNALS.append(journal)
+    if not hasattr(_JOURNALS, "open"):
+        _JOURNALS.open = []
+    _JOURNALS.open.append(journal)
     try:
         yield journal
     finally:
-        _JOURNALS.remove(journal)
+        _JOURNALS.open.remove(journal)
 
 
 def verify_size(path: Path, expected: int, what: str | None = None) -> None:
@@ -155,6 +158,15 @@ def fetch_archive(url: str, cache: Path, sha256: str | None = None, *, area: str
     if target.is_dir():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(target):
+        if target.is_dir():  # another process unpacked it while this one waited
+            return target
+        _fetch_and_unpack(url, sha256, target, pick, size, progress)
+    return target
+
+
+def _fetch_and_unpack(url: str, sha256: str | None, target: Path, pick: Callable[[Path], Path] | None,
+                      size: int | None, progress: bool | None) -> None:
     archive = fetch_file(url, sha256, target.parent / f".{target.name}.download", size=size, progress=progress)
     try:
         with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.") as tmp:
@@ -168,7 +180,6 @@ def fetch_archive(url: str, cache: Path, sha256: str | None = None, *, area: str
                     raise
     finally:
         archive.unlink(missing_ok=True)
-    return target
 
 
 def hub_download_url(handle: str) -> str:
@@ -231,13 +242,21 @@ def fetch_file(url: str, sha256: str | None, dest: str | Path, *, retries: int |
     draws a progress bar on stderr.
     """
     dest = Path(dest)
-    if dest.exists():
-        if size is not None:
-            verify_size(dest, size)
-        if sha256:
-            verify_sha256(dest, sha256)
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not dest.exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with exclusive(dest):
+            if not dest.exists():  # else another process finished it while this one waited
+                _download(url, sha256, dest, retries, progress, size)
+                return dest
+    if size is not None:
+        verify_size(dest, size)
+    if sha256:
+        verify_sha256(dest, sha256)
+    return dest
+
+
+def _download(url: str, sha256: str | None, dest: Path, retries: int | None, progress: bool | None,
+              size: int | None) -> None:
     part = dest.with_name(f".{dest.name}.part")
     retries = RETRIES if retries is None else retries
     show = progress_enabled() if progress is None else progress
@@ -260,9 +279,34 @@ def fetch_file(url: str, sha256: str | None, dest: str | Path, *, retries: int |
         part.unlink(missing_ok=True)
         raise HarnessError(f"sha256 mismatch for {url}: expected {sha256}, got {got}; refused, nothing kept")
     os.replace(part, dest)
-    for journal in _JOURNALS:
+    for journal in getattr(_JOURNALS, "open", ()):
         journal.append({"url": url, "from": rebased(url), "path": str(dest), "bytes": kept, "sha256": got})
-    return dest
+
+
+@contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold a lock file beside `path` so that one process at a time fetches it (shards starting together,
+    pods sharing a cache volume); the others wait, then find it done. No locking where fcntl is missing."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: a race there ends in a refused hash, never in a wrong file
+        yield
+        return
+    lock = path.with_name(f".{path.name}.lock")
+    while True:
+        fh = open(lock, "a")  # noqa: SIM115 - held across the yield
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            if os.path.exists(lock) and os.stat(lock).st_ino == os.fstat(fh.fileno()).st_ino:
+                break  # still the lock file: ours
+        except OSError:
+            pass
+        fh.close()  # the holder removed it while this one waited: lock the new one
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        fh.close()
 
 
 def _transfer(url: str, part: Path, bar: ByteProgress, size: int | None = None) -> None:
