@@ -24,6 +24,7 @@ from harness.cli import (
     demo,
     detect,
     doctor,
+    fetch,
     merge,
     quantize,
     report,
@@ -41,7 +42,7 @@ __all__ = ["COMMANDS", "EXIT_GATE_FAILED", "EXIT_USAGE", "build_parser", "main"]
 # and run(args) -> exit status.
 COMMANDS: dict[str, ModuleType] = {m.NAME: m for m in (
     eval_, merge, bench, detect, compare, compare_latency, compare_quant, quantize, score, doctor, zoo, demo,
-    store, report, check,
+    store, report, check, fetch,
 )}
 
 
