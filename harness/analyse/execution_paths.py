@@ -185,7 +185,8 @@ def format_summary(record: dict) -> str:
                            (s["backend"].get("delegation") or {}).get("delegate") or "-", _coverage(s),
                            s["results"]["stats"].get("AP"), s["results"]["stats"].get("AP50")) for s in (a, b)]),
            summary.table(["head", "cosine", "SNR dB", "max |err|"],
-                         [(h, s["cosine"], s["snr_db"], f"{s['max_abs_err']:.3g}") for h, s in record["heads"].items()])]
+                         [(h, s["cosine"], s["snr_db"], f"{s['max_abs_err']:.3g}")
+                          for h, s in record["heads"].items()])]
     t = record.get("tensors")
     if not t:
         out.append(f"per tensor: {record['method']['tensors']}")
