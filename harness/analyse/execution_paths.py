@@ -185,7 +185,7 @@ def format_summary(record: dict) -> str:
                            (s["backend"].get("delegation") or {}).get("delegate") or "-", _coverage(s),
                            s["results"]["stats"].get("AP"), s["results"]["stats"].get("AP50")) for s in (a, b)]),
            summary.table(["head", "cosine", "SNR dB", "max |err|"],
-                         [(h, s["cosine"], s["snr_db"], f"{s['max_abs_err']:.3g}")
+                         [(h, _cos(s["cosine"]), s["snr_db"], f"{s['max_abs_err']:.3g}")
                           for h, s in record["heads"].items()])]
     t = record.get("tensors")
     if not t:
@@ -194,9 +194,13 @@ def format_summary(record: dict) -> str:
     out.append(f"per tensor: {t['compared']} op outputs compared, {t['identical']} identical; lowest SNR:")
     rows = {r["index"]: r for r in t["rows"]}
     out.append(summary.table(["op", "type", "tensor", "cosine", "SNR dB", "max |err|"],
-                             [(rows[i]["op_index"], rows[i]["op"], rows[i]["name"][:50], rows[i]["cosine"],
+                             [(rows[i]["op_index"], rows[i]["op"], rows[i]["name"][:50], _cos(rows[i]["cosine"]),
                                rows[i]["snr_db"], f"{rows[i]['max_abs_err']:.3g}") for i in t["worst"]]))
     return "\n".join(out)
+
+
+def _cos(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6f}"
 
 
 def _coverage(side: dict) -> str:
