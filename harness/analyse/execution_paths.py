@@ -186,7 +186,8 @@ def format_summary(record: dict) -> str:
                            s["results"]["stats"].get("AP"), s["results"]["stats"].get("AP50")) for s in (a, b)]),
            summary.table(["head", "cosine", "SNR dB", "max |err|"],
                          [(h, _cos(s["cosine"]), s["snr_db"], f"{s['max_abs_err']:.3g}")
-                          for h, s in record["heads"].items()])]
+                          for h, s in record["heads"].items()])
+           if record["heads"] else "heads: none in common (the two models' outputs differ), AP only"]
     t = record.get("tensors")
     if not t:
         out.append(f"per tensor: {record['method']['tensors']}")
