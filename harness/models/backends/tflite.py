@@ -296,7 +296,12 @@ class TFLiteBackend(Backend):
         """Which ops the delegate took and which stayed on the CPU (harness.models.backends.delegation)."""
         from harness.models.backends.delegation import delegate_coverage
 
-        return delegate_coverage(self.interpreter._get_ops_details(), self.delegate_asked())
+        try:
+            ops = self.interpreter._get_ops_details()
+        except AttributeError:  # an old tflite-runtime: no op listing, so no coverage either
+            return {"delegate": self.delegate_asked(), "note": f"{self.runtime.name} {self.runtime.version} "
+                                                               "does not list its ops: coverage unknown"}
+        return delegate_coverage(ops, self.delegate_asked())
 
     def _mapped_as(self, head: str, idx: object) -> str:
         """The output's name; for a head found by position, that it was (NXP's rule, not the model's names)."""
