@@ -36,14 +36,16 @@ def cumsum_model(tmp_path_factory) -> Path:
     return make_cumsum_tflite(tmp_path_factory.mktemp("cumsum") / "cumsum.tflite")
 
 
-def _coverage(model: Path, **options) -> dict:
-    backend = create_backend("tflite", model, {}, BackendOptions(runtime="ai-edge-litert", **options))
+def _coverage(model: Path, runtime: str = "ai-edge-litert", **options) -> dict:
+    backend = create_backend("tflite", model, {}, BackendOptions(runtime=runtime, **options))
     backend.load()
     return backend.describe()["delegation"]
 
 
-def test_xnnpack_leaves_cumsum_on_the_cpu(cumsum_model):
-    cov = _coverage(cumsum_model)
+@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")
+@pytest.mark.parametrize("runtime", ["ai-edge-litert", "tf.lite"])
+def test_xnnpack_leaves_cumsum_on_the_cpu(cumsum_model, runtime):
+    cov = _coverage(cumsum_model, runtime)
     assert cov["delegate"] == "XNNPACK (runtime default)"
     assert cov["cpu_by_type"] == {"CUMSUM": 1}
     assert cov["delegated_by_type"] == {"ADD": 1, "MUL": 1, "SUB": 1}

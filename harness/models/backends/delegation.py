@@ -1,6 +1,6 @@
 """Which ops a TFLite delegate took and which stayed on the CPU, read from a loaded interpreter.
 
-What TFLite shows from Python, and what this relies on (checked on ai-edge-litert 2.3 and tf.lite 2.x):
+What TFLite shows from Python, and what this relies on (checked on ai-edge-litert 2.3.0 and tf.lite 2.21):
 `Interpreter._get_ops_details()` lists every node of the primary subgraph, the model's own ops first,
 then one node per delegate partition (op name `DELEGATE`) appended after delegation, with the tensors
 that partition reads and writes. The execution plan itself (which nodes run) is not exposed; a
