@@ -28,7 +28,7 @@ from harness.records.reader import card_from_record, collect, load_records, read
 # comparisons (and `fetch`, which issue 13 asks for): an outside list, so a command dropped from the registry
 # fails here.
 EXPECTED_COMMANDS = {"eval", "merge", "bench", "detect", "compare", "compare-latency", "compare-quant", "quantize",
-                     "score", "doctor", "zoo", "demo", "store", "report", "check", "fetch"}
+                     "score", "doctor", "zoo", "demo", "store", "report", "check", "fetch", "compare-paths"}
 
 
 def test_every_command_is_one_small_module_in_the_registry():

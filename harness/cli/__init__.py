@@ -20,6 +20,7 @@ from harness.cli import (
     check,
     compare,
     compare_latency,
+    compare_paths,
     compare_quant,
     demo,
     detect,
@@ -41,8 +42,8 @@ __all__ = ["COMMANDS", "EXIT_GATE_FAILED", "EXIT_USAGE", "build_parser", "main"]
 # The registry, in the order `harness --help` lists them: each module has NAME, HELP, configure(parser)
 # and run(args) -> exit status.
 COMMANDS: dict[str, ModuleType] = {m.NAME: m for m in (
-    eval_, merge, bench, detect, compare, compare_latency, compare_quant, quantize, score, doctor, zoo, demo,
-    store, report, check, fetch,
+    eval_, merge, bench, detect, compare, compare_latency, compare_quant, compare_paths, quantize, score, doctor, zoo,
+    demo, store, report, check, fetch,
 )}
 
 
