@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,9 +24,14 @@ COCO_VAL = ("coco-annotations-2017", "coco-val2017")  # what `--coco auto` fetch
 
 
 def manifests_dir() -> Path:
-    """$HARNESS_DATASETS, else the datasets/ folder of this source checkout."""
+    """$HARNESS_DATASETS, else the datasets/ folder of this source checkout, else the copy a wheel installs
+    under <prefix>/share/centernet-harness/datasets (pyproject's data-files)."""
     value = os.environ.get(MANIFESTS_ENV)
-    return Path(value).expanduser() if value else Path(__file__).resolve().parents[2] / "datasets"
+    if value:
+        return Path(value).expanduser()
+    checkout = Path(__file__).resolve().parents[2] / "datasets"
+    installed = Path(sys.prefix) / "share" / "centernet-harness" / "datasets"
+    return checkout if checkout.is_dir() or not installed.is_dir() else installed
 
 
 @dataclass(frozen=True)
