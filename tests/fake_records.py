@@ -109,3 +109,35 @@ def scored_eval_record(model: str, gt, results: list[dict], detections_file, *, 
     rec["dataset"] = gt.describe([i.id for i in gt.images])
     rec["detections_file"] = str(detections_file)
     return rec
+
+
+RAW = "/work/shared/mirror/models/mb3-centernet/raw"  # where a search's plans start (never read here)
+
+
+def search_candidate(name: str, ap: float | None, float_ap: float, p50_ms: float | None, size_bytes: int | None,
+                     *, max_drop: float = 2.0, cost: float | None = None, status: str = "measured",
+                     reason: str = "") -> dict:
+    """One candidate of a quant_search record (AP and ΔAP in points, as `harness quantize` keeps them)."""
+    delta = None if ap is None else round(ap - float_ap, 2)
+    return {"name": name, "plan": {"name": name, "source": {"path": RAW, "sha256": "0" * 64}}, "ap": ap,
+            "delta_ap": delta, "p50_ms": p50_ms, "size_bytes": size_bytes, "cost": cost,
+            "meets_budget": delta is not None and -delta <= max_drop, "status": status, "reason": reason}
+
+
+def quant_search_record(candidates: list[dict], *, float_ap: float = 28.50, float_p50_ms: float = 27.0,
+                        float_size: int = 8_144_424, target: str = "cpu", max_drop: float = 2.0,
+                        chosen: str | None = None, closest: str | None = None, overlap: bool = False,
+                        references: dict | None = None, created: str = "", **extra: object) -> dict:
+    """A `harness quantize --max-drop` record in the shape the report and check read (`extra`: more keys)."""
+    rec = new_record(
+        "quant_search", target=target, max_drop=max_drop,
+        validate={"split": "val2017", "image_count": 159, "image_ids_sha256": "ids-a"},
+        calibration={"split": "val2017_unlabeled", "image_count": 400, "overlap": overlap},
+        float={"ap": float_ap, "p50_ms": float_p50_ms, "size_bytes": float_size},
+        candidates=candidates, chosen=chosen, closest=closest,
+        references=references if references is not None else {"float32": "float32", "int8": "int8",
+                                                               "int16x8": "int16x8"}, **extra)
+    rec["host"] = board_host("imx8mp")
+    if created:
+        rec["created"] = created
+    return rec

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import http.server
 import io
 import shutil
 import socket
 import tarfile
-import threading
-import urllib.parse
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from loopback import HubServer
 
 from harness.common.summary import progress_enabled
 from harness.errors import HarnessError
@@ -81,74 +79,6 @@ def make_zip(members: dict[str, bytes], symlinks: dict[str, str] | None = None) 
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-class HubServer:
-    """A loopback stand-in for tfhub.dev: hub routes answer only with ?tf-hub-format=compressed."""
-
-    def __init__(self) -> None:
-        self.hub: dict[str, bytes] = {}  # handle path -> compressed SavedModel
-        self.files: dict[str, bytes] = {}  # plain file path -> content
-        self.requests: list[str] = []  # every request line's target, answered or not
-        self.ranges: list[str | None] = []  # each request's Range header (None: no header)
-        self.drops: dict[str, int] = {}  # path -> how many more responses to cut off half-way
-        self.honour_range = True  # False: answer every request with the whole file, as some servers do
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.requests.append(self.path)
-                server.ranges.append(self.headers.get("Range"))
-                parts = urllib.parse.urlsplit(self.path)
-                query = urllib.parse.parse_qs(parts.query)
-                body = None
-                if parts.path in server.hub and query.get("tf-hub-format") == ["compressed"]:
-                    body = server.hub[parts.path]
-                elif parts.path in server.files and not parts.query:
-                    body = server.files[parts.path]
-                if body is None:
-                    self.send_error(404)
-                    return
-                start = self._range_start()
-                if start is not None and start >= len(body):
-                    self.send_error(416)
-                    return
-                self.send_response(200 if start is None else 206)
-                if start is not None:
-                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-                payload = body[start or 0:]
-                self.send_header("Content-Type", "application/octet-stream")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                if server.drops.get(parts.path, 0) > 0:  # promise the whole payload, send half, hang up
-                    server.drops[parts.path] -= 1
-                    self.wfile.write(payload[: len(payload) // 2])
-                    self.wfile.flush()
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                    return
-                self.wfile.write(payload)
-
-            def _range_start(self) -> int | None:
-                value = self.headers.get("Range")
-                if not server.honour_range or not value or not value.startswith("bytes=") or not value.endswith("-"):
-                    return None
-                return int(value[len("bytes="):-1])
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def url(self, path: str) -> str:
-        return self.base + path
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
 
 
 @pytest.fixture

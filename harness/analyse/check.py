@@ -107,27 +107,87 @@ def gate_quant_drop(records: list[dict], max_drop: float, confidence: float | No
 
 
 def _drop_with_confidence(f: dict, q: dict, max_drop: float, confidence: float, inconclusive: str, base_dir,
-                          resamples: int) -> Finding:
+                          resamples: int, gate: str = "quant-drop", allowed: str | None = None,
+                          limit: str | None = None) -> Finding:
     from harness.analyse.paired import paired_interval
     from harness.scoring.verdicts import quant_drop_verdict
 
+    allowed, limit = allowed or f"allowed {max_drop:g}", limit or f"{max_drop:g}"
     head = f"{model_name(q)}: AP {_ap(q):.2f} vs float {model_name(f)} {_ap(f):.2f}, drop {_ap(f) - _ap(q):.2f}"
     paired = paired_interval(f, q, base_dir, resamples=resamples, level=confidence)
     if paired.delta is None:
-        return Finding("quant-drop", model_name(q), inconclusive == "pass",
-                       f"{head} (allowed {max_drop:g}): inconclusive, no interval ({paired.reason})", warning=True)
+        return Finding(gate, model_name(q), inconclusive == "pass",
+                       f"{head} ({allowed}): inconclusive, no interval ({paired.reason})", warning=True)
     v = quant_drop_verdict(paired.delta, max_drop, confidence)
     msg = (f"{head} [{v['drop_lo']:.2f}, {v['drop_hi']:.2f}] ({100 * v['confidence']:g}% paired bootstrap over "
-           f"{v['images']} images; allowed {max_drop:g}): {v['verdict']}")
+           f"{v['images']} images; {allowed}): {v['verdict']}")
     if v["verdict"] == "fail":
-        msg += f" (the drop exceeds {max_drop:g} with {100 * v['confidence']:g}% confidence)"
+        msg += f" (the drop exceeds {limit} with {100 * v['confidence']:g}% confidence)"
     elif v["verdict"] == "pass":
-        msg += f" (the drop is below {max_drop:g} with {100 * v['confidence']:g}% confidence)"
+        msg += f" (the drop is below {limit} with {100 * v['confidence']:g}% confidence)"
     else:
         need = v["images_needed"]
         msg += (f"; about {need} images would likely decide it" if need else "; the estimate sits on the limit")
-        return Finding("quant-drop", model_name(q), inconclusive == "pass", msg, warning=True)
-    return Finding("quant-drop", model_name(q), v["verdict"] == "pass", msg)
+        return Finding(gate, model_name(q), inconclusive == "pass", msg, warning=True)
+    return Finding(gate, model_name(q), v["verdict"] == "pass", msg)
+
+
+RATIO_SLACK = 1e-9  # AP points: 9.999 is 99% of 10.1, yet 100 x 0.09999 < 0.99 x (100 x 0.101) in floats
+
+
+def gate_relative_accuracy(records: list[dict], min_ratio: float, confidence: float | None = None,
+                           inconclusive: str = "pass", base_dir=None, resamples: int = 1000) -> list[Finding]:
+    """quantized AP >= min_ratio x float AP (MLPerf's "99% of FP32" is 0.99): each quantized eval against
+    the float sibling gate_quant_drop pairs it with, and the plan each quant_search record chose (or, where
+    none met its budget, the closest one) against the search's float model.
+
+    With `confidence`, the rule becomes a drop limit of (1 - min_ratio) x float AP, gated on the paired
+    interval as --max-quant-drop is. The float AP's own sampling error is left out of the limit: it moves
+    the limit by (1 - min_ratio) x its standard error, a hundredth of it at 0.99. A search record keeps no
+    detections, so its plan is judged on point values, and the message says so.
+    """
+    from harness.records.selection import latest_searches
+
+    out = []
+    for f, q in quant_pairs(latest_evals(records)):
+        af, aq = _ap(f), _ap(q)
+        if confidence is not None:
+            limit = max(0.0, (1.0 - min_ratio) * af)
+            allowed = f"allowed {limit:.3f} = {100 * (1 - min_ratio):.3g}% of float AP, for a ratio >= {min_ratio:g}"
+            out.append(_drop_with_confidence(f, q, limit, confidence, inconclusive, base_dir, resamples,
+                                             gate="relative-accuracy", allowed=allowed, limit=f"{limit:.3f}"))
+            continue
+        out.append(_ratio_finding(model_name(q), f"{model_name(q)}: AP {aq:.3f} vs float {model_name(f)} {af:.3f}",
+                                  aq, af, min_ratio))
+    for rec in latest_searches(records):
+        out.append(_search_ratio(rec, min_ratio, confidence))
+    return out
+
+
+def _ratio_finding(subject: str, head: str, ap: float, float_ap: float, min_ratio: float, note: str = "") -> Finding:
+    """AP to 3 decimals in `head`: at the limit, 28.215 against "AP >= 28.215" must not read as 28.21."""
+    ratio = f"{ap / float_ap:.4f}" if float_ap > 0 else "undefined (float AP 0)"
+    ok = ap >= min_ratio * float_ap - RATIO_SLACK
+    return Finding("relative-accuracy", subject, ok,
+                   f"{head}, ratio {ratio} (min {min_ratio:g}: AP >= {min_ratio * float_ap:.3f}){note}")
+
+
+def _search_ratio(rec: dict, min_ratio: float, confidence: float | None) -> Finding:
+    from harness.records.selection import search_subject
+
+    subject = f"{search_subject(rec)} search for {rec.get('target')}"
+    by_name = {c.get("name"): c for c in rec.get("candidates", [])}
+    which = "chosen" if rec.get("chosen") else "closest (none met the search's budget)"
+    plan = by_name.get(rec.get("chosen") or rec.get("closest"))
+    float_ap = (rec.get("float") or {}).get("ap")
+    if plan is None or plan.get("ap") is None or float_ap is None:
+        return Finding("relative-accuracy", subject, False,
+                       f"{subject}: no measured plan to check (chosen {rec.get('chosen')}, closest "
+                       f"{rec.get('closest')})")
+    note = " (point values: a search record keeps no detections to resample)" if confidence is not None else ""
+    ap, fap = float(plan["ap"]), float(float_ap)  # AP points, as the search keeps them
+    return _ratio_finding(subject, f"{subject}: {which} plan {plan.get('name')} AP {ap:.3f} vs float {fap:.3f}",
+                          ap, fap, min_ratio, note)
 
 
 def gate_latency(records: list[dict], max_ratio: float, alpha: float, phase: str = "model_only") -> list[Finding]:
@@ -156,13 +216,17 @@ def gate_latency(records: list[dict], max_ratio: float, alpha: float, phase: str
 def run_gates(records: list[dict], *, tolerance: float | None = None, expected: dict[str, float] | None = None,
               allow_unlike: bool = False, max_quant_drop: float | None = None, max_slowdown: float | None = None,
               alpha: float = 0.01, skip_missing: bool = False, confidence: float | None = None,
-              inconclusive: str = "pass", base_dir=None, resamples: int = 1000) -> list[Finding]:
+              inconclusive: str = "pass", base_dir=None, resamples: int = 1000,
+              min_relative_accuracy: float | None = None) -> list[Finding]:
     """Run the requested gates; a requested gate that finds nothing to check raises HarnessError, or with
     `skip_missing` (a first run on a new host has no history yet) yields a passing "skipped" finding."""
     if tolerance is None and expected:
         raise HarnessError("--expect needs --ap-tolerance (how far from the expected AP is still a pass)")
-    if tolerance is None and max_quant_drop is None and max_slowdown is None:
-        raise HarnessError("name a gate: --ap-tolerance, --max-quant-drop or --max-slowdown")
+    if tolerance is None and max_quant_drop is None and max_slowdown is None and min_relative_accuracy is None:
+        raise HarnessError("name a gate: --ap-tolerance, --max-quant-drop, --min-relative-accuracy or --max-slowdown")
+    if min_relative_accuracy is not None and not 0 < min_relative_accuracy <= 1:
+        raise HarnessError("--min-relative-accuracy is a fraction of the float model's AP in (0, 1] (0.99: MLPerf's "
+                           f"99% of FP32), got {min_relative_accuracy:g}")
     for name, value in (("--ap-tolerance", tolerance), ("--max-quant-drop", max_quant_drop)):
         if value is not None and value < 0:
             raise HarnessError(f"{name} must be >= 0, got {value:g}")
@@ -171,8 +235,9 @@ def run_gates(records: list[dict], *, tolerance: float | None = None, expected: 
     if not 0 < alpha < 1:
         raise HarnessError(f"--alpha must be between 0 and 1, got {alpha:g}")
     if confidence is not None:
-        if max_quant_drop is None:
-            raise HarnessError("--confidence is for --max-quant-drop (the paired interval of the drop)")
+        if max_quant_drop is None and min_relative_accuracy is None:
+            raise HarnessError("--confidence is for --max-quant-drop or --min-relative-accuracy (the paired "
+                               "interval of the drop)")
         if not 0 < confidence < 1:
             raise HarnessError(f"--confidence must be between 0 and 1 (e.g. 0.95), got {confidence:g}")
         if resamples < 2:
@@ -187,6 +252,10 @@ def run_gates(records: list[dict], *, tolerance: float | None = None, expected: 
         ("--max-quant-drop", max_quant_drop is not None,
          lambda: gate_quant_drop(records, max_quant_drop, confidence, inconclusive, base_dir, resamples),
          "no quantized eval record with a float sibling of the same family on the same images"),
+        ("--min-relative-accuracy", min_relative_accuracy is not None,
+         lambda: gate_relative_accuracy(records, min_relative_accuracy, confidence, inconclusive, base_dir,
+                                        resamples),
+         "no quantized eval record with a float sibling on the same images, and no quant_search record"),
         ("--max-slowdown", max_slowdown is not None, lambda: gate_latency(records, max_slowdown, alpha),
          "no two bench records of one model with the same host fingerprint and settings"),
     ]

@@ -20,10 +20,12 @@ from harness.cli import (
     check,
     compare,
     compare_latency,
+    compare_paths,
     compare_quant,
     demo,
     detect,
     doctor,
+    fetch,
     merge,
     quantize,
     report,
@@ -40,8 +42,8 @@ __all__ = ["COMMANDS", "EXIT_GATE_FAILED", "EXIT_USAGE", "build_parser", "main"]
 # The registry, in the order `harness --help` lists them: each module has NAME, HELP, configure(parser)
 # and run(args) -> exit status.
 COMMANDS: dict[str, ModuleType] = {m.NAME: m for m in (
-    eval_, merge, bench, detect, compare, compare_latency, compare_quant, quantize, score, doctor, zoo, demo,
-    store, report, check,
+    eval_, merge, bench, detect, compare, compare_latency, compare_quant, compare_paths, quantize, score, doctor, zoo,
+    demo, store, report, check, fetch,
 )}
 
 

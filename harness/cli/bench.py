@@ -43,5 +43,17 @@ def run(args: argparse.Namespace) -> int:
     record = benchmark(args.model, model_card(args), mirror, backend_options(args), images_dir, settings,
                        cpus=args.cpus)
     print_bench(record)
+    _warn_fallback(record)
     write_record(args.json, record)
     return 0
+
+
+def _warn_fallback(record: dict) -> None:
+    """One line on stderr when the delegate left ops on the CPU (the record's backend.delegation lists them)."""
+    import sys
+
+    from harness.models.backends.delegation import fallback_warning
+
+    line = fallback_warning(record.get("backend", {}).get("delegation"))
+    if line:
+        print(line, file=sys.stderr)

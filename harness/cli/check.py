@@ -22,6 +22,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="also gate runs that are not like for like against the published baseline")
     p.add_argument("--max-quant-drop", type=float, metavar="POINTS",
                    help="quantization gate: float AP - quantized AP <= POINTS, siblings of one family")
+    p.add_argument("--min-relative-accuracy", type=float, metavar="RATIO",
+                   help="relative accuracy gate: quantized AP >= RATIO x its float sibling's AP (0.99: MLPerf's "
+                        "99%% of FP32), for quantized evals and the plan a quantize search chose")
     p.add_argument("--confidence", type=float, metavar="LEVEL",
                    help="quantization gate with a paired bootstrap interval of the drop (e.g. 0.95): fail when the "
                         "drop exceeds POINTS with this confidence, pass when it is below, else inconclusive "
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
                          allow_unlike=args.allow_unlike, max_quant_drop=args.max_quant_drop,
                          max_slowdown=args.max_slowdown, alpha=args.alpha, skip_missing=args.skip_missing,
                          confidence=args.confidence, inconclusive=args.inconclusive, base_dir=base,
-                         resamples=args.ci_resamples)
+                         resamples=args.ci_resamples, min_relative_accuracy=args.min_relative_accuracy)
     for f in findings:
         print(f"{'FAIL' if not f.passed else 'WARN' if f.warning else 'PASS'} [{f.gate}] {f.message}")
     failed = [f for f in findings if not f.passed]

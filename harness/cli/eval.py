@@ -21,12 +21,14 @@ HELP = "COCO mAP of a model, compared with its published baseline"
 def configure(p: argparse.ArgumentParser) -> None:
     add_model_options(p)
     p.add_argument("--coco", help="COCO root with val2017/ and annotations/instances_val2017.json "
-                                  "(default: the mirror's coco/)")
+                                  "(default: the mirror's coco/); auto: the official val2017, fetched into "
+                                  "the cache and verified once, with the model")
     p.add_argument("--protocol", help="decode/scoring protocol from the card (default: the card's)")
     p.add_argument("--engine", default="faster", help="scoring engine: faster (default) or pycocotools")
     p.add_argument("--max-images", type=int, help="evaluate only the first N images by id")
-    p.add_argument("--shard", metavar="I/N", help="evaluate only shard I of N (every N-th image from the I-th); "
-                                                  "`harness merge` joins the N records")
+    p.add_argument("--shard", metavar="I/N", help="evaluate only shard I of N (every N-th image from the I-th; "
+                                                  "auto or auto/N: from a Kubernetes Indexed Job's or GitLab "
+                                                  "parallel's environment); `harness merge` joins the N records")
     p.add_argument("--restart", action="store_true", help="discard the checkpoint of an interrupted run "
                                                           "instead of resuming from it")
     p.add_argument("--output", default="out", help="directory for the detections JSON and the checkpoint of a "
@@ -43,6 +45,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness.cli.fetch import coco_option
     from harness.cli.format import print_eval_run
     from harness.measure.evaluate import evaluate, ground_truth
     from harness.measure.shard import Shard
@@ -52,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     workers = parse_workers(args.workers)
     mirror = find_mirror(args)
     card = model_card(args)
-    gt = ground_truth(args.coco, mirror)
+    gt = ground_truth(coco_option(args, card, mirror), mirror)
     record = evaluate(args.model, card, mirror, gt, backend_options(args), protocol=args.protocol,
                       engine=args.engine, max_images=args.max_images, output=Path(args.output),
                       progress=not args.quiet, shard=shard, restart=args.restart, ci_resamples=args.ci_resamples,

@@ -1,4 +1,8 @@
-"""`harness store import|export|list STORE`: the SQLite record store."""
+"""`harness store import|export|list STORE`: the SQLite record store.
+
+`import` also reads the text output of TFLite's `benchmark_model --enable_op_profiling=true` (per-op time
+measured on a board) into an op_profile record (harness.records.op_profile).
+"""
 
 from __future__ import annotations
 
@@ -13,8 +17,10 @@ HELP = "the SQLite record store: import, export or list run records"
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=("import", "export", "list"))
     p.add_argument("store", help="the store file, e.g. reports/runs.sqlite (created by import)")
-    p.add_argument("paths", nargs="*", help="import: record files or directories; export: one .json file or a "
-                                            "directory")
+    p.add_argument("paths", nargs="*", help="import: record files or directories, or benchmark_model op-profiling "
+                                            "logs; export: one .json file or a directory")
+    p.add_argument("--host", metavar="NAME", help="import of a benchmark_model log: the board it ran on "
+                                                  "(its host in the record; default unknown-board)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,7 +31,10 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "import":
         if not args.paths:
             raise HarnessError("store import needs record files or directories to import")
-        records = collect(args.paths)
+        from harness.records.op_profile import looks_like_op_profile, op_profile_record
+
+        logs = [p for p in args.paths if looks_like_op_profile(p)]
+        records = collect([p for p in args.paths if p not in logs]) + [op_profile_record(p, args.host) for p in logs]
         with RecordStore(args.store) as store:
             added = store.add(records, where="import")
             print(f"{args.store}: {added} new of {len(records)} records ({store.count()} in the store)")

@@ -5,11 +5,16 @@ own. Shard i of N takes every N-th image of the run's id-ordered list, starting 
 get a like mix of images. Merging interleaves the shards' images back into that order and lays each
 image's detections out as the single run would have: the merged list is the single run's list, entry for
 entry, and so are the scores.
+
+`--shard auto` reads the shard from the job's environment: a Kubernetes Indexed Job's
+JOB_COMPLETION_INDEX (from 0; the count from JOB_COMPLETIONS, which the Job's env must set, or given as
+`auto/N`) or GitLab's `parallel:` CI_NODE_INDEX / CI_NODE_TOTAL (from 1). GitHub Actions sets no such
+variables: a matrix passes its values on the command line (`--shard ${{ matrix.shard }}/3`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -30,9 +35,12 @@ class Shard:
     count: int
 
     @classmethod
-    def parse(cls, text: str) -> Shard:
-        """'2/3' -> Shard(2, 3), with a one-line error for anything else."""
+    def parse(cls, text: str, environ: Mapping[str, str] | None = None) -> Shard:
+        """'2/3' -> Shard(2, 3); 'auto' or 'auto/N' -> from `environ` (default os.environ); a one-line
+        error for anything else."""
         head, sep, tail = text.partition("/")
+        if head == AUTO:
+            return from_environment(_count(tail, text) if sep else None, environ)
         try:
             index, count = int(head), int(tail)
         except ValueError:
@@ -52,6 +60,65 @@ class Shard:
 
     def __str__(self) -> str:
         return f"{self.index}/{self.count}"
+
+
+AUTO = "auto"
+K8S_INDEX, K8S_COUNT = "JOB_COMPLETION_INDEX", "JOB_COMPLETIONS"
+GITLAB_INDEX, GITLAB_COUNT = "CI_NODE_INDEX", "CI_NODE_TOTAL"
+_NOT_FOUND = (f"--shard auto found no shard in the environment: it reads {K8S_INDEX} (Kubernetes Indexed Job, "
+              f"with {K8S_COUNT} or --shard auto/N) and {GITLAB_INDEX}/{GITLAB_COUNT} (GitLab parallel:); "
+              "elsewhere give it as --shard I/N (GitHub: --shard ${{ matrix.shard }}/N)")
+
+
+def _count(text: str, whole: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise HarnessError(f"--shard auto/N wants a count N >= 1, got {whole!r}")
+    return count
+
+
+def _int_env(env: Mapping[str, str], name: str) -> int:
+    value = env[name]
+    try:
+        return int(value)
+    except ValueError:
+        raise HarnessError(f"--shard auto: ${name} is {value!r}, not an integer") from None
+
+
+def from_environment(count: int | None = None, environ: Mapping[str, str] | None = None) -> Shard:
+    """This job's shard, read from the CI system's variables; `count` is the N of `--shard auto/N`.
+
+    Kubernetes counts completions from 0, GitLab nodes from 1; a Shard counts from 1. An environment
+    that names two systems, or a count that disagrees with the given one, is refused rather than guessed.
+    """
+    import os
+
+    env = os.environ if environ is None else environ
+    found: list[tuple[str, int, int | None]] = []  # (where, index from 1, count or None)
+    if env.get(K8S_INDEX, "") != "":
+        found.append((f"${K8S_INDEX}", _int_env(env, K8S_INDEX) + 1,
+                      _int_env(env, K8S_COUNT) if env.get(K8S_COUNT) else None))
+    if env.get(GITLAB_INDEX, "") != "":
+        if not env.get(GITLAB_COUNT):
+            raise HarnessError(f"--shard auto: ${GITLAB_INDEX} is set but ${GITLAB_COUNT} is not")
+        found.append((f"${GITLAB_INDEX}/${GITLAB_COUNT}", _int_env(env, GITLAB_INDEX), _int_env(env, GITLAB_COUNT)))
+    if not found:
+        raise HarnessError(_NOT_FOUND)
+    if len(found) > 1:
+        raise HarnessError(f"--shard auto: both {found[0][0]} and {found[1][0]} are set; say which with --shard I/N")
+    where, index, env_count = found[0]
+    if count is not None and env_count is not None and count != env_count:
+        raise HarnessError(f"--shard auto/{count} disagrees with {where}, which says {env_count} shards")
+    count = count if count is not None else env_count
+    if count is None:
+        raise HarnessError(f"--shard auto: {where} gives the index but nothing gives the count: set ${K8S_COUNT} "
+                           "in the Job's env (as spec.completions) or give --shard auto/N")
+    if not 1 <= index <= count:
+        raise HarnessError(f"--shard auto: {where} puts this job at shard {index} of {count}, outside 1..{count}")
+    return Shard(index, count)
 
 
 def describe(shard: Shard, all_ids: Sequence[int], own_ids: Sequence[int]) -> dict:

@@ -5,9 +5,13 @@ files and archives from a loopback HTTP server. Every download goes to a `.part`
 the cache; a dropped connection is resumed with an HTTP Range request (within the call, and by the next
 call after a kill); the whole file is checked against its sha256 before one atomic rename puts it in
 place, so the cache never holds a half or a wrong file. Archives (tar of any compression, or zip) are
-unpacked only when no member could land outside the target. A TF Hub handle is fetched as the
-compressed SavedModel that tfhub.dev and Kaggle Models serve, without the tensorflow_hub package
-(which drags in full TensorFlow).
+unpacked only when no member could land outside the target (harness.models.unpack). A TF Hub handle is
+fetched as the compressed SavedModel that tfhub.dev and Kaggle Models serve, without the tensorflow_hub
+package (which drags in full TensorFlow).
+
+$HARNESS_URL_BASE sends every download to an HTTP mirror of the official hosts laid out as
+<base>/<host>/<path> (a proxy cache, or the tests' loopback server); the cache keys stay the official
+addresses, so a file fetched through a mirror is the same cache entry as one fetched directly.
 """
 
 from __future__ import annotations
@@ -15,30 +19,30 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import posixpath
-import stat
-import tarfile
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import zipfile
-import zlib
-from collections.abc import Callable
-from pathlib import Path, PurePosixPath
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from harness.common.fileio import sha256_file
 from harness.common.summary import ByteProgress, progress_enabled
-from harness.errors import HarnessError, first_line
+from harness.errors import HarnessError
+from harness.models.unpack import safe_extract
 from harness.models.zoo import ModelCard, Source
 
 MIRROR_ENV = "HARNESS_MIRROR"
 CACHE_ENV = "HARNESS_CACHE"
+URL_BASE_ENV = "HARNESS_URL_BASE"
 RETRIES = 4  # a connection that drops mid-transfer is resumed this many times within one call
 BACKOFF_S = 0.5  # wait before the n-th resume: n times this
 TIMEOUT_S = 60
 _CHUNK = 1 << 20
+_JOURNALS = threading.local()  # .open: this thread's `downloads_recorded` blocks; a finished download goes to each
 
 
 def mirror_root(option: str | Path | None) -> Path | None:
@@ -91,6 +95,35 @@ def resolve_source(src: Source, mirror: Path | None, cache: Path | None = None, 
     return fetcher(src.url, cache or cache_root(), src.sha256)
 
 
+def rebased(url: str) -> str:
+    """The address a download really goes to: `url`, or its place under $HARNESS_URL_BASE (<base>/<host>/<path>)."""
+    base = os.environ.get(URL_BASE_ENV)
+    if not base:
+        return url
+    parts = urllib.parse.urlsplit(url)
+    return f"{base.rstrip('/')}/{parts.netloc}{parts.path}" + (f"?{parts.query}" if parts.query else "")
+
+
+@contextmanager
+def downloads_recorded() -> Iterator[list[dict]]:
+    """Collect what the block really downloaded (cache hits are not downloads): url, path, bytes, sha256."""
+    journal: list[dict] = []
+    if not hasattr(_JOURNALS, "open"):
+        _JOURNALS.open = []
+    _JOURNALS.open.append(journal)
+    try:
+        yield journal
+    finally:
+        _JOURNALS.open.remove(journal)
+
+
+def verify_size(path: Path, expected: int, what: str | None = None) -> None:
+    got = path.stat().st_size
+    if got != expected:
+        raise HarnessError(f"size mismatch for {what or path}: expected {expected} bytes, got {got}; "
+                           "the file is corrupt or not the one the manifest describes")
+
+
 def verify_sha256(path: Path, expected: str) -> None:
     got = sha256_file(path)
     if got != expected:
@@ -113,18 +146,30 @@ def fetch_cached_file(url: str, cache: Path, sha256: str | None = None) -> Path:
 
 
 def fetch_archive(url: str, cache: Path, sha256: str | None = None, *, area: str = "archives",
-                  key: str | None = None, pick: Callable[[Path], Path] | None = None) -> Path:
+                  key: str | None = None, pick: Callable[[Path], Path] | None = None, size: int | None = None,
+                  progress: bool | None = None) -> Path:
     """An archive downloaded and unpacked once into cache/<area>/<key> (`pick` chooses the folder kept).
 
-    The unpacked folder appears by one rename, so it is complete whenever it exists.
+    The unpacked folder appears by one rename, so it is complete whenever it exists; `key` may hold a
+    slash (cache/coco/val2017). The archive itself is deleted once unpacked.
     """
     key = key or _key(url)
     target = cache / area / key
     if target.is_dir():
         return target
-    archive = fetch_file(url, sha256, cache / area / f".{key}.download")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(target):
+        if target.is_dir():  # another process unpacked it while this one waited
+            return target
+        _fetch_and_unpack(url, sha256, target, pick, size, progress)
+    return target
+
+
+def _fetch_and_unpack(url: str, sha256: str | None, target: Path, pick: Callable[[Path], Path] | None,
+                      size: int | None, progress: bool | None) -> None:
+    archive = fetch_file(url, sha256, target.parent / f".{target.name}.download", size=size, progress=progress)
     try:
-        with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{key}.") as tmp:
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.") as tmp:
             unpacked = Path(tmp) / "unpacked"
             safe_extract(archive, unpacked, url)
             root = pick(unpacked) if pick else unpacked
@@ -135,7 +180,6 @@ def fetch_archive(url: str, cache: Path, sha256: str | None = None, *, area: str
                     raise
     finally:
         archive.unlink(missing_ok=True)
-    return target
 
 
 def hub_download_url(handle: str) -> str:
@@ -187,27 +231,38 @@ class _Dropped(Exception):
 
 
 def fetch_file(url: str, sha256: str | None, dest: str | Path, *, retries: int | None = None,
-               progress: bool | None = None) -> Path:
-    """Download `url` to `dest` (verified by `sha256` when given) and return `dest`.
+               progress: bool | None = None, size: int | None = None) -> Path:
+    """Download `url` to `dest` (verified by `size` and `sha256` when given) and return `dest`.
 
-    An existing `dest` is a cache hit (its hash is checked). Otherwise bytes go to a `.part` file beside
-    it: a dropped connection is resumed from its end with `Range: bytes=N-` up to `retries` times; a
-    `.part` left by an earlier call (killed, or out of retries) is resumed too. A complete file with
-    the wrong sha256 is deleted and refused. `progress` (default: stderr is a terminal and $CI is unset)
+    An existing `dest` is a cache hit (its size and hash are checked). Otherwise bytes go to a `.part`
+    file beside it: a dropped connection is resumed from its end with `Range: bytes=N-` up to `retries`
+    times; a `.part` left by an earlier call (killed, or out of retries) is resumed too. A server that
+    announces another size than `size` is refused before the transfer; a complete file of the wrong
+    size or sha256 is deleted and refused. `progress` (default: stderr is a terminal and $CI is unset)
     draws a progress bar on stderr.
     """
     dest = Path(dest)
-    if dest.exists():
-        if sha256:
-            verify_sha256(dest, sha256)
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not dest.exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with exclusive(dest):
+            if not dest.exists():  # else another process finished it while this one waited
+                _download(url, sha256, dest, retries, progress, size)
+                return dest
+    if size is not None:
+        verify_size(dest, size)
+    if sha256:
+        verify_sha256(dest, sha256)
+    return dest
+
+
+def _download(url: str, sha256: str | None, dest: Path, retries: int | None, progress: bool | None,
+              size: int | None) -> None:
     part = dest.with_name(f".{dest.name}.part")
     retries = RETRIES if retries is None else retries
     show = progress_enabled() if progress is None else progress
     for attempt in range(retries + 1):
         try:
-            _transfer(url, part, ByteProgress(dest.name, show))
+            _transfer(rebased(url), part, ByteProgress(dest.name, show), size)
             break
         except _Dropped as exc:
             kept = part.stat().st_size if part.exists() else 0
@@ -215,16 +270,51 @@ def fetch_file(url: str, sha256: str | None, dest: str | Path, *, retries: int |
                 raise HarnessError(f"download failed: {url} ({exc}) after {retries + 1} tries; {kept} bytes are "
                                    f"kept in {part} and the next fetch resumes from there") from None
             time.sleep(BACKOFF_S * (attempt + 1))
+    kept = part.stat().st_size
+    if size is not None and kept != size:
+        part.unlink(missing_ok=True)
+        raise HarnessError(f"size mismatch for {url}: expected {size} bytes, got {kept}; refused, nothing kept")
     got = sha256_file(part)
     if sha256 and got != sha256:
         part.unlink(missing_ok=True)
         raise HarnessError(f"sha256 mismatch for {url}: expected {sha256}, got {got}; refused, nothing kept")
     os.replace(part, dest)
-    return dest
+    for journal in getattr(_JOURNALS, "open", ()):
+        journal.append({"url": url, "from": rebased(url), "path": str(dest), "bytes": kept, "sha256": got})
 
 
-def _transfer(url: str, part: Path, bar: ByteProgress) -> None:
-    """One request: continue `part` from its end (or start it); raise _Dropped if the body stops short."""
+@contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold a lock file beside `path` so that one process at a time fetches it (shards starting together,
+    pods sharing a cache volume); the others wait, then find it done. No locking where fcntl is missing."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: a race there ends in a refused hash, never in a wrong file
+        yield
+        return
+    lock = path.with_name(f".{path.name}.lock")
+    while True:
+        fh = open(lock, "a")  # noqa: SIM115 - held across the yield
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            if os.path.exists(lock) and os.stat(lock).st_ino == os.fstat(fh.fileno()).st_ino:
+                break  # still the lock file: ours
+        except OSError:
+            pass
+        fh.close()  # the holder removed it while this one waited: lock the new one
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        fh.close()
+
+
+def _transfer(url: str, part: Path, bar: ByteProgress, size: int | None = None) -> None:
+    """One request: continue `part` from its end (or start it); raise _Dropped if the body stops short.
+
+    With `size`, a response announcing another total (or a body running past it) is refused and the
+    part deleted: a wrong file is not worth 800 MB of bandwidth.
+    """
     offset = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
     try:
@@ -248,6 +338,10 @@ def _transfer(url: str, part: Path, bar: ByteProgress) -> None:
             offset = 0
         length = resp.headers.get("Content-Length")
         expected = offset + int(length) if length and length.isdigit() else None
+        if size is not None and expected is not None and expected != size:
+            part.unlink(missing_ok=True)
+            raise HarnessError(f"size mismatch for {url}: the server offers {expected} bytes, the manifest says "
+                               f"{size}; refused, nothing kept")
         bar.start(offset, expected)
         got = offset
         try:
@@ -256,76 +350,15 @@ def _transfer(url: str, part: Path, bar: ByteProgress) -> None:
                     out.write(block)
                     got += len(block)
                     bar.update(got)
+                    if size is not None and got > size:
+                        break
         except (OSError, http.client.HTTPException) as exc:
             raise _Dropped(f"connection dropped after {got} bytes: {exc.__class__.__name__}") from None
         finally:
             bar.close()
+    if size is not None and got > size:
+        part.unlink(missing_ok=True)
+        raise HarnessError(f"size mismatch for {url}: more than the {size} bytes the manifest says; refused, "
+                           "nothing kept")
     if expected is not None and got < expected:
         raise _Dropped(f"connection dropped after {got} of {expected} bytes")
-
-
-# --------------------------------------------------------------------------------------------------
-# Safe unpacking
-
-
-def safe_extract(archive: Path, dest: Path, label: str | None = None) -> None:
-    """Unpack a tar (any compression) or zip archive into `dest`, refusing it whole if any member would
-    land outside: an absolute path, a `..` step, a link whose target leaves `dest`, a device or fifo."""
-    label = label or archive.name
-    extract = _extract_zip if zipfile.is_zipfile(archive) else _extract_tar
-    try:
-        extract(archive, dest, label)
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
-        with open(archive, "rb") as f:
-            head = f.read(16)
-        raise HarnessError(f"{label}: the downloaded file is not a readable tar or zip archive "
-                           f"({first_line(exc).rstrip(':')}; it begins {head!r})") from None
-
-
-def _refuse(name: str, label: str, why: str) -> HarnessError:
-    return HarnessError(f"refusing archive member {name!r} in {label}: {why}")
-
-
-def _check_name(name: str, label: str) -> None:
-    p = PurePosixPath(name.replace("\\", "/"))
-    if p.is_absolute() or (p.parts and p.parts[0].endswith(":")):
-        raise _refuse(name, label, "absolute path")
-    if ".." in p.parts:
-        raise _refuse(name, label, "'..' leaves the target folder")
-
-
-def _check_link(name: str, target: str, label: str, relative_to_member: bool) -> None:
-    """A symlink's target is relative to the member's folder, a hard link's to the archive root."""
-    if PurePosixPath(target).is_absolute():
-        raise _refuse(name, label, f"link to the absolute path {target!r}")
-    base = posixpath.dirname(name) if relative_to_member else ""
-    resolved = posixpath.normpath(posixpath.join(base, target))
-    if resolved == ".." or resolved.startswith("../"):
-        raise _refuse(name, label, f"link to {target!r} leaves the target folder")
-
-
-def _extract_tar(archive: Path, dest: Path, label: str) -> None:
-    with tarfile.open(archive, "r:*") as tar:
-        for m in tar.getmembers():
-            _check_name(m.name, label)
-            if m.issym():
-                _check_link(m.name, m.linkname, label, relative_to_member=True)
-            elif m.islnk():
-                _check_link(m.name, m.linkname, label, relative_to_member=False)
-            elif not (m.isfile() or m.isdir()):
-                raise _refuse(m.name, label, "device or fifo")
-        dest.mkdir(parents=True, exist_ok=True)
-        if hasattr(tarfile, "data_filter"):  # the standard library's own checks, where it has them
-            tar.extractall(dest, filter="data")
-        else:
-            tar.extractall(dest)
-
-
-def _extract_zip(archive: Path, dest: Path, label: str) -> None:
-    with zipfile.ZipFile(archive) as zf:
-        for info in zf.infolist():
-            _check_name(info.filename, label)
-            if stat.S_ISLNK(info.external_attr >> 16):
-                raise _refuse(info.filename, label, "symbolic links in zip archives are not unpacked")
-        dest.mkdir(parents=True, exist_ok=True)
-        zf.extractall(dest)

@@ -38,6 +38,9 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "score": ("dataset", "results"),
     "quant_compare": ("float_model", "quant_model", "heads", "layers"),
     "doctor": ("dataset", "findings"),
+    "quant_search": ("validate", "calibration", "float", "candidates", "references"),
+    "path_compare": ("model", "paths", "heads", "ap"),
+    "op_profile": ("model", "source", "profiles"),
 }
 _PACKAGES = ("numpy", "Pillow", "pycocotools", "faster-coco-eval", "ai-edge-litert", "tflite-runtime",
              "tensorflow", "tensorflow-cpu")

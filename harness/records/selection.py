@@ -48,6 +48,30 @@ def latest_benches(records: list[dict]) -> list[dict]:
     return [g[-1] for g in series(records, "bench", bench_key).values()]
 
 
+def search_subject(rec: dict) -> str:
+    """What a quant_search record searched: the model's name, else the SavedModel its plans start from
+    (its last two path parts: the mirror's is mb3-centernet/raw)."""
+    model = rec.get("model")
+    if isinstance(model, dict) and model.get("name"):
+        return str(model["name"])
+    if isinstance(model, str) and model:
+        return model
+    for cand in rec.get("candidates") or []:
+        path = ((cand.get("plan") or {}).get("source") or {}).get("path")
+        if path:
+            return "/".join(str(path).replace("\\", "/").rstrip("/").split("/")[-2:])
+    return "?"
+
+
+def search_key(rec: dict) -> tuple:
+    """One search series: the same model and deployment target, validated on the same images."""
+    return (search_subject(rec), rec.get("target"), (rec.get("validate") or {}).get("image_ids_sha256"))
+
+
+def latest_searches(records: list[dict]) -> list[dict]:
+    return [g[-1] for g in series(records, "quant_search", search_key).values()]
+
+
 def precision(rec: dict) -> str:
     return str(rec.get("model", {}).get("precision") or FLOAT)
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.analyse.report import dashboard, plots, render, tables
+from harness.analyse.report import dashboard, plots, render, tables, tradeoff
 from harness.common.fileio import write_bytes_atomic, write_json_atomic, write_text_atomic
-from harness.records.selection import latest_evals, model_name, quant_pairs
+from harness.records.selection import latest_evals, latest_searches, model_name, quant_pairs
 
 ACCURACY_MD = ["model", "runtime", "protocol", "images", "AP", "AP CI", "AP50", "AP75", "published AP",
                "published images", "diff", "like for like", "within sampling error"]
@@ -23,6 +24,10 @@ LATENCY_MD = ["model", "host", "board", "threads", "delegate", "invoke p50 ms", 
 MAX_GALLERY_PAIRS = 2  # the largest drops; each pair adds about 1 MB of pictures to the page
 QUANT_MD = ["float", "quantized", "images", "AP float", "AP float CI", "AP quant", "AP quant CI", "ΔAP",
             "ΔAP CI paired", "ΔAPs", "ΔAPm", "ΔAPl"]
+TRADEOFF_MD = ["candidate", "status", "AP", "ΔAP", "p50 ms", "size MB", "cost", "meets budget", "front (latency)",
+               "front (cost)", "role"]
+TRADEOFF_SUMMARY_MD = ["search", "max drop", "validate", "calibration", "overlap", "float AP", "outcome", "ΔAP",
+                       "p50 ms", "size MB", "candidates"]
 MIN_INSTANCES = 10  # per-class rows from fewer ground-truth boxes are greyed out, not ranked
 
 
@@ -106,6 +111,8 @@ def build_report(records: list[dict], out_dir: str | Path, *, gallery_images: in
         "latency": tables.latency(records),
         "ap_vs_latency": tables.ap_vs_latency(records),
         "doctor": tables.doctor(records),
+        "tradeoff": tradeoff.table(records),
+        "tradeoff_summary": tradeoff.summary(records),
     }
     import pandas as pd
 
@@ -114,6 +121,10 @@ def build_report(records: list[dict], out_dir: str | Path, *, gallery_images: in
         "ap_vs_latency": plots.ap_vs_latency(t["ap_vs_latency"]),
         "latency_distribution": plots.latency_distributions(records),
     }
+    for rec in latest_searches(records):
+        rows = t["tradeoff"][t["tradeoff"]["search"] == tradeoff.label(rec)]
+        figs[f"tradeoff_{_slug(tradeoff.label(rec))}"] = plots.tradeoff(rows, rec.get("max_drop"),
+                                                                         with_cost=rec.get("target") != "cpu")
     for q in t["quant_overall"].get("quantized", []):
         figs[f"delta_ap_per_class_{q}"] = plots.per_class_delta(t["quant_per_class"], q)
 
@@ -142,6 +153,11 @@ def build_report(records: list[dict], out_dir: str | Path, *, gallery_images: in
     return Report(out, html_path, out / "report.md", md, written, t)
 
 
+def _slug(text: str) -> str:
+    """A file name from a label (model names and targets may hold '/' or spaces)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
+
+
 def _n(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
@@ -166,6 +182,11 @@ def _markdown(t: dict, records: list[dict], title: str) -> str:
     if len(t["doctor"]):
         parts += ["### Why a mAP may not match (harness doctor)\n",
                   render.markdown_table(t["doctor"], ["subject", "rank", "finding", "AP before", "AP after", "fix"])]
+    if len(t["tradeoff"]):
+        parts += ["### Quantization search: the trade-off\n", render.markdown_table(t["tradeoff_summary"],
+                                                                                   TRADEOFF_SUMMARY_MD)]
+        for search, rows in t["tradeoff"].groupby("search", sort=False):
+            parts += [f"Candidates of {search}:\n", render.markdown_table(rows, TRADEOFF_MD)]
     parts += ["### Latency\n", render.markdown_table(t["latency"], LATENCY_MD)]
     return "\n".join(parts)
 
@@ -206,6 +227,8 @@ def _html(t: dict, figs: dict, records: list[dict], title: str, created: str, ga
          + f'<p class="note">Ranked among classes with at least {min_instances} ground-truth boxes; classes with '
          "fewer are greyed out and listed after them: a ΔAP from a handful of boxes is noise.</p>"
          + render.html_table(worst, muted="few boxes")),
+        *([("Quantization search: accuracy against speed, and the Pareto front", _tradeoff_html(t, figs))]
+          if len(t["tradeoff"]) else []),
         *([("Why a mAP may not match: harness doctor",
              '<p class="note">Each finding: AP as measured and after its correction (AP points), the evidence and '
              "the fix, ranked by AP gain; a flag has no AP after.</p>" + render.html_table(t["doctor"]))]
@@ -217,3 +240,15 @@ def _html(t: dict, figs: dict, records: list[dict], title: str, created: str, ga
         ("Hosts", render.html_table(t["hosts"])),
     ]
     return render.page(title, sections, intro)
+
+
+def _tradeoff_html(t: dict, figs: dict) -> str:
+    plots_html = "".join(render.img(png, name) for name, png in figs.items() if name.startswith("tradeoff_"))
+    return ('<p class="note">Each candidate precision plan of a search (<code>harness quantize --max-drop</code>): '
+            "ΔAP (candidate - float, AP points on the validation images) against model-only p50 on the host the "
+            "search ran on, marker area by file size. The Pareto front holds the candidates no other one beats "
+            "in both speed and accuracy; for an NPU target the second panel ranks by the target's cost model, "
+            'which is what the search chose by. "overlap" YES means calibration images were also validation '
+            "images, which flatters the AP.</p>"
+            + render.html_table(t["tradeoff_summary"], {"overlap": "YES (calibrated on validation images)"})
+            + plots_html + render.html_table(t["tradeoff"], {"meets budget": "no"}))

@@ -82,3 +82,46 @@ def per_class_delta(per_class: pd.DataFrame, quantized: str, limit: int = 80) ->
     ax.set_title(f"{quantized} vs {df['float'].iloc[0]}: AP change per class")
     ax.grid(True, axis="x", alpha=0.3)
     return _png(fig)
+
+
+def tradeoff(rows: pd.DataFrame, max_drop: float | None, with_cost: bool = False) -> bytes | None:
+    """One quantization search: ΔAP against p50 (and against the cost model's figure, for NPU targets),
+    marker area by file size, the Pareto front as a staircase, the chosen plan ringed, the float32 and
+    int8 references labelled, and the budget (-max drop) as a dashed line."""
+    axes_of = [("p50 ms", "front (latency)", "model-only p50 on the search's host (ms, log scale)")]
+    if with_cost and rows["cost"].notna().any():
+        axes_of.append(("cost", "front (cost)", "cost model figure (lower is cheaper)"))
+    measured = rows[(rows["status"] == "measured") & rows["ΔAP"].notna()]
+    if measured.empty or measured["p50 ms"].isna().all():
+        return None
+    fig, axes = plt.subplots(1, len(axes_of), figsize=(7.5 * len(axes_of), 5), squeeze=False)
+    biggest = float(measured["size MB"].max() or 1.0) if measured["size MB"].notna().any() else 1.0
+    for ax, (x, front_col, xlabel) in zip(axes[0], axes_of, strict=True):
+        pts = measured[measured[x].notna()]
+        sizes = [40 + 400 * (s / biggest) if s == s and s is not None else 40 for s in pts["size MB"]]
+        colours = ["#27ae60" if m == "yes" else "#7f8c8d" for m in pts["meets budget"]]
+        ax.scatter(pts[x], pts["ΔAP"], s=sizes, c=colours, alpha=0.6, edgecolor="black", linewidth=0.5)
+        front = pts[pts[front_col] == "yes"].sort_values(x)
+        ax.step(front[x], front["ΔAP"], where="post", color="#2c6fbb", linewidth=1.5, marker="o",
+                markersize=4, label="Pareto front")
+        for _, r in pts.iterrows():
+            ax.annotate(str(r["candidate"]), (r[x], r["ΔAP"]), fontsize=6, xytext=(4, 3),
+                        textcoords="offset points")
+        chosen = pts[pts["role"].str.contains("chosen")]
+        ax.scatter(chosen[x], chosen["ΔAP"], s=500, facecolors="none", edgecolors="#c0392b", linewidth=2,
+                   label="chosen plan")
+        for ref, marker in (("float32 reference", "D"), ("int8 reference", "s")):
+            r = pts[pts["role"].str.contains(ref)]
+            ax.scatter(r[x], r["ΔAP"], s=60, marker=marker, color="black", label=ref.replace(" reference", ""))
+        if max_drop is not None:
+            ax.axhline(-float(max_drop), color="#c0392b", linestyle="--", linewidth=0.8,
+                       label=f"budget: drop {max_drop:g} points")
+        if x == "p50 ms":
+            ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("ΔAP (points, candidate - float)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right", markerscale=0.6)
+    fig.suptitle(f"{rows['search'].iloc[0]}: accuracy against speed (marker area: file size; green: within "
+                 "budget)", fontsize=10)
+    return _png(fig)

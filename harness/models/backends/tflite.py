@@ -111,6 +111,16 @@ class OpInfo:
     outputs: tuple[int, ...]
 
 
+# Execution paths of the built-in ops: kernels name -> (OpResolverType member, default delegate applied).
+# "xnnpack": the optimized kernels plus the runtime's default XNNPACK delegate (the runtime default);
+# "builtin": the optimized kernels alone; "reference": TFLite's reference kernels (slow, the yardstick).
+KERNELS: dict[str, tuple[str, bool]] = {
+    "xnnpack": ("BUILTIN", True),
+    "builtin": ("BUILTIN_WITHOUT_DEFAULT_DELEGATES", False),
+    "reference": ("BUILTIN_REF", False),
+}
+
+
 # The FlatBuffer file identifier of a TFLite model, at bytes 4..8.
 _IDENTIFIER = b"TFL3"
 
@@ -157,8 +167,10 @@ class TFLiteBackend(Backend):
                 delegates.append(self.runtime.load_delegate(self.options.delegate, self.options.delegate_options))
             except (ValueError, OSError, RuntimeError) as exc:
                 raise HarnessError(f"cannot load delegate {self.options.delegate}: {first_line(exc)}") from None
+        if self.options.kernels is not None and self.options.kernels not in KERNELS:
+            raise HarnessError(f"unknown kernels {self.options.kernels!r}; choose one of {', '.join(KERNELS)}")
         self.interpreter = _open(self.runtime, self.model_path, self.options.threads, delegates,
-                                 keep_tensors=self.options.keep_tensors)
+                                 keep_tensors=self.options.keep_tensors, kernels=self.options.kernels)
         inputs = self.interpreter.get_input_details()
         if len(inputs) != 1:
             raise HarnessError(f"{self.model_path.name}: expected one image input, the model has {len(inputs)}")
@@ -261,9 +273,35 @@ class TFLiteBackend(Backend):
                       "quantization": [float(d["quantization"][0]), int(d["quantization"][1])]},
             "output_mapping": {head: self._mapped_as(head, idx) for head, idx in self._mapping.items()},
         }
+        if self.options.kernels:
+            out["kernels"] = self.options.kernels
         if self.options.keep_tensors:
-            out["keep_tensors"] = "every tensor preserved, default delegates off"
+            out["keep_tensors"] = ("every tensor preserved, default delegates off" if self.options.kernels is None
+                                   else f"every tensor preserved, {self.options.kernels} kernels")
+        else:
+            out["delegation"] = self.coverage()
         return out
+
+    def delegate_asked(self) -> str | None:
+        """The delegate this load asked for: the external library, the runtime's default XNNPACK, or None."""
+        if self.options.delegate:
+            return self.options.delegate
+        if self.options.keep_tensors and self.options.kernels is None:
+            return None
+        # ai-edge-litert, tflite-runtime and tf.lite all apply XNNPACK by default on a CPU build.
+        uses_default = KERNELS[self.options.kernels][1] if self.options.kernels else True
+        return "XNNPACK (runtime default)" if uses_default else None
+
+    def coverage(self) -> dict:
+        """Which ops the delegate took and which stayed on the CPU (harness.models.backends.delegation)."""
+        from harness.models.backends.delegation import delegate_coverage
+
+        try:
+            ops = self.interpreter._get_ops_details()
+        except AttributeError:  # an old tflite-runtime: no op listing, so no coverage either
+            return {"delegate": self.delegate_asked(), "note": f"{self.runtime.name} {self.runtime.version} "
+                                                               "does not list its ops: coverage unknown"}
+        return delegate_coverage(ops, self.delegate_asked())
 
     def _mapped_as(self, head: str, idx: object) -> str:
         """The output's name; for a head found by position, that it was (NXP's rule, not the model's names)."""
@@ -272,16 +310,20 @@ class TFLiteBackend(Backend):
 
 
 def _open(runtime: Runtime, path: Path, threads: int | None, delegates: list | None, *,
-          keep_tensors: bool = False, allocate: bool = True) -> Any:
-    """An interpreter for `path` (allocated unless told not: reading its details needs no buffers); with
-    `keep_tensors`, every tensor kept and no default delegate (XNNPACK would take the ops whose tensors
-    are wanted)."""
+          keep_tensors: bool = False, kernels: str | None = None, allocate: bool = True) -> Any:
+    """An interpreter for `path` (allocated unless told not: reading its details needs no buffers) on the
+    `kernels` named (KERNELS; None: the runtime's default); with `keep_tensors`, every tensor kept and,
+    unless `kernels` says otherwise, no default delegate (XNNPACK would take the ops whose tensors are
+    wanted; with "xnnpack" asked for it makes one partition per op, so every op output stays readable)."""
     kwargs: dict[str, Any] = {"model_path": str(path), "num_threads": threads,
                               "experimental_delegates": delegates or None}
-    if keep_tensors:
+    if keep_tensors and kernels is None:
+        kernels = "builtin"
+    if kernels is not None:
         resolver = sys.modules[runtime.interpreter.__module__].OpResolverType
-        kwargs.update(experimental_preserve_all_tensors=True,
-                      experimental_op_resolver_type=resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        kwargs["experimental_op_resolver_type"] = getattr(resolver, KERNELS[kernels][0])
+    if keep_tensors:
+        kwargs["experimental_preserve_all_tensors"] = True
     try:
         with warnings.catch_warnings():
             if keep_tensors:  # "preserve_all_tensors is for debugging": that is what it is for here
@@ -301,4 +343,4 @@ def _tensor_info(t: dict) -> TensorInfo:
                       float(q["scales"][0]) if per_tensor else None, int(q["zero_points"][0]) if per_tensor else None)
 
 
-__all__ = ["RUNTIMES", "OpInfo", "TFLiteBackend", "TensorInfo", "select_runtime"]
+__all__ = ["KERNELS", "RUNTIMES", "OpInfo", "TFLiteBackend", "TensorInfo", "select_runtime"]
