@@ -35,7 +35,8 @@ def configure(p: argparse.ArgumentParser) -> None:
                                                    "run in progress (default: out/)")
     p.add_argument("--workers", default="auto", metavar="N|auto",
                    help="worker processes, each with its own interpreter, images dealt on demand (default auto: "
-                        "one per core for TFLite, one for a SavedModel); each gets cores/N threads unless --threads")
+                        "one per core for TFLite, one with --delegate or for a SavedModel); each gets cores/N threads "
+                        "unless --threads")
     p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
                    help="run the images as Ray tasks on the Ray cluster at ADDRESS (none: a local Ray); "
                         "needs the ray extra; --workers then counts Ray workers (default: one per CPU)")
