@@ -27,7 +27,7 @@ def open_reference(runtime: str | None, threads: int | None) -> tuple[Callable[[
     from harness.models.backends.tflite import select_runtime
 
     if not PATH.is_file():
-        raise HarnessError(f"the reference model is missing from the installation ({PATH}); reinstall centernet-harness")
+        raise HarnessError(f"the reference model is missing from this installation ({PATH}): reinstall the harness")
     rt = select_runtime(runtime)
     interpreter = rt.interpreter(model_path=str(PATH), num_threads=threads)
     interpreter.allocate_tensors()
