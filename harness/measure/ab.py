@@ -83,14 +83,15 @@ def run_blocks(sides: list[Side], settings: ABSettings, clock: Clock | None = No
 
 def weighted_medians(blocks: list[list[float]], weights: np.ndarray) -> np.ndarray:
     """The median of the pooled samples of each resample, where row r of `weights` says how often each
-    block was drawn (lower median at an even total, as the sample it is)."""
+    block was drawn: np.median of the samples repeated so (the mean of the two middle ones at an even count)."""
     values = np.concatenate([np.asarray(b, float) for b in blocks])
     block_of = np.concatenate([np.full(len(b), i) for i, b in enumerate(blocks)])
     order = values.argsort(kind="mergesort")
-    w = weights[:, block_of[order]].astype(float)  # [resamples, samples], in value order
-    cum = w.cumsum(axis=1)
-    idx = (cum >= cum[:, -1:] / 2.0).argmax(axis=1)
-    return values[order][idx]
+    cum = weights[:, block_of[order]].astype(float).cumsum(axis=1)  # [resamples, samples], in value order
+    half = cum[:, -1:] / 2.0
+    lo = (cum >= half).argmax(axis=1)  # the sample holding the lower middle position
+    hi = (cum > half).argmax(axis=1)  # ... and the upper one (the same sample unless the count splits there)
+    return (values[order][lo] + values[order][hi]) / 2.0
 
 
 def ratio_interval(num: list[list[float]], den: list[list[float]], level: float = 0.95, resamples: int = 2000,
