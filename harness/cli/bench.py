@@ -38,8 +38,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     ab.add_argument("--reference", action="store_true", help="also time the harness's fixed reference model "
                                                              "(a small network that ships with it) and report "
                                                              "candidate / reference, a speed figure across hosts")
-    ab.add_argument("--blocks", type=int, default=10, help="A/B: rounds of alternation (default 10)")
-    ab.add_argument("--block-size", type=int, default=5, help="A/B: invokes of each side per round (default 5)")
+    ab.add_argument("--blocks", type=int, default=30, help="A/B: rounds of alternation (default 30)")
+    ab.add_argument("--block-size", type=int, default=2, help="A/B: invokes of each side per round (default 2)")
     ab.add_argument("--confidence", type=float, default=0.95, help="A/B: level of the ratio's interval (0.95)")
 
 

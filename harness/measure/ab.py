@@ -37,8 +37,8 @@ RATIOS = (("candidate", "baseline"), ("candidate", "reference"), ("baseline", "r
 
 @dataclass(frozen=True)
 class ABSettings:
-    blocks: int = 10
-    block_size: int = 5  # invokes of each side per block
+    blocks: int = 30
+    block_size: int = 2  # invokes of each side per block: short blocks pair the sides closely in time
     warmup: int = 5  # invokes of each side before the first block
     level: float = 0.95
     resamples: int = 2000
