@@ -49,9 +49,13 @@ def main() -> int:
     p.add_argument("--blocks", default="30")
     p.add_argument("--block-size", default="2")
     p.add_argument("--out", default="reports/gate-noise")
+    p.add_argument("--analyse-only", action="store_true", help="gate the records already in OUT, run nothing")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.analyse_only:
+        aa, ab, plain = ([read_record(f) for f in sorted(out.glob(f"{k}_*.json"))] for k in ("aa", "ab", "plain"))
+        return report(args, out, aa, ab, plain, None)
     ab_opts = ["--reference", "--blocks", args.blocks, "--block-size", args.block_size, "--warmup", "3"]
     plain_opts = ["--min-count", "30", "--min-duration", "1", "--e2e-min-count", "1", "--e2e-min-duration", "0",
                   "--warmup", "3"]
@@ -65,6 +69,12 @@ def main() -> int:
         print(f"round {i + 1}/{args.rounds} ({time.perf_counter() - t0:.0f} s): A/A {r['ratio']:.3f} "
               f"[{r['lo']:.3f}, {r['hi']:.3f}], A/B {s['ratio']:.3f} [{s['lo']:.3f}, {s['hi']:.3f}], plain p50 "
               f"{plain[-1]['phases']['model_only']['stats']['p50_s'] * 1e3:.1f} ms", flush=True)
+    return report(args, out, aa, ab, plain, time.perf_counter() - t0)
+
+
+def report(args: argparse.Namespace, out: Path, aa: list[dict], ab: list[dict], plain: list[dict],
+           wall_s: float | None) -> int:
+    """Gate the records as CI would and summarise (stdout and OUT/summary.json)."""
 
     def ab_fails(records: list[dict]) -> int:
         return sum(not f.passed for rec in records for f in gate_ab([rec], args.max_slowdown))
@@ -74,12 +84,12 @@ def main() -> int:
 
     series = {}
     for limit in args.series_slowdown:
-        for name, history in (("median of last 5", 5), ("previous run", 1)):
+        for name, history in (("previous run", 1), ("median of last 5", 5), ("median of last 10", 10)):
             fails = [not gate_latency(plain[:k + 1], limit, 0.01, history=history)[0].passed
                      for k in range(1, len(plain))]
             series[f"{limit:g} {name}"] = {"fails": int(sum(fails)), "checks": len(fails)}
     summary = {
-        "rounds": args.rounds, "max_slowdown": args.max_slowdown, "wall_s": time.perf_counter() - t0,
+        "rounds": len(aa), "max_slowdown": args.max_slowdown, "wall_s": wall_s,
         "aa": {"fails": ab_fails(aa), "runs": len(aa), "width": widths(aa),
                "ratio": spread([r["ratios"]["candidate/baseline"]["ratio"] for r in aa])},
         "ab": {"fails": ab_fails(ab), "runs": len(ab), "width": widths(ab),

@@ -18,8 +18,8 @@ from harness.common.identity import model_sha256
 from harness.errors import HarnessError
 
 PATH = Path(__file__).resolve().parent / "reference.tflite"
-SHA256 = "a55fddae5640eac13880cf304020d041c0f6da3306f8fd3616f475072d017e05"
-NAME = "harness-reference-v1"
+SHA256 = "64a86f4b76553ec7f0faaa01da14f43b8397cef55969ddcb10667645b666faf7"
+NAME = "harness-reference-v2"
 
 
 def open_reference(runtime: str | None, threads: int | None) -> tuple[Callable[[], None], dict]:
