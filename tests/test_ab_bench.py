@@ -91,7 +91,7 @@ class FakeHost:
             self.log.append(role)
             self.now += cost
 
-        return Side(role, invoke, {"label": f"model-{role}", "settings": {"threads": 1, "delegate": None,
+        return Side(role, [invoke], {"label": f"model-{role}", "settings": {"threads": 1, "delegate": None,
                                                                          "runtime": "fake"}})
 
 
@@ -103,6 +103,15 @@ def test_blocks_alternate_and_the_side_that_goes_first_rotates():
     assert host.log == [b, c,  # warm-up
                         b, b, c, c, c, c, b, b, b, b, c, c, c, c, b, b]
     assert blocks == {b: [[1.0, 1.0]] * 4, c: [[2.0, 2.0]] * 4}
+
+
+def test_the_instances_of_a_side_take_turns_every_round_of_all_sides():
+    host = FakeHost()
+    runs = []
+    side = Side("baseline", [lambda: runs.append(0), lambda: runs.append(1)], {})
+    other = host.side("candidate", 1.0)
+    run_blocks([side, other], ABSettings(blocks=8, block_size=1, warmup=0), clock=host.clock)
+    assert runs == [0, 0, 1, 1, 0, 0, 1, 1]  # blocks 0-1: instance 0, 2-3: instance 1, ...
 
 
 def _ab_record(host: str | None = None) -> dict:
@@ -199,6 +208,7 @@ def test_bench_one_model_under_two_thread_counts_with_the_reference(mirror, tmp_
     sides = rec["sides"]
     assert sides["candidate"]["label"] == sides["baseline"]["label"] == "mb3-centernet-f32"
     assert (sides["candidate"]["settings"]["threads"], sides["baseline"]["settings"]["threads"]) == (1, 2)
+    assert sides["candidate"]["instances"] == 2 and len(sides["baseline"]["load_s"]) == 2
     assert sides["reference"]["reference"]["model_sha256"] == sides["reference"]["reference"]["pinned_sha256"]
     r = rec["ratios"]["candidate/reference"]
     assert r["lo"] <= r["ratio"] <= r["hi"] and r["blocks"] == 4
@@ -208,3 +218,33 @@ def test_bench_one_model_under_two_thread_counts_with_the_reference(mirror, tmp_
 def test_bench_refuses_too_few_blocks(mirror, capsys):
     assert main(["bench", "mb3-centernet-f32", "--mirror", str(mirror), "--reference", "--blocks", "2"]) == 2
     assert "--blocks must be >= 4" in capsys.readouterr().err
+
+
+# --- the reference model ----------------------------------------------------------------------------
+
+def test_the_shipped_reference_model_is_the_pinned_one():
+    from harness.common.identity import model_sha256
+    from harness.models.reference import PATH, SHA256
+
+    assert model_sha256(PATH) == SHA256
+
+
+@pytest.mark.slow
+def test_the_reference_model_is_rebuilt_from_its_seed(tmp_path):
+    """Rebuilt by TensorFlow from the seeded weights, it computes what the shipped file computes."""
+    pytest.importorskip("tensorflow")
+    from harness.models.backends.tflite import select_runtime
+    from harness.models.reference import PATH
+    from harness.quantize.reference_model import build_reference_tflite
+
+    rebuilt = tmp_path / "rebuilt.tflite"
+    rebuilt.write_bytes(build_reference_tflite())
+    outputs = []
+    for path in (PATH, rebuilt):
+        it = select_runtime(None).interpreter(model_path=str(path), num_threads=1)
+        it.allocate_tensors()
+        inp, out = it.get_input_details()[0], it.get_output_details()[0]
+        it.set_tensor(inp["index"], np.random.default_rng(1).uniform(0, 255, inp["shape"]).astype(np.float32))
+        it.invoke()
+        outputs.append(it.get_tensor(out["index"]).copy())
+    np.testing.assert_allclose(outputs[1], outputs[0], rtol=1e-5, atol=1e-5)

@@ -40,6 +40,8 @@ def configure(p: argparse.ArgumentParser) -> None:
                                                              "candidate / reference, a speed figure across hosts")
     ab.add_argument("--blocks", type=int, default=30, help="A/B: rounds of alternation (default 30)")
     ab.add_argument("--block-size", type=int, default=2, help="A/B: invokes of each side per round (default 2)")
+    ab.add_argument("--instances", type=int, default=2, help="A/B: interpreters loaded per side, taking turns "
+                                                             "(default 2: one load can be 5%% off another)")
     ab.add_argument("--confidence", type=float, default=0.95, help="A/B: level of the ratio's interval (0.95)")
 
 
@@ -94,7 +96,8 @@ def run_ab(args: argparse.Namespace, images_dir: Path | None, mirror) -> int:
         name = args.baseline or args.model
         card = card_for(name, args.baseline_like, None) if args.baseline else candidate.card
         baseline = SideSpec(name, card, replace(options, **overrides))
-    settings = ABSettings(blocks=args.blocks, block_size=args.block_size, warmup=args.warmup, level=args.confidence)
+    settings = ABSettings(blocks=args.blocks, block_size=args.block_size, warmup=args.warmup, level=args.confidence,
+                          instances=args.instances)
     record = ab_benchmark(candidate, baseline, args.reference, mirror, images_dir, settings, cpus=args.cpus)
     print_ab(record)
     write_record(args.json, record)

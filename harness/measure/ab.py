@@ -40,14 +40,16 @@ class ABSettings:
     blocks: int = 30
     block_size: int = 2  # invokes of each side per block: short blocks pair the sides closely in time
     warmup: int = 5  # invokes of each side before the first block
+    instances: int = 2  # interpreters loaded per side, taking turns by block (see Side)
     level: float = 0.95
     resamples: int = 2000
     seed: int = 0
 
     def check(self) -> ABSettings:
-        if self.blocks < 4 or self.block_size < 1 or self.warmup < 0:
+        if self.blocks < 4 or self.block_size < 1 or self.warmup < 0 or self.instances < 1:
             raise HarnessError(f"--blocks must be >= 4 (a bootstrap over fewer blocks says little), --block-size "
-                               f">= 1 and --warmup >= 0; got {self.blocks}, {self.block_size}, {self.warmup}")
+                               f"and --instances >= 1 and --warmup >= 0; got {self.blocks}, {self.block_size}, "
+                               f"{self.instances}, {self.warmup}")
         if not 0 < self.level < 1:
             raise HarnessError(f"--confidence must be between 0 and 1 (e.g. 0.95), got {self.level:g}")
         if self.resamples < 100:
@@ -57,10 +59,17 @@ class ABSettings:
 
 @dataclass
 class Side:
-    """One thing being timed: its role, a staged invoke(), and what the record says about it."""
+    """One thing being timed: its role, the staged invoke() of each loaded instance, and what the record says.
+
+    Why several instances: two interpreters of the *same* model in one process differed by 5-7% for a
+    whole run here, in either direction and in nearly every block (where the buffers landed, not the
+    host's drift: A/A ratio 1.073 [1.059, 1.090] in one run, 0.951 [0.916, 0.985] in another), which no
+    interval over blocks can see. Loading each side more than once, in alternating order, and letting the
+    instances take turns averages that effect and puts it into the block-to-block spread the interval sees.
+    """
 
     role: str  # candidate | baseline | reference
-    invoke: Callable[[], object]
+    invokes: list[Callable[[], object]]
     about: dict
 
 
@@ -71,13 +80,16 @@ def run_blocks(sides: list[Side], settings: ABSettings, clock: Clock | None = No
     """
     kw = {"clock": clock} if clock else {}
     for side in sides:
-        for _ in range(settings.warmup):
-            side.invoke()
+        for invoke in side.invokes:
+            for _ in range(settings.warmup):
+                invoke()
     out: dict[str, list[list[float]]] = {s.role: [] for s in sides}
     for b in range(settings.blocks):
         k = b % len(sides)
         for side in sides[k:] + sides[:k]:
-            out[side.role].append([timed(side.invoke, **kw) for _ in range(settings.block_size)])
+            # instance turns change every len(sides) blocks, so each instance also meets every order
+            invoke = side.invokes[(b // len(sides)) % len(side.invokes)]
+            out[side.role].append([timed(invoke, **kw) for _ in range(settings.block_size)])
     return out
 
 
@@ -158,27 +170,32 @@ def ab_benchmark(candidate: SideSpec, baseline: SideSpec | None, reference: bool
                            "or --reference")
     affinity = set_affinity(cpus)
     images = list_images([images_dir], 1) if images_dir else None
-    sides, source = [], None
-    for role, spec in (("baseline", baseline), ("candidate", candidate)):
-        if spec is None:
-            continue
-        pipe = Pipeline.open(spec.card, root_of(mirror), spec.options)
-        image = pipe.read(images[0]) if images else random_image(pipe.preprocess, np.random.default_rng(0))
-        source = ({"kind": "images", "file": str(images[0])} if images else
-                  {"kind": "random", "note": "uniform random pixels: no real images were given"})
-        pipe.backend.set_input(pipe.prepare(image).batch)
-        desc = pipe.describe()
-        about = {"label": spec.label, "model": spec.card.to_dict(), "backend": desc, "load_s": pipe.load_s,
+    source = ({"kind": "images", "file": str(images[0])} if images else
+              {"kind": "random", "note": "uniform random pixels: no real images were given"})
+    specs = [(role, spec) for role, spec in (("baseline", baseline), ("candidate", candidate)) if spec is not None]
+    loaded: dict[str, list] = {role: [] for role, _ in specs}
+    for i in range(settings.instances):  # loaded in alternating order: neither side is always loaded last
+        for role, spec in specs if i % 2 == 0 else specs[::-1]:
+            pipe = Pipeline.open(spec.card, root_of(mirror), spec.options)
+            image = pipe.read(images[0]) if images else random_image(pipe.preprocess, np.random.default_rng(0))
+            pipe.backend.set_input(pipe.prepare(image).batch)
+            loaded[role].append(pipe)
+    sides = []
+    for role, spec in specs:
+        pipes = loaded[role]
+        desc = pipes[0].describe()
+        about = {"label": spec.label, "model": spec.card.to_dict(), "backend": desc, "instances": len(pipes),
+                 "load_s": [p.load_s for p in pipes],
                  "settings": {"threads": spec.options.threads, "delegate": spec.options.delegate,
                               "delegate_options": dict(spec.options.delegate_options), "runtime": desc["runtime"],
                               "model_sha256": desc.get("model_sha256")}}
-        sides.append(Side(role, pipe.backend.invoke, about))
+        sides.append(Side(role, [p.backend.invoke for p in pipes], about))
     if reference:
         from harness.models.reference import open_reference
 
         opts = candidate.options
         invoke, desc = open_reference(opts.runtime, opts.threads)
-        sides.append(Side("reference", invoke, {"label": desc["name"], "reference": desc,
+        sides.append(Side("reference", [invoke], {"label": desc["name"], "reference": desc,
                                                 "settings": {"threads": opts.threads, "delegate": None,
                                                              "runtime": desc["runtime"]}}))
     blocks = run_blocks(sides, settings)
