@@ -7,8 +7,9 @@ an A/A bench (mb3-centernet-f32 against itself), an A/B bench (mb3-centernet-int
 mb3-centernet-f32 baseline), both with the reference model, and a short plain bench of mb3-centernet-f32.
 Then `harness check --max-slowdown` is applied as CI would: each A/A and A/B record on its own (A/A should
 never fail, A/B always), and the series gate to each plain run against the runs before it (nothing changed,
-so every failure is a false alarm), with the robust rule (median of the last 5) and with the old one
-(the previous run only, `--history 1`). Prints a summary and writes it to OUT/summary.json beside the records.
+so every failure is a false alarm), with the robust rule (median of the last 5 or 10 runs, `--history`)
+and with the old one (the previous run only, `--history 1`). Prints a summary and writes it to
+OUT/summary.json beside the records.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def main() -> int:
     p.add_argument("--series-slowdown", type=float, nargs="+", default=[1.05, 1.10])
     p.add_argument("--blocks", default="30")
     p.add_argument("--block-size", default="2")
+    p.add_argument("--instances", default="1", help="interpreters per side (harness bench --instances)")
     p.add_argument("--out", default="reports/gate-noise")
     p.add_argument("--analyse-only", action="store_true", help="gate the records already in OUT, run nothing")
     args = p.parse_args()
@@ -56,7 +58,8 @@ def main() -> int:
     if args.analyse_only:
         aa, ab, plain = ([read_record(f) for f in sorted(out.glob(f"{k}_*.json"))] for k in ("aa", "ab", "plain"))
         return report(args, out, aa, ab, plain, None)
-    ab_opts = ["--reference", "--blocks", args.blocks, "--block-size", args.block_size, "--warmup", "3"]
+    ab_opts = ["--reference", "--blocks", args.blocks, "--block-size", args.block_size, "--warmup", "3",
+               "--instances", args.instances]
     plain_opts = ["--min-count", "30", "--min-duration", "1", "--e2e-min-count", "1", "--e2e-min-duration", "0",
                   "--warmup", "3"]
     aa, ab, plain = [], [], []

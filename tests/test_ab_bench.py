@@ -203,7 +203,8 @@ def test_a_reference_only_record_gives_the_slowdown_gate_nothing_to_check():
 def test_bench_one_model_under_two_thread_counts_with_the_reference(mirror, tmp_path, capsys):
     out = tmp_path / "ab.json"
     assert main(["bench", "mb3-centernet-f32", "--mirror", str(mirror), "--threads", "1", "--baseline-threads", "2",
-                 "--reference", "--blocks", "4", "--block-size", "1", "--warmup", "1", "--json", str(out)]) == 0
+                 "--reference", "--blocks", "4", "--block-size", "1", "--warmup", "1", "--instances", "2",
+                 "--json", str(out)]) == 0
     rec = read_record(out, "ab_bench")
     sides = rec["sides"]
     assert sides["candidate"]["label"] == sides["baseline"]["label"] == "mb3-centernet-f32"

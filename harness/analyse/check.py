@@ -133,7 +133,7 @@ def _drop_with_confidence(f: dict, q: dict, max_drop: float, confidence: float, 
     return Finding("quant-drop", model_name(q), v["verdict"] == "pass", msg)
 
 
-HISTORY = 5  # the series gate's baseline: the median p50 of this many runs before the newest
+HISTORY = 10  # the series gate's baseline: the median p50 of this many runs before the newest (README)
 NOISE_Z = 3.0  # ... and a slowdown must also leave the band of NOISE_Z robust deviations of their p50s
 
 

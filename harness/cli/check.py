@@ -36,9 +36,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "a series of bench records on one host fails when the newest p50 / median of the earlier "
                         "p50s exceeds RATIO and the host's noise band, significantly")
     p.add_argument("--alpha", type=float, default=0.01, help="significance level of the latency gate (0.01)")
-    p.add_argument("--history", type=int, default=5, metavar="K",
+    p.add_argument("--history", type=int, default=10, metavar="K",
                    help="latency series gate: compare the newest run with the median p50 of the K runs before it "
-                        "(default 5); A/B records (harness bench --baseline) are gated on their interval instead")
+                        "(default 10); A/B records (harness bench --baseline) are gated on their interval instead")
     p.add_argument("--skip-missing", action="store_true",
                    help="a gate with nothing to check passes with a note instead of exit 2 (a host's first run)")
 
