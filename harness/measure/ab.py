@@ -11,8 +11,9 @@ draws blocks with replacement and takes *the same* blocks for both sides (harnes
 resample_weights), so a slow spell that hit both sides in one block moves numerator and denominator
 together and cancels in the ratio, while the blocks stay the unit of dependence (samples inside a block
 share the host's state, so resampling single samples would understate the spread). Percentile interval:
-the ratio of medians is not pivotal enough for the "basic" reflection to help, and with 10 or more blocks
-the bootstrap's known narrowness for few units is what the measured A/A false-alarm rate checks (README).
+the ratio of medians is not pivotal enough for the "basic" reflection to help. A bootstrap over few units
+is known to run narrow; whether 30 blocks (the default) are enough is what the measured A/A false-alarm
+rate answers (README, "Latency CI": 1 of 20 at --max-slowdown 1.05).
 
 `--reference` adds the fixed reference model (harness.models.reference) as a third side: candidate /
 reference is a host-independent speed figure, reported with the same interval.
