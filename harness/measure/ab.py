@@ -1,6 +1,6 @@
 """`harness bench CANDIDATE --baseline BASELINE`: two models (or one under two settings) timed in one run.
 
-Why interleave: on a shared runner a host's speed drifts by 10-30% between runs, and minutes apart the same
+Why interleave: on a shared runner a host's speed drifts by tens of percent between runs, and minutes apart the same
 model differs more than a real regression does. Here both sides are loaded in one process and alternate in
 blocks (each block runs `block_size` invokes of every side; the side that goes first rotates from block to
 block, so neither always gets the warmer cache), so whatever the host does during the run hits both alike.
@@ -16,7 +16,7 @@ is known to run narrow; whether 30 blocks (the default) are enough is what the m
 rate answers (README, "Latency CI": 1 of 20 at --max-slowdown 1.05).
 
 `--reference` adds the fixed reference model (harness.models.reference) as a third side: candidate /
-reference is a host-independent speed figure, reported with the same interval.
+reference is a speed figure that carries across hosts better than milliseconds, with the same interval.
 """
 
 from __future__ import annotations
