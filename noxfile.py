@@ -67,3 +67,10 @@ def reliability(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", ".")
+
+
+@nox.session(name="gate-noise")
+def gate_noise(session: nox.Session) -> None:
+    """False-alarm rates of `harness check --max-slowdown`: 20 A/A, 20 A/B and 20 plain bench runs (minutes)."""
+    session.install("-e", ".[board]")
+    session.run("python", "benchmarks/gate_noise.py", "--mirror", MIRROR, *session.posargs)

@@ -3,8 +3,11 @@
 Each gate returns findings (pass or fail, with a message naming the model, host and numbers), so the
 CLI can print every failure at once rather than stopping at the first. A requested gate with nothing to
 check is an input error, not a pass: a CI step that silently checks nothing guards nothing.
-The latency gate fails only when the slowdown is both larger than the allowed ratio and significant
-(one-sided Mann-Whitney U on the raw samples), so a noisy runner does not fail a build.
+Latency has two gates under --max-slowdown. An interleaved A/B record (harness bench --baseline) fails
+only when its ratio's interval lies wholly above the allowed ratio. The series gate compares the newest
+plain bench with the median of the runs before it on one host, and fails only when the slowdown exceeds
+the allowed ratio, the host's run-to-run noise band and a Mann-Whitney U test; the README quotes the
+false-alarm rates of both as measured by benchmarks/gate_noise.py.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.records.selection import bench_key, latest_evals, model_name, quant_pairs, series
+from harness.records.selection import ab_key, bench_key, latest_evals, model_name, quant_pairs, series
 
 
 @dataclass(frozen=True)
@@ -190,34 +193,74 @@ def _search_ratio(rec: dict, min_ratio: float, confidence: float | None) -> Find
                           ap, fap, min_ratio, note)
 
 
-def gate_latency(records: list[dict], max_ratio: float, alpha: float, phase: str = "model_only") -> list[Finding]:
-    """Newest bench vs the one before it on the same host fingerprint and settings: fail when p50 grew by
-    more than `max_ratio` and the growth is significant at `alpha`."""
+HISTORY = 10  # the series gate's baseline: the median p50 of this many runs before the newest (README)
+NOISE_Z = 3.0  # ... and a slowdown must also leave the band of NOISE_Z robust deviations of their p50s
+
+
+def gate_latency(records: list[dict], max_ratio: float, alpha: float, phase: str = "model_only",
+                 history: int = HISTORY, noise_z: float = NOISE_Z) -> list[Finding]:
+    """Newest bench vs the last `history` runs before it on the same host fingerprint and settings.
+
+    The reference is the median of their p50s, not the one run before: a single earlier run drawn on a
+    fast or slow spell of a shared runner moves the ratio by as much as a real regression. The newest
+    run fails only when all three hold: p50 / reference > `max_ratio`; the ratio leaves the host's own
+    run-to-run noise band, 1 + noise_z * 1.4826 * MAD(p50s) / reference (with 3 or more earlier runs;
+    fewer give no band); and a one-sided Mann-Whitney U test of its samples against the earlier runs'
+    pooled samples is significant at `alpha`.
+    """
     out = []
     for key, runs in series(records, "bench", bench_key).items():
         if len(runs) < 2:
             continue
-        old, new = runs[-2], runs[-1]
-        a = np.asarray(old["phases"][phase]["samples_s"], float)
+        prior, new = runs[-1 - history:-1], runs[-1]
+        olds = [np.asarray(r["phases"][phase]["samples_s"], float) for r in prior]
+        olds = [a for a in olds if a.size]
         b = np.asarray(new["phases"][phase]["samples_s"], float)
-        if a.size == 0 or b.size == 0:
+        if not olds or b.size == 0:
             continue
-        ratio = float(np.median(b) / np.median(a))
-        p = mann_whitney_greater(b, a)
-        ok = not (ratio > max_ratio and p < alpha)
+        p50s = np.array([np.median(a) for a in olds])
+        ref = float(np.median(p50s))
+        ratio = float(np.median(b)) / ref
+        band = noise_z * 1.4826 * float(np.median(np.abs(p50s - ref))) / ref if len(p50s) >= 3 else 0.0
+        p = mann_whitney_greater(b, np.concatenate(olds))
+        ok = not (ratio > max_ratio and ratio > 1 + band and p < alpha)
         verdict = "slower" if not ok else ("within noise" if ratio > max_ratio else "ok")
         out.append(Finding("latency", f"{key[0]}@{key[1]}", ok,
                            f"{key[0]} on host {key[1]} ({phase}): p50 {np.median(b) * 1e3:.2f} ms vs "
-                           f"{np.median(a) * 1e3:.2f} ms, ratio {ratio:.3f} (allowed {max_ratio:g}), "
-                           f"p={p:.2g} (alpha {alpha:g}): {verdict}"))
+                           f"{ref * 1e3:.2f} ms (median p50 of the last {len(p50s)} runs), ratio {ratio:.3f} "
+                           f"(allowed {max_ratio:g}, noise band {1 + band:.3f}), p={p:.2g} (alpha {alpha:g}): "
+                           f"{verdict}"))
     return out
+
+
+def gate_ab(records: list[dict], max_ratio: float) -> list[Finding]:
+    """Interleaved A/B records: fail only when the lower bound of the candidate/baseline p50 ratio's interval
+    is above `max_ratio`, i.e. the candidate is slower by more than allowed with the record's confidence."""
+    out = []
+    for key, runs in series(records, "ab_bench", ab_key).items():
+        rec = runs[-1]
+        r = rec["ratios"].get("candidate/baseline")
+        if r is None:
+            continue  # a reference-only run: nothing to gate
+        (cand, base), ok = (key[0][0], key[1][0]), not r["lo"] > max_ratio
+        where = "" if cand != base else " (one model, two settings)"
+        out.append(Finding("ab-latency", f"{cand} vs {base}@{key[2]}", ok,
+                           f"{cand} vs {base}{where} on host {key[2]}: p50 ratio {r['ratio']:.3f} "
+                           f"[{r['lo']:.3f}, {r['hi']:.3f}] ({100 * r['level']:g}%, {r['blocks']} interleaved blocks; "
+                           f"allowed {max_ratio:g}): {'slower' if not ok else 'ok'}"))
+    return out
+
+
+def gate_slowdown(records: list[dict], max_ratio: float, alpha: float, history: int = HISTORY) -> list[Finding]:
+    """--max-slowdown: the A/B gate on ab_bench records and the series gate on bench records."""
+    return gate_ab(records, max_ratio) + gate_latency(records, max_ratio, alpha, history=history)
 
 
 def run_gates(records: list[dict], *, tolerance: float | None = None, expected: dict[str, float] | None = None,
               allow_unlike: bool = False, max_quant_drop: float | None = None, max_slowdown: float | None = None,
               alpha: float = 0.01, skip_missing: bool = False, confidence: float | None = None,
               inconclusive: str = "pass", base_dir=None, resamples: int = 1000,
-              min_relative_accuracy: float | None = None) -> list[Finding]:
+              min_relative_accuracy: float | None = None, history: int = HISTORY) -> list[Finding]:
     """Run the requested gates; a requested gate that finds nothing to check raises HarnessError, or with
     `skip_missing` (a first run on a new host has no history yet) yields a passing "skipped" finding."""
     if tolerance is None and expected:
@@ -232,6 +275,8 @@ def run_gates(records: list[dict], *, tolerance: float | None = None, expected: 
             raise HarnessError(f"{name} must be >= 0, got {value:g}")
     if max_slowdown is not None and max_slowdown < 1:
         raise HarnessError(f"--max-slowdown is a ratio >= 1 (e.g. 1.1 for 10%), got {max_slowdown:g}")
+    if history < 1:
+        raise HarnessError(f"--history must be at least 1 (earlier runs to compare with), got {history}")
     if not 0 < alpha < 1:
         raise HarnessError(f"--alpha must be between 0 and 1, got {alpha:g}")
     if confidence is not None:
@@ -256,8 +301,8 @@ def run_gates(records: list[dict], *, tolerance: float | None = None, expected: 
          lambda: gate_relative_accuracy(records, min_relative_accuracy, confidence, inconclusive, base_dir,
                                         resamples),
          "no quantized eval record with a float sibling on the same images, and no quant_search record"),
-        ("--max-slowdown", max_slowdown is not None, lambda: gate_latency(records, max_slowdown, alpha),
-         "no two bench records of one model with the same host fingerprint and settings"),
+        ("--max-slowdown", max_slowdown is not None, lambda: gate_slowdown(records, max_slowdown, alpha, history),
+         "no A/B bench record and no two bench records of one model with the same host fingerprint and settings"),
     ]
     for flag, wanted, gate, nothing in requested:
         if not wanted:

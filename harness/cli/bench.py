@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from harness.cli.options import add_model_options, backend_options, find_mirror, model_card, write_record
+from harness.errors import HarnessError
 
 NAME = "bench"
 HELP = "latency phases and percentiles of a model on this host (board-ready)"
@@ -24,6 +25,24 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--e2e-min-count", type=int, default=20, help="end to end: at least this many images")
     p.add_argument("--e2e-min-duration", type=float, default=3.0, help="end to end: at least this many seconds")
     p.add_argument("--json", metavar="FILE", help="write the run record here")
+    ab = p.add_argument_group("interleaved A/B (an ab_bench record; `harness check --max-slowdown` gates its interval)")
+    ab.add_argument("--baseline", metavar="MODEL", help="time MODEL against the candidate in the same run, "
+                                                        "alternating in blocks (zoo name or path)")
+    ab.add_argument("--baseline-like", metavar="ZOO_NAME", help="for a baseline path: this zoo card's contract")
+    ab.add_argument("--baseline-threads", type=int, metavar="N", help="the baseline's threads (default: the "
+                                                                        "candidate's); alone: the candidate model")
+    ab.add_argument("--baseline-runtime", metavar="NAME", help="the baseline's TFLite runtime (default: the "
+                                                                "candidate's); alone: the candidate model")
+    ab.add_argument("--baseline-delegate", metavar="LIB", help="the baseline's delegate; 'none' for the CPU "
+                                                               "(default: the candidate's); alone: the candidate model")
+    ab.add_argument("--reference", action="store_true", help="also time the harness's fixed reference model "
+                                                             "(a small network that ships with it) and report "
+                                                             "candidate / reference, a speed figure across hosts")
+    ab.add_argument("--blocks", type=int, default=30, help="A/B: rounds of alternation (default 30)")
+    ab.add_argument("--block-size", type=int, default=2, help="A/B: invokes of each side per round (default 2)")
+    ab.add_argument("--instances", type=int, default=1, help="A/B: interpreters loaded per side, taking turns "
+                                                             "(default 1; one load can run 5%% off another)")
+    ab.add_argument("--confidence", type=float, default=0.95, help="A/B: level of the ratio's interval (0.95)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
         images_dir = Path(args.images)
     else:
         images_dir = mirror.unlabeled_images if mirror else None
+    if args.reference or args.baseline or baseline_overrides(args):
+        return run_ab(args, images_dir, mirror)
     settings = bench_settings(args.warmup, StopRule(args.min_count, args.min_duration, args.max_duration),
                               StopRule(args.e2e_min_count, args.e2e_min_duration, args.max_duration))
     record = benchmark(args.model, model_card(args), mirror, backend_options(args), images_dir, settings,
@@ -57,3 +78,39 @@ def _warn_fallback(record: dict) -> None:
     line = fallback_warning(record.get("backend", {}).get("delegation"))
     if line:
         print(line, file=sys.stderr)
+
+
+def baseline_overrides(args: argparse.Namespace) -> dict:
+    """The --baseline-* settings given, as BackendOptions fields."""
+    given = {"threads": args.baseline_threads, "runtime": args.baseline_runtime, "delegate": args.baseline_delegate}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def run_ab(args: argparse.Namespace, images_dir: Path | None, mirror) -> int:
+    """`--baseline` / `--baseline-*` / `--reference`: both sides in one process, an ab_bench record."""
+    from dataclasses import replace
+
+    from harness.cli.format import print_ab
+    from harness.measure.ab import ABSettings, SideSpec, ab_benchmark
+    from harness.models.zoo import card_for
+
+    options = backend_options(args)
+    candidate = SideSpec(args.model, model_card(args), options)
+    overrides = baseline_overrides(args)
+    if overrides.get("threads") is not None and overrides["threads"] < 1:
+        raise HarnessError(f"--baseline-threads must be at least 1, got {overrides['threads']}")
+    if overrides.get("delegate") == "none":
+        overrides["delegate"] = None
+    elif overrides.get("delegate") and not Path(overrides["delegate"]).is_file():
+        raise HarnessError(f"cannot load delegate {overrides['delegate']}: no such file")
+    baseline = None
+    if args.baseline or overrides:
+        name = args.baseline or args.model
+        card = card_for(name, args.baseline_like, None) if args.baseline else candidate.card
+        baseline = SideSpec(name, card, replace(options, **overrides))
+    settings = ABSettings(blocks=args.blocks, block_size=args.block_size, warmup=args.warmup, level=args.confidence,
+                          instances=args.instances)
+    record = ab_benchmark(candidate, baseline, args.reference, mirror, images_dir, settings, cpus=args.cpus)
+    print_ab(record)
+    write_record(args.json, record)
+    return 0

@@ -35,9 +35,13 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ci-resamples", type=int, default=1000, metavar="N",
                    help="bootstrap resamples for --confidence (default 1000)")
     p.add_argument("--max-slowdown", type=float, metavar="RATIO",
-                   help="latency gate: newest p50 / previous p50 on the same host fingerprint <= RATIO, "
-                        "unless the difference is not significant")
+                   help="latency gates: an A/B record fails when its p50 ratio's interval lies wholly above RATIO; "
+                        "a series of bench records on one host fails when the newest p50 / median of the earlier "
+                        "p50s exceeds RATIO and the host's noise band, significantly")
     p.add_argument("--alpha", type=float, default=0.01, help="significance level of the latency gate (0.01)")
+    p.add_argument("--history", type=int, default=10, metavar="K",
+                   help="latency series gate: compare the newest run with the median p50 of the K runs before it "
+                        "(default 10); A/B records (harness bench --baseline) are gated on their interval instead")
     p.add_argument("--skip-missing", action="store_true",
                    help="a gate with nothing to check passes with a note instead of exit 2 (a host's first run)")
 
@@ -68,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
                          allow_unlike=args.allow_unlike, max_quant_drop=args.max_quant_drop,
                          max_slowdown=args.max_slowdown, alpha=args.alpha, skip_missing=args.skip_missing,
                          confidence=args.confidence, inconclusive=args.inconclusive, base_dir=base,
-                         resamples=args.ci_resamples, min_relative_accuracy=args.min_relative_accuracy)
+                         resamples=args.ci_resamples, min_relative_accuracy=args.min_relative_accuracy,
+                         history=args.history)
     for f in findings:
         print(f"{'FAIL' if not f.passed else 'WARN' if f.warning else 'PASS'} [{f.gate}] {f.message}")
     failed = [f for f in findings if not f.passed]

@@ -110,6 +110,23 @@ def print_bench(record: dict) -> None:
         print(w)
 
 
+def print_ab(record: dict) -> None:
+    """An ab_bench record: each side's p50 and spread, then every ratio with its interval and verdict."""
+    d = record["design"]
+    print(f"\ninterleaved: {d['blocks']} blocks x {d['block_size']} invokes per side, order rotating, "
+          f"input: {record['input']['kind']}")
+    rows = []
+    for role, side in record["sides"].items():
+        st, s = side["stats"], side["settings"]
+        rows.append((role, side["label"], s.get("runtime"), s.get("threads") or "default", s.get("delegate") or "none",
+                     st["count"], *(f"{st[k] * 1e3:.2f}" for k in ("p50_s", "p90_s", "min_s", "max_s"))))
+    print(table(["side", "model", "runtime", "threads", "delegate", "n", "p50 ms", "p90 ms", "min ms", "max ms"],
+                rows))
+    for name, r in record["ratios"].items():
+        print(f"p50 {name}: {r['ratio']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] ({100 * r['level']:g}% {r['method']} "
+              f"over {r['blocks']} blocks): {r['verdict']}")
+
+
 def print_quant_compare(record: dict) -> None:
     """A quant_compare record's per-head and per-layer summary, and the AP lost when eval records were given."""
     from harness.analyse.quant_compare import format_summary

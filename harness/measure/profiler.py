@@ -56,7 +56,8 @@ def percentile(samples: Sequence[float], q: float) -> float:
 
 
 def summarize(samples: Sequence[float]) -> dict:
-    """p50/p90/p99, mean, std, min, max, throughput and outlier count of raw samples (seconds)."""
+    """p50/p90/p99, mean, std, min, max, throughput and outlier count of raw samples (seconds), and the
+    spread a dashboard draws as the run's noise band (p10, p25, p75)."""
     a = np.asarray(samples, dtype=np.float64)
     if a.size == 0:
         return {"count": 0}
@@ -65,6 +66,7 @@ def summarize(samples: Sequence[float]) -> dict:
     return {
         "count": int(a.size),
         "p50_s": percentile(a, 50), "p90_s": percentile(a, 90), "p99_s": percentile(a, 99),
+        "p10_s": percentile(a, 10), "p25_s": float(q1), "p75_s": float(q3),
         "mean_s": float(a.mean()), "std_s": float(a.std(ddof=1)) if a.size > 1 else 0.0,
         "min_s": float(a.min()), "max_s": float(a.max()),
         "total_s": float(a.sum()),

@@ -18,6 +18,7 @@ from harness.records.schema import SCHEMA, digest, read_record_file
 _WRITTEN_BY = {
     "eval": "an eval record (harness eval --json)",
     "bench": "a bench run record (harness bench --json)",
+    "ab_bench": "an A/B bench record (harness bench CANDIDATE --baseline BASELINE --json)",
     "score": "a score record (harness score --json)",
     "quant_compare": "a quant_compare record (harness compare-quant --json)",
     "quantize": "a quantize record (harness quantize writes MODEL.tflite.json)",

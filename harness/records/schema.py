@@ -12,6 +12,9 @@ fallback `position`, baselines a `quote`; the eval record's `protocol` block hol
 `preprocess`, `decoder`, `decoder_settings`, `detections_per_image` and the backend's `input_quantization`.
 Older records are upgraded on read: their 4-key input ({height, width, dtype, resize}, Pillow filter
 names) is completed with the defaults those runs used (stretch, RGB, no EXIF, no scaling).
+Kind `ab_bench` (no version change: a new kind) holds `design` (blocks, block size, order), `sides`
+(candidate / baseline / reference: label, settings, `blocks_s`, `samples_s`, stats) and `ratios` (e.g.
+"candidate/baseline": ratio, lo, hi, level, per-block ratios, verdict).
 Later versions may add keys; readers must ignore keys they do not know, and refuse versions they do not.
 """
 
@@ -41,6 +44,8 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "quant_search": ("validate", "calibration", "float", "candidates", "references"),
     "path_compare": ("model", "paths", "heads", "ap"),
     "op_profile": ("model", "source", "profiles"),
+    # Interleaved A/B latency (harness.measure.ab): each side's samples and blocks, and the ratios with intervals.
+    "ab_bench": ("design", "sides", "ratios"),
 }
 _PACKAGES = ("numpy", "Pillow", "pycocotools", "faster-coco-eval", "ai-edge-litert", "tflite-runtime",
              "tensorflow", "tensorflow-cpu")

@@ -27,6 +27,16 @@ def bench_key(rec: dict) -> tuple:
     return (model_name(rec), rec["host"]["fingerprint"], s.get("threads"), s.get("delegate"), s.get("runtime"))
 
 
+def ab_key(rec: dict) -> tuple:
+    """One A/B question: the same candidate against the same baseline (model and settings) on one host."""
+    def side(role: str) -> tuple:
+        sd = rec.get("sides", {}).get(role) or {}
+        st = sd.get("settings", {})
+        return (sd.get("label"), st.get("threads"), st.get("delegate"), st.get("runtime"))
+
+    return (side("candidate"), side("baseline"), rec["host"]["fingerprint"])
+
+
 def _order(rec: dict) -> str:
     return str(rec.get("created") or "")
 
