@@ -220,10 +220,13 @@ def red_square_world(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def red_square_ap(world: tuple[Path, Path], out: Path) -> float:
-    """AP that `harness eval MODEL --decoder ltrb_centernet --coco ROOT` reports for the red-square detector."""
+    """AP that `harness eval MODEL --decoder ltrb_centernet --coco ROOT` reports for the red-square detector.
+
+    One worker: the faults are planted with monkeypatch in this process, which spawned workers would not see.
+    """
     model, coco = world
     record = out / "record.json"
-    assert harness_main(["eval", str(model), "--decoder", "ltrb_centernet", "--coco", str(coco),
+    assert harness_main(["eval", str(model), "--decoder", "ltrb_centernet", "--coco", str(coco), "--workers", "1",
                          "--json", str(record), "--output", str(out), "--quiet"]) == 0
     return float(json.loads(record.read_text())["results"]["stats"]["AP"])
 
