@@ -1,4 +1,4 @@
-"""`harness quantize SAVED_MODEL --output FILE`: a TFLite model with a replayable calibration set."""
+"""`harness quantize`: one conversion (--output), the budgeted precision search (--max-drop), or a replay (--plan)."""
 
 from __future__ import annotations
 
@@ -6,16 +6,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.cli.options import add_calibration_options, calibration_options
+from harness.cli.options import add_calibration_options, calibration_options, write_record
 
 NAME = "quantize"
-HELP = "quantize a float SavedModel to TFLite with a replayable calibration set"
+HELP = "quantize a float SavedModel to TFLite: one plan, the cheapest plan within an AP budget, or a replayed plan"
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("saved_model", help="the float SavedModel directory")
-    p.add_argument("--output", required=True, metavar="FILE", help="the .tflite to write; the record of how it "
-                                                                   "was made goes to FILE.json")
+    p.add_argument("saved_model", nargs="?", help="the float SavedModel directory (not with --plan)")
+    p.add_argument("--output", metavar="FILE", help="the .tflite to write (the chosen one with --max-drop); the "
+                                                    "record of how it was made goes to FILE.json")
     p.add_argument("--mode", help="int8 (default; NXP's: int8 input, float outputs), 16x8, dynamic, float32")
     add_calibration_options(p)
     p.add_argument("--size", metavar="HxW", help="calibration image size when the SavedModel's input has none")
@@ -32,9 +32,101 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-images", metavar="DIR", help="warn when calibration images are also here (default: "
                                                         "the mirror's coco/val2017)")
     p.add_argument("--mirror", help="the mirror (default: $HARNESS_MIRROR)")
+    s = p.add_argument_group("precision search (--max-drop)")
+    s.add_argument("--max-drop", type=float, metavar="POINTS",
+                   help="search the cheapest plan whose AP is at most POINTS below the float model's")
+    s.add_argument("--target", default="cpu", help="what cheap means: cpu (measured p50 here), imx8mp-vx, ethos-u "
+                                                   "(modelled NPUs; see harness/quantize/cost.py)")
+    s.add_argument("--validate", metavar="COCO_DIR", help="COCO root whose val2017 validates (default: the mirror's)")
+    s.add_argument("--allow-overlap", action="store_true",
+                   help="allow calibration images that are validation images (the record says so)")
+    s.add_argument("--like", default="mb3-centernet-f32", help="zoo card whose contract the built models share")
+    s.add_argument("--screen-images", type=int, default=40,
+                   help="screen each candidate on the first N validation images (0: no screening; default 40)")
+    s.add_argument("--screen-margin", type=float, default=3.0, help="AP points of slack when screening (default 3)")
+    s.add_argument("--max-steps", type=int, default=5, help="plans per ranked family (default 5)")
+    s.add_argument("--cpu-ops", type=int, help="NPU targets: ops that may be left to the CPU (default: the target's)")
+    s.add_argument("--no-a16", action="store_true", help="leave out int8 with 16-bit tensors (ai-edge-quantizer)")
+    s.add_argument("--threads", type=int, help="interpreter threads for AP and latency")
+    s.add_argument("--work-dir", metavar="DIR", help="built candidates and their evals (default: OUTPUT.search)")
+    s.add_argument("--json", metavar="FILE", help="write the quant_search record here")
+    p.add_argument("--plan", metavar="PLAN_JSON", help="rebuild a plan (or a quant_search record's chosen one) "
+                                                       "byte for byte")
+    p.add_argument("--allow-version-drift", action="store_true", help="with --plan: build under other versions")
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness.errors import HarnessError
+
+    if args.plan:
+        return _replay(args)
+    if not args.saved_model or not args.output:
+        raise HarnessError("give SAVED_MODEL and --output FILE (or --plan PLAN.json --output FILE)")
+    if args.max_drop is not None:
+        return _search(args)
+    return _convert(args)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from harness.errors import HarnessError
+    from harness.quantize.options import run_replay
+
+    if args.saved_model or not args.output:
+        raise HarnessError("--plan PLAN.json rebuilds the plan's own SavedModel: give only --output FILE")
+    record = run_replay(args.plan, args.output, allow_version_drift=args.allow_version_drift)
+    out = record["output"]
+    for line in record.get("version_drift") or []:
+        print(f"harness: warning: version differs from the plan's: {line}", file=sys.stderr)
+    print(f"{args.output}: {out['bytes']} bytes, sha256 {out['sha256']} (plan {record['plan']['name']})")
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from harness.analyse.precision_search import SearchRequest, run_search
+    from harness.cli.options import find_mirror
+    from harness.measure.evaluate import ground_truth
+
+    mirror = find_mirror(args)
+    opts = calibration_options(args)
+    if opts.calib is None and mirror is not None:
+        opts = dataclasses.replace(opts, calib=str(mirror.unlabeled_images))
+    gt = ground_truth(args.validate, mirror)
+    req = SearchRequest(args.saved_model, args.output, args.max_drop, args.target, opts, args.allow_overlap,
+                        args.like, args.screen_images or None, args.screen_margin, args.max_steps, args.cpu_ops,
+                        threads=args.threads, work_dir=args.work_dir, a16=not args.no_a16)
+    print(f"searching plans for {args.saved_model} on {args.target}: at most {args.max_drop:g} AP points below "
+          f"float on {len(gt.images)} images of {gt.images_dir} ...", flush=True)
+    record = run_search(req, mirror, gt, Path(gt.images_dir), progress=_progress)
+    print(format_search(record))
+    write_record(args.json, record)
+    return 0
+
+
+def _progress(cand) -> None:
+    ap = f"AP {cand.ap:.2f} ({cand.delta_ap:+.2f})" if cand.ap is not None else "no AP"
+    print(f"  {cand.name}: {cand.status}, {ap}; {cand.reason}", flush=True)
+
+
+def format_search(record: dict) -> str:
+    """The candidates table and the verdict."""
+    from harness.common.summary import table
+
+    f = record["float"]
+    rows = [(c["name"], c["status"], c["ap"], c["delta_ap"], c["images"] or "all", c["p50_ms"],
+             c["size_bytes"], c["cost"], "yes" if c["meets_budget"] else "no", c["reason"][:70])
+            for c in record["candidates"]]
+    out = [f"\nfloat: AP {f['ap']:.2f}, p50 {f['p50_ms']} ms, {f['size_bytes']} bytes; budget {record['max_drop']:g} "
+           f"points on {record['target']} (cost: {'p50 ms' if record['target'] == 'cpu' else 'modelled ms'})",
+           table(["candidate", "status", "AP", "dAP", "images", "p50 ms", "bytes", "cost", "ok", "why"], rows),
+           record["search"]["note"], f"search wall time {record['search']['wall_s']:.0f} s"]
+    if record["output"]["model"]:
+        out.append(f"chosen: {record['chosen']} -> {record['output']['model']}, plan {record['output']['plan']}")
+    return "\n".join(out)
+
+
+def _convert(args: argparse.Namespace) -> int:
     from harness.models.mirror import Mirror
     from harness.quantize.options import plan_quantize, run_quantize
 

@@ -145,3 +145,16 @@ def run_quantize(plan: QuantizePlan) -> dict:
     record = new_record("quantize", **body)
     write_json_atomic(plan.sidecar, record, indent=1)
     return record
+
+
+def run_replay(plan_file: str | Path, output: str | Path, *, allow_version_drift: bool = False) -> dict:
+    """`harness quantize --plan PLAN.json --output FILE`: the plan's model, byte for byte; its quantize record
+    (written beside it as FILE.json)."""
+    from harness.common.fileio import write_json_atomic
+    from harness.quantize.plan import build, read_plan
+    from harness.quantize.sidecar import sidecar_path
+    from harness.records.schema import new_record
+
+    record = new_record("quantize", **build(read_plan(plan_file), output, allow_version_drift=allow_version_drift))
+    write_json_atomic(sidecar_path(output), record, indent=1)
+    return record
