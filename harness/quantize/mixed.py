@@ -1,9 +1,9 @@
 """int8 with selected tensors at 16-bit activations, through ai-edge-quantizer (the optional `quantizer` extra).
 
 The TFLite converter quantizes a whole model to one scheme; ai-edge-quantizer takes the float .tflite and
-a recipe of regexes over op output names, the last matching entry winning: every supported op int8
-(weights and activations), then the named layers with 16-bit activations and int8 weights. It
-calibrates on the plan's images in their order, as the converter does.
+a recipe of regexes over op scopes (output tensor names, each followed by ';'), the last matching entry
+winning: every supported op int8 (weights and activations), then the named layers with 16-bit
+activations and int8 weights. It calibrates on the plan's images in their order, as the converter does.
 """
 
 from __future__ import annotations
@@ -38,9 +38,19 @@ def mixed_recipe(names: list[str] | tuple[str, ...]) -> list[dict]:
     every = qtyping.TFLOperationName.ALL_SUPPORTED
     rm.add_static_config(regex=".*", operation_name=every, activation_num_bits=8, weight_num_bits=8)
     if names:
-        pattern = "^(" + "|".join(re.escape(n) for n in names) + ")$"
+        # The quantizer matches an op's scope: its output tensor names, each followed by ';'.
+        pattern = "^(?:" + "|".join(re.escape(n) for n in names) + ");$"
         rm.add_static_config(regex=pattern, operation_name=every, activation_num_bits=16, weight_num_bits=8)
     return rm.get_quantization_recipe()
+
+
+def _input_details(path: str | Path) -> dict:
+    """Read with the harness's runtime: tf.lite's interpreter cannot prepare an int8->int16 QUANTIZE."""
+    from harness.models.backends import BackendOptions, create_backend
+
+    backend = create_backend("tflite", path, {}, BackendOptions(keep_tensors=True))
+    backend.load()
+    return backend.interpreter.get_input_details()[0]
 
 
 def quantize_mixed(saved_model: str | Path, output: str | Path, plan) -> dict:
@@ -61,14 +71,14 @@ def quantize_mixed(saved_model: str | Path, output: str | Path, plan) -> dict:
     cal = Calibration.from_dict(plan.calibration)
     try:
         qt = quantizer.Quantizer(float_model, mixed_recipe(list(plan.a16_tensors)))
-        stats = qt.calibrate({sig: ({input_name: b} for b in cal.batches())})
+        stats = qt.calibrate({sig: [{input_name: b} for b in cal.batches()]})
         model = bytes(qt.quantize(stats, enable_progress_bar=False, enable_progress_report=False).quantized_model)
     except HarnessError:
         raise
     except Exception as exc:  # the quantizer raises many types
         raise HarnessError(f"ai-edge-quantizer failed on {saved_model}: {first_line(exc)}") from None
     write_bytes_atomic(output, model)
-    inp = tf_interpreter(model_content=model).get_input_details()[0]
+    inp = _input_details(output)
     from importlib.metadata import version
 
     return {
