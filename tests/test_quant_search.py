@@ -368,3 +368,32 @@ def test_int8_with_named_layers_at_16_bit_activations(small_model, cal_dir, tmp_
 
     convs = [op.precision for op in graph_ops(tmp_path / "a.tflite") if op.op == "CONV_2D"]
     assert convs == ["int16", "int8"]
+
+
+# --------------------------------------------------------------------------------------------------
+# The real search on the mirror's mb3-centernet (tens of minutes on two cores)
+
+
+@pytest.mark.slow
+def test_the_search_on_mb3_centernet_writes_a_record_and_a_plan_that_replays(mirror, tmp_path):
+    from harness.cli import main
+    from harness.records.schema import read_record_file
+
+    raw = mirror / "models" / "mb3-centernet" / "raw"
+    out = tmp_path / "chosen.tflite"
+    assert main(["quantize", str(raw), "--max-drop", "2", "--target", "ethos-u", "--no-a16", "--max-steps", "1",
+                 "--screen-images", "20", "--mirror", str(mirror), "--output", str(out),
+                 "--json", str(tmp_path / "search.json")]) == 0
+    (rec,) = read_record_file(tmp_path / "search.json")
+    assert rec["kind"] == "quant_search" and rec["calibration"]["overlap"] is False
+    assert rec["calibration"]["dir"].endswith("val2017_unlabeled") and rec["validate"]["image_count"] == 159
+    assert rec["float"]["ap"] == pytest.approx(28.5, abs=0.05)  # the mirror card's float AP on the 159 images
+    rows = {c["name"]: c for c in rec["candidates"]}
+    assert set(rec["references"].values()) <= set(rows)
+    assert rows[rec["references"]["int8"]]["delta_ap"] < -20  # full int8 collapses (0.36 AP with NXP's draw)
+    if rec["chosen"]:
+        assert rows[rec["chosen"]]["meets_budget"] and rows[rec["chosen"]]["images"] is None
+        assert main(["quantize", "--plan", f"{out}.plan.json", "--output", str(tmp_path / "again.tflite")]) == 0
+        assert _sha(tmp_path / "again.tflite") == _sha(out)
+    else:
+        assert rec["closest"] in rows
