@@ -96,6 +96,19 @@ def test_failures_and_plans_the_target_cannot_run_are_recorded_and_the_search_go
     assert best(done).name == "ok"
 
 
+def test_a_model_the_runtime_cannot_run_is_a_failed_candidate_not_a_failed_search(tmp_path):
+    class Broken(FakeTrials):
+        def ap(self, path, images):
+            if self._name(path) == "x":
+                raise RuntimeError("Node number 0 (QUANTIZE) failed to prepare.\nmore")
+            return super().ap(path, images)
+
+    t = Broken(tmp_path, {"x": (28.0, 1.0, True), "y": (28.0, 2.0, True)})
+    done = search(plans("x", "y"), t, Budget(2.0, 28.5))
+    assert done[0].status == "failed" and done[0].reason == "RuntimeError: Node number 0 (QUANTIZE) failed to prepare."
+    assert best(done).name == "y"
+
+
 def test_references_are_scored_even_when_they_cannot_win(tmp_path):
     t = FakeTrials(tmp_path, {"f32": (28.5, 100.0, False), "i8": (1.0, 1.0, True), "x": (28.0, 2.0, True),
                               "16x8": (27.8, 50.0, True)})

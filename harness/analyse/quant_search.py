@@ -98,7 +98,11 @@ def search(proposer: Proposer, trials: Trials, budget: Budget,
     for plan, reference in proposer(done):
         cand = Candidate(plan.name, plan, reference)
         done.append(cand)
-        _try(cand, trials, budget, best(done))
+        try:
+            _try(cand, trials, budget, best(done))
+        except (RuntimeError, ValueError, OSError) as exc:  # a runtime that cannot run the built model, say
+            cand.status, cand.meets_budget = "failed", False
+            cand.reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         if progress:
             progress(cand)
     return done
