@@ -114,7 +114,8 @@ def format_search(record: dict) -> str:
     from harness.common.summary import table
 
     f = record["float"]
-    rows = [(c["name"], c["status"], c["ap"], c["delta_ap"], c["images"] or "all", c["p50_ms"],
+    rows = [(c["name"], c["status"], c["ap"], c["delta_ap"], "-" if c["ap"] is None else c["images"] or "all",
+             c["p50_ms"],
              c["size_bytes"], c["cost"], "yes" if c["meets_budget"] else "no", c["reason"][:70])
             for c in record["candidates"]]
     out = [f"\nfloat: AP {f['ap']:.2f}, p50 {f['p50_ms']} ms, {f['size_bytes']} bytes; budget {record['max_drop']:g} "
