@@ -15,7 +15,7 @@ from harness.analyse.quant_search import Budget, Candidate, best, closest, searc
 from harness.analyse.quant_space import Space, proposer, ranked_prefixes
 from harness.errors import HarnessError
 from harness.quantize.cost import NpuTarget, OpInfo, Price, npu_price
-from harness.quantize.plan import PLAN_FORMAT, Plan, read_plan
+from harness.quantize.plan import PLAN_FORMAT, Plan, read_plan, version_drift
 
 SOURCE = {"path": "/nowhere/saved_model", "sha256": "0" * 64}
 CAL = {"dir": "/nowhere/cal", "files": ["a.jpg", "b.jpg"], "resize": "bilinear", "size": [8, 8], "dtype": "float32",
@@ -357,6 +357,8 @@ def test_a_plan_of_another_savedmodel_or_other_versions_is_refused(small_model, 
     with pytest.raises(HarnessError, match=r"other versions.*--allow-version-drift"):
         build(drifted, tmp_path / "x.tflite")
     assert build(drifted, tmp_path / "x.tflite", allow_version_drift=True)["version_drift"]
+    # The converter's plans do not go through ai-edge-quantizer: its absence or version is no drift.
+    assert not version_drift(dataclasses.replace(plan, versions={**plan.versions, "ai-edge-quantizer": "0.0"}))
 
 
 def test_the_plan_cli_refuses_a_savedmodel_argument(small_model, tmp_path, capsys):
