@@ -119,6 +119,13 @@ def test_references_are_scored_even_when_they_cannot_win(tmp_path):
     assert rows["16x8"].status == "measured" and best(done).name == "x"
 
 
+def test_a_reference_that_fails_the_screen_is_still_scored_on_all_images(tmp_path):
+    t = FakeTrials(tmp_path, {"i8": (0.4, 1.0, True), "x": (0.5, 2.0, True)}, screen_ap={"i8": 1.0, "x": 1.0})
+    done = search(plans("i8", "x", refs={"i8": "int8"}), t, Budget(2.0, 28.5, 40, 30.0))
+    assert ("i8", None) in t.scored and done[0].images is None and done[0].delta_ap == -28.1
+    assert ("x", None) not in t.scored
+
+
 def test_when_none_meets_the_budget_the_closest_runnable_one_is_named(tmp_path):
     t = FakeTrials(tmp_path, {"a": (15.0, 1.0, True), "b": (17.6, 2.0, True), "f32": (28.5, 1.0, False)})
     done = search(plans("a", "b", "f32", refs={"f32": "float32"}), t, Budget(2.0, 28.5))

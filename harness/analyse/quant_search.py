@@ -14,7 +14,8 @@ Per candidate, cheapest step first:
 3. screen: AP on the first `screen_images` validation images; a drop beyond the budget plus a margin
    (for the subset's sampling noise) ends the candidate there;
 4. AP on the whole validation set; within budget and cheaper than the best so far, it becomes the best.
-Reference plans (float32, full int8, 16x8) are scored even when they cannot win, so the table has them.
+Reference plans (float32, full int8, 16x8) are scored on the whole validation set even when they cannot
+win or fail the screen, so the table and the trade-off plot have them as reference points.
 """
 
 from __future__ import annotations
@@ -144,7 +145,7 @@ def _try(cand: Candidate, trials: Trials, budget: Budget, leader: Candidate | No
         ap = trials.ap(path, budget.screen_images)
         delta = round(ap - budget.float_screen_ap, 2)
         cand.screen = {"images": budget.screen_images, "ap": ap, "float_ap": budget.float_screen_ap, "delta_ap": delta}
-        if delta < -(budget.max_drop + budget.screen_margin):
+        if delta < -(budget.max_drop + budget.screen_margin) and not cand.reference:
             cand.ap, cand.delta_ap, cand.images = ap, delta, budget.screen_images
             cand.reason = (f"screened out: {delta:+.2f} points on the first {budget.screen_images} validation images, "
                            f"beyond the budget {budget.max_drop:g} + margin {budget.screen_margin:g}")
