@@ -132,7 +132,9 @@ def quant_search_record(candidates: list[dict], *, float_ap: float = 28.50, floa
     rec = new_record(
         "quant_search", target=target, max_drop=max_drop,
         validate={"split": "val2017", "image_count": 159, "image_ids_sha256": "ids-a"},
-        calibration={"split": "val2017_unlabeled", "image_count": 400, "overlap": overlap},
+        # as harness quantize writes it: the folder, how many images were drawn, and their names
+        calibration={"dir": "/mirror/coco/val2017_unlabeled", "draw": "shuffle", "seed": 0, "count": 3,
+                     "files": ["a.jpg", "b.jpg", "c.jpg"], "overlap": overlap},
         float={"ap": float_ap, "p50_ms": float_p50_ms, "size_bytes": float_size},
         candidates=candidates, chosen=chosen, closest=closest,
         references=references if references is not None else {"float32": "float32", "int8": "int8",

@@ -113,6 +113,8 @@ def test_summary_says_the_outcome_and_the_overlap(report):
     rows = {r["search"]: r for r in _csv(report / "tables" / "tradeoff_summary.csv")}
     assert rows["mb3-centernet/raw for cpu"]["outcome"] == "chosen float32"
     assert rows["mb3-centernet/raw for cpu"]["overlap"] == "no"
+    assert rows["mb3-centernet/raw for cpu"]["validate"] == "159 images of val2017"
+    assert rows["mb3-centernet/raw for cpu"]["calibration"] == "3 images of val2017_unlabeled"
     npu = rows["mb3-centernet/raw for imx8mp-npu"]
     assert npu["overlap"].startswith("YES") and npu["outcome"] == "chosen int16x8"
     assert float(npu["ΔAP"]) == pytest.approx(-0.71) and npu["candidates"] == "5 measured, 1 skipped, 0 failed"

@@ -10,6 +10,7 @@ an NPU target ranks by the cost model's figure instead, where float32 has none.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import pandas as pd
 
@@ -99,9 +100,15 @@ def table(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def _images(block: dict | None) -> object:
+def _image_set(block: dict | None) -> str:
+    """'N images of SET': a validation block names its split and count; a calibration block (harness quantize)
+    its folder and `count` (or the list of `files`)."""
     block = block or {}
-    return block.get("image_count", block.get("images"))
+    count = next((block[k] for k in ("image_count", "images", "count") if block.get(k) is not None), None)
+    if count is None and block.get("files") is not None:
+        count = block["files"] if isinstance(block["files"], int) else len(block["files"])
+    name = block.get("split") or (Path(block["dir"]).name if block.get("dir") else None)
+    return f"{count if count is not None else '?'} images of {name or '?'}"
 
 
 def summary(records: list[dict]) -> pd.DataFrame:
@@ -116,8 +123,8 @@ def summary(records: list[dict]) -> pd.DataFrame:
         status = [c_.get("status") for c_ in cands]
         rows.append({
             "search": label(rec), "max drop": rec.get("max_drop"),
-            "validate": f"{_images(rec.get('validate'))} images of {(rec.get('validate') or {}).get('split')}",
-            "calibration": f"{_images(calib)} images of {calib.get('split')}",
+            "validate": _image_set(rec.get("validate")),
+            "calibration": _image_set(calib),
             "overlap": "YES (calibrated on validation images)" if calib.get("overlap") else "no",
             "float AP": _points((rec.get("float") or {}).get("ap")),
             "outcome": f"chosen {pick}" if rec.get("chosen") else
