@@ -40,8 +40,8 @@ def configure(p: argparse.ArgumentParser) -> None:
                                                              "candidate / reference, a speed figure across hosts")
     ab.add_argument("--blocks", type=int, default=30, help="A/B: rounds of alternation (default 30)")
     ab.add_argument("--block-size", type=int, default=2, help="A/B: invokes of each side per round (default 2)")
-    ab.add_argument("--instances", type=int, default=1, help="A/B: interpreters loaded per side, taking turns "
-                                                             "(default 1; one load can run 5%% off another)")
+    ab.add_argument("--instances", type=int, default=4, help="A/B: interpreters loaded per side, taking turns "
+                                                             "(default 4; one load can run 15%% off another)")
     ab.add_argument("--confidence", type=float, default=0.95, help="A/B: level of the ratio's interval (0.95)")
 
 

@@ -41,7 +41,7 @@ class ABSettings:
     blocks: int = 30
     block_size: int = 2  # invokes of each side per block: short blocks pair the sides closely in time
     warmup: int = 5  # invokes of each side before the first block
-    instances: int = 1  # interpreters loaded per side, taking turns by block (see Side)
+    instances: int = 4  # interpreters loaded per side, taking turns by block (see Side)
     level: float = 0.95
     resamples: int = 2000
     seed: int = 0
@@ -62,14 +62,15 @@ class ABSettings:
 class Side:
     """One thing being timed: its role, the staged invoke() of each loaded instance, and what the record says.
 
-    Why several instances: two interpreters of the *same* model in one process differed by 5-7% for a
-    whole run here, in either direction and in nearly every block (where the buffers landed, not the
-    host's drift: A/A ratio 1.073 [1.059, 1.090] in one run, 0.951 [0.916, 0.985] in another), which no
-    interval over blocks can see. Loading each side more than once (`--instances 2`), in alternating order,
-    and letting the instances take turns averages that effect and puts it into the block-to-block spread
-    the interval sees. It is not the default: measured here (README, "Latency CI") two instances per side
-    doubled the interval's width and, at a true 1.13-1.16x slowdown, let 9 of 20 A/B runs pass 1.05,
-    while one instance kept the A/A false alarms at 1 of 20 and caught the slowdown 20 of 20 times.
+    Why several instances: two interpreters of the *same* model in one process run apart for a whole run,
+    in either direction and in nearly every block (where the buffers landed, not the host's drift): A/A
+    ratios of 0.85-1.14 with one instance per side on the idle 2-core machine, each with a tight interval,
+    which no interval over blocks can see. Loading each side several times, in alternating order, and
+    letting the instances take turns averages that effect and puts it into the block-to-block spread the
+    interval sees. Measured here (README, "Latency CI"), 20 runs each on the idle machine at 2 threads: one
+    instance per side gave 2 A/A false alarms at 1.05 (and 13 of 20 A/B catches at default threads, where
+    int8 is only ~1.2x f32); four instances gave 0 A/A false alarms and caught int8's 1.58x 20 of 20 times,
+    at an interval width of 0.084 (A/A median) instead of 0.052. Four is the default for that reason.
     """
 
     role: str  # candidate | baseline | reference
