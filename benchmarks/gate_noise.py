@@ -49,7 +49,7 @@ def main() -> int:
     p.add_argument("--series-slowdown", type=float, nargs="+", default=[1.05, 1.10])
     p.add_argument("--blocks", default="30")
     p.add_argument("--block-size", default="2")
-    p.add_argument("--instances", default="1", help="interpreters per side (harness bench --instances)")
+    p.add_argument("--instances", default="4", help="interpreters per side (harness bench --instances; 4)")
     p.add_argument("--threads", help="interpreter threads for every bench (default: the runtime's); the issue's "
                                      "'int8 about 2x slower than f32' holds at 2 threads on this x86 CPU")
     p.add_argument("--out", default="reports/gate-noise")
