@@ -1,7 +1,8 @@
 """The package's shape as a rule: each layer imports only from layers below it.
 
 Measuring (models, scoring, records, measure) must run on a board, so it may never reach into the
-analysing wing (analyse, quantize) or the CLI; the CLI sits on top and only parses and prints.
+boards layer (reaching boards from the host: SSH, board farms, NPU compilers), the analysing wing
+(analyse, quantize) or the CLI; the CLI sits on top and only parses and prints.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "harness"
 
 # Lowest first. A module may import from its own layer and the layers before it.
-LAYERS = ["common", "models", "scoring", "records", "measure", "quantize", "analyse", "cli"]
+LAYERS = ["common", "models", "scoring", "records", "measure", "boards", "quantize", "analyse", "cli"]
 BASE = {"errors": 0, "__init__": 0, "__main__": len(LAYERS)}  # top-level modules of the package
 MAX_LINES = 400
 
