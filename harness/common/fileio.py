@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from harness.errors import HarnessError, os_error_line
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -31,15 +33,20 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
 def write_atomic(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path:
     """Let `write` fill a temporary file beside `path` (e.g. PIL's image.save), then rename it into place."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise HarnessError(f"cannot write {path}: {os_error_line(exc)}") from exc
     os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are meant to be shared
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise HarnessError(f"cannot write {path}: {os_error_line(exc)} (nothing was written there)") from exc
         raise
     return path
 

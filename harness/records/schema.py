@@ -24,6 +24,7 @@ import copy
 import datetime as _dt
 import hashlib
 import json
+import math
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -46,6 +47,15 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "op_profile": ("model", "source", "profiles"),
     # Interleaved A/B latency (harness.measure.ab): each side's samples and blocks, and the ratios with intervals.
     "ab_bench": ("design", "sides", "ratios"),
+}
+# Values inside the body that `report` and `check` read without a fallback, per kind: a dotted path and
+# the type it must have. A record missing one would crash every later report of a store that holds it.
+SHAPES: dict[str, tuple[tuple[str, str], ...]] = {
+    "eval": (("model.name", "str"), ("results.stats", "dict"), ("results.stats.AP", "number")),
+    "score": (("results.stats", "dict"), ("results.stats.AP", "number")),
+    "bench": (("model.name", "str"), ("phases.first_inference_s", "number"),
+              *((f"phases.{phase}.{key}", kind) for phase in ("model_only", "end_to_end")
+                for key, kind in (("stats", "dict"), ("stats.p50_s", "number"), ("samples_s", "numbers")))),
 }
 _PACKAGES = ("numpy", "Pillow", "pycocotools", "faster-coco-eval", "ai-edge-litert", "tflite-runtime",
              "tensorflow", "tensorflow-cpu")
@@ -100,7 +110,32 @@ def validate(record: object, where: str) -> dict:
         raise HarnessError(f"{where}: {kind} record lacks {', '.join(missing)}")
     if not isinstance(record.get("host"), dict) or "fingerprint" not in record["host"]:
         raise HarnessError(f"{where}: the record has no host fingerprint")
+    for path, expected in SHAPES.get(kind, ()):
+        if not _has(record, path, expected):
+            raise HarnessError(f"{where}: {kind} record has no {expected} at {path}; it cannot be reported "
+                               "(re-run the measurement, or set this record aside)")
     return _upgrade(record)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+_CHECKS = {
+    "str": lambda v: isinstance(v, str),
+    "dict": lambda v: isinstance(v, dict),
+    "number": _is_number,
+    "numbers": lambda v: isinstance(v, list) and all(_is_number(x) for x in v),
+}
+
+
+def _has(record: dict, path: str, expected: str) -> bool:
+    value: object = record
+    for key in path.split("."):
+        if not isinstance(value, dict) or key not in value:
+            return False
+        value = value[key]
+    return _CHECKS[expected](value)
 
 
 def _upgrade(record: dict) -> dict:
