@@ -179,20 +179,23 @@ def digest(record: dict) -> str:
 
 def read_record_file(path: str | Path) -> list[dict]:
     """Records in a file: one JSON record, a JSON list of them, or JSON Lines; each validated."""
+    from harness.common.fileio import parse_json_bounded, read_regular_bytes
+
     path = Path(path)
+    raw = read_regular_bytes(path, "run record")
     try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise HarnessError(f"cannot read run record {path}: {exc}") from None
+        text = raw.decode()
+    except UnicodeDecodeError:
+        raise HarnessError(f"{path}: not JSON (not UTF-8 text); expected a run record written by "
+                           "harness --json") from None
     try:
-        data = json.loads(text)
+        data = parse_json_bounded(text, str(path))
         items = data if isinstance(data, list) else [data]
-    except json.JSONDecodeError as exc:
-        try:
-            items = [json.loads(line) for line in text.splitlines() if line.strip()]
-        except json.JSONDecodeError:
-            raise HarnessError(f"{path}: not JSON ({exc.msg} at line {exc.lineno}); "
-                               "expected a run record written by harness --json") from None
+    except HarnessError as whole:
+        try:  # JSON Lines: one record a line
+            items = [parse_json_bounded(line, str(path)) for line in text.splitlines() if line.strip()]
+        except HarnessError:
+            raise HarnessError(f"{whole}; expected a run record written by harness --json") from None
     if not items:
         raise HarnessError(f"{path}: holds no run records")
     return [validate(r, f"{path}" if len(items) == 1 else f"{path}[{i}]") for i, r in enumerate(items)]
