@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from harness.errors import HarnessError
 
@@ -47,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.action == "set-aside":
         return _set_aside(args)
+    if args.action == "export":
+        _check_export_destination(args)
     with RecordStore(args.store, create=False) as store:
         rows = store.rows()
         skipped = store.skipped
@@ -56,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "export":
         if len(args.paths) != 1:
             raise HarnessError("store export needs one destination: a .json file or a directory")
+
         dest = export_records(records, args.paths[0])
         print(f"{len(records)} records -> {dest}")
         return 0
@@ -64,6 +68,17 @@ def run(args: argparse.Namespace) -> int:
         (row, r["kind"], r.get("model", {}).get("name", "") if isinstance(r.get("model"), dict) else "",
          r["host"]["fingerprint"], r.get("created")) for row, r in rows]))
     return 0
+
+
+def _check_export_destination(args: argparse.Namespace) -> None:
+    """Before the store is opened: the destination is one new .json file or a directory, never the store."""
+    if len(args.paths) != 1:
+        raise HarnessError("store export needs one destination: a .json file or a directory")
+    dest = Path(args.paths[0])
+    if dest.exists() and dest.resolve() == Path(args.store).resolve():
+        raise HarnessError(f"store export destination {dest} is the store itself; give a .json file or a directory")
+    if dest.exists() and not dest.is_dir() and dest.suffix != ".json":
+        raise HarnessError(f"store export destination {dest} is a file; give a .json file or a directory")
 
 
 def _set_aside(args: argparse.Namespace) -> int:
