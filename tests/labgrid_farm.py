@@ -82,6 +82,10 @@ class Farm:
             raise RuntimeError(f"labgrid-client {' '.join(args)}: {proc.stderr.strip()}")
         return proc
 
+    def coordinator_log(self) -> str:
+        """What the coordinator printed so far (it prints `PLACE: place acquired by HOST/USER`, `place released`)."""
+        return (self.workdir / "coordinator.log").read_text(errors="replace")
+
     def rpc(self, method: str, **request):
         """Call the coordinator's unary gRPC METHOD (e.g. "AddPlace") with REQUEST's fields."""
         import grpc
@@ -113,7 +117,8 @@ class Farm:
 def _start(argv: list[str], log: Path, cwd: Path) -> subprocess.Popen:
     with open(log, "w") as out:
         return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd,
-                                env={k: v for k, v in os.environ.items() if not k.startswith("LG_")},
+                                env={**{k: v for k, v in os.environ.items() if not k.startswith("LG_")},
+                                     "PYTHONUNBUFFERED": "1"},  # its log shows each event as it happens
                                 start_new_session=True)
 
 

@@ -5,12 +5,17 @@ account, not this module's); the address yielded is checked by connecting to the
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
 import shlex
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -57,8 +62,10 @@ def farm(tmp_path_factory, banner_port):
     extra = {POWER_GROUP: "  NetworkPowerPort:\n    model: gude\n    host: 127.0.0.1\n    index: 1\n"}
     with labgrid_farm(tmp_path_factory.mktemp("farm"), {"board-1": NetworkService(banner_port)}, extra) as f:
         print(f"farm start-up: {f.startup_s}")
+        pids = f.alive()
+        assert len(pids) == 2  # coordinator and exporter
         yield f
-    assert not f.alive(), f"farm processes still running: {f.alive()}"
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids), f"farm processes left running: {pids}"
 
 
 @pytest.fixture
@@ -104,6 +111,33 @@ def test_a_place_is_released_when_the_body_raises(farm, place, me):
 def test_a_place_is_released_on_ctrl_c(farm, place, me):
     with pytest.raises(KeyboardInterrupt), reach_place(place, farm.address):
         raise KeyboardInterrupt
+    assert farm.holder(place) is None
+
+
+def interrupt_after(seconds: float) -> threading.Timer:
+    """A Ctrl-C to this process SECONDS from now, as a terminal would send it."""
+    timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    return timer
+
+
+def test_ctrl_c_during_a_labgrid_call_waits_for_it_to_finish():
+    code = "import os, time; time.sleep(1.0); print(os.getsid(0))"
+    timer = interrupt_after(0.2)
+    call = lg._run([sys.executable, "-c", code], timeout=30, what="test")
+    timer.join()
+    assert call.interrupted and call.returncode == 0  # finished its work, not killed halfway
+    assert int(call.stdout) != os.getsid(0)  # its own session: a terminal's Ctrl-C does not reach it
+
+
+def test_ctrl_c_while_acquiring_releases_what_was_acquired(farm, place, me):
+    timer = interrupt_after(0.3)  # during labgrid-client acquire (its start-up alone takes longer)
+    with pytest.raises(KeyboardInterrupt), reach_place(place, farm.address):
+        pytest.fail("entered the body after a Ctrl-C")
+    timer.join()
+    log = farm.coordinator_log()
+    assert f"{place}: place acquired by {me}" in log  # the acquire ran to its end ...
+    assert f"{place}: place released" in log  # ... and what it got was given back
     assert farm.holder(place) is None
 
 
@@ -206,9 +240,71 @@ def test_a_client_named_by_the_environment_is_used(monkeypatch):
         lg.find_client()
 
 
-def test_the_farm_kills_what_it_started(tmp_path: Path):
-    with labgrid_farm(tmp_path, {"board-1": NetworkService(22)}) as farm:
-        pids = farm.alive()
-        assert len(pids) == 2
-    assert farm.alive() == []
-    assert all(not Path(f"/proc/{pid}").exists() for pid in pids)
+# --- through the SSH runner: `harness bench --on labgrid:PLACE` against a real sshd behind a place -------------
+
+HAVE_SSH = all(find_spec(name) for name in ("sshd", "harness.boards.targets"))
+needs_ssh = pytest.mark.skipif(not HAVE_SSH, reason="not merged yet: tests/sshd.py, harness/boards/targets.py")
+REPO = Path(__file__).resolve().parents[1]
+SSH_PLACE = "ssh-board"
+
+
+@pytest.fixture(scope="module")
+def ssh_farm(tmp_path_factory):
+    """A farm whose place SSH_PLACE exports a real sshd on 127.0.0.1 (tests/sshd.py), and that sshd."""
+    import sshd
+
+    folder = tmp_path_factory.mktemp("ssh-farm")
+    server = sshd.start_sshd(folder / "sshd")
+    server.trust()
+    try:
+        with labgrid_farm(folder / "farm", {SSH_PLACE: NetworkService(server.port, username=server.user)}) as farm:
+            farm.add_place(SSH_PLACE, SSH_PLACE)
+            yield farm, server
+        assert not farm.alive()
+    finally:
+        server.stop()
+
+
+def bench_on_place(farm: Farm, server, python: str, out: Path, mirror: Path) -> subprocess.CompletedProcess[str]:
+    env = {**server.env(), "LG_COORDINATOR": farm.address, "HARNESS_MIRROR": str(mirror),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    env = {k: v for k, v in env.items() if k not in ("LG_HOSTNAME", "LG_USERNAME")}
+    return subprocess.run([sys.executable, "-m", "harness", "bench", "mb3-centernet-int8",
+                           "--on", f"labgrid:{SSH_PLACE}?python={python}", "--warmup", "1", "--min-count", "5",
+                           "--min-duration", "0", "--e2e-min-count", "2", "--e2e-min-duration", "0",
+                           "--json", str(out), "--quiet"], env=env, capture_output=True, text=True, timeout=600)
+
+
+def sessions(server) -> int:
+    """Logins sshd accepted so far (its own log)."""
+    return (server.folder / "sshd.log").read_text(errors="replace").count("Accepted publickey")
+
+
+@needs_ssh
+def test_bench_runs_through_a_place_over_ssh_and_releases_it(ssh_farm, tmp_path, mirror):
+    import sshd
+
+    farm, server = ssh_farm
+    board_python = sshd.board_venv()
+    version = subprocess.run([str(board_python), "-c", "import platform; print(platform.python_version())"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    before = sessions(server)
+    proc = bench_on_place(farm, server, str(board_python), tmp_path / "bench.json", mirror)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((tmp_path / "bench.json").read_text())
+    assert record["host"]["python"] == version  # measured by the board's Python, reached through the place
+    assert sessions(server) > before  # through the sshd the place exports
+    assert f"{SSH_PLACE}: place acquired by " in farm.coordinator_log()
+    assert farm.holder(SSH_PLACE) is None
+
+
+@needs_ssh
+def test_a_failed_run_through_a_place_releases_it(ssh_farm, tmp_path, mirror):
+    farm, server = ssh_farm
+    acquired = farm.coordinator_log().count(f"{SSH_PLACE}: place acquired by ")
+    proc = bench_on_place(farm, server, "/no/such/python3", tmp_path / "bench.json", mirror)
+    assert proc.returncode == 2 and proc.stderr.startswith("harness: error: "), proc.stderr
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert farm.coordinator_log().count(f"{SSH_PLACE}: place acquired by ") == acquired + 1  # it got the board
+    assert farm.holder(SSH_PLACE) is None  # and gave it back
+    assert not (tmp_path / "bench.json").exists()
