@@ -190,8 +190,8 @@ class _Doctor:
         boxed = box_fix[2](self.entries) if box_fix else self.entries
         faults = checks.box_faults(boxed, size)
         n = len(boxed)
-        outside = faults["outside"] > checks.OUTSIDE_SHARE * n
-        if not (faults["negative"] or faults["zero"] or outside):
+        share = checks.OUTSIDE_SHARE * n  # a degenerate box now and then is a model's; a negative size never is
+        if not (faults["negative"] or faults["zero"] > share or faults["outside"] > share):
             return
         parts, fixes, steps = [], [], []
         if faults["negative"]:
