@@ -42,7 +42,40 @@ def test_xyxy_boxes_are_named_first_and_the_command_exits_1(mirror, tmp_path, ca
     assert printed.splitlines()[1].split()[:2] == ["1", "box-xyxy"]  # the ranked table's first row
 
 
+def test_an_empty_results_file_is_nothing_to_score_and_exits_1(mirror, tmp_path, capsys):
+    gt, _ = _known_answer(mirror)
+    empty = tmp_path / "empty.json"
+    empty.write_text("[]")
+    out = tmp_path / "doctor.json"
+    assert main(["doctor", "--gt", str(gt), "--results", str(empty), "--json", str(out)]) == 1
+    printed = capsys.readouterr().out
+    assert "nothing to score" in printed and "no problem found" not in printed
+    assert [f["id"] for f in read_record(out, kind="doctor")["findings"]] == ["empty-results"]
+
+
+def test_two_faults_print_and_record_all_fixes_together(mirror, tmp_path, capsys):
+    """Corner boxes and category ids + 1: the table scores each alone; the line after it, both at once."""
+    gt, results = _known_answer(mirror)
+    entries = json.loads(results.read_text())
+    for e in entries:
+        x, y, w, h = e["bbox"]
+        e["bbox"], e["category_id"] = [x, y, x + w, y + h], e["category_id"] + 1
+    bad = tmp_path / "two.json"
+    bad.write_text(json.dumps(entries))
+    out = tmp_path / "doctor.json"
+    assert main(["doctor", "--gt", str(gt), "--results", str(bad), "--expect", "50.5", "--json", str(out)]) == 1
+    printed = capsys.readouterr().out
+    assert "all fixes together (category-offset + box-xyxy): AP 0.0 -> 50.5" in printed
+    rec = read_record(out, kind="doctor")
+    assert rec["together"]["ap_after"] == pytest.approx(0.5046, abs=0.0005)  # the known answer (EXPECTED.txt)
+    assert rec["expected"] == {"ap": 0.505, "from": "the expected AP (--expect)"}
+    assert "below-expected" not in {f["id"] for f in rec["findings"]}  # together they reach it
+
+
 @pytest.mark.parametrize("argv, message", [
+    (["doctor", "--gt", "a.json", "--results", "b.json", "--expect", "0"], "--expect is an AP in points"),
+    (["doctor", "--gt", "a.json", "--results", "b.json", "--expect", "505"], "--expect is an AP in points"),
+    (["doctor", "mb3-centernet-f32", "--expect", "25"], "--expect is for a results file"),
     (["doctor"], "say what to examine"),
     (["doctor", "--gt", "x.json"], "needs both --gt"),
     (["doctor", "mb3-centernet-f32", "--gt", "a.json", "--results", "b.json"], "not both"),

@@ -17,8 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from harness.analyse.doctor.findings import Finding, format_findings
-from harness.analyse.doctor.results import diagnose_results, doctor_file, doctor_record_body, read_results_leniently
+from harness.analyse.doctor.findings import Finding, format_findings, format_together
+from harness.analyse.doctor.results import (
+    diagnose,
+    diagnose_results,
+    doctor_file,
+    doctor_record_body,
+    read_results_leniently,
+)
 from harness.errors import HarnessError
 from harness.scoring.coco import CocoGroundTruth
 from harness.scoring.evaluator import score_results
@@ -37,6 +43,12 @@ def known_answer(mirror: Path) -> tuple[CocoGroundTruth, list[int], list[dict], 
 
 def ap(gt: CocoGroundTruth, results: list[dict], ids: list[int]) -> float:
     return float(score_results(gt, results, ids, "faster").stats["AP"])
+
+
+def scorable(gt: CocoGroundTruth, results: list[dict]) -> list[dict]:
+    """The entries COCO eval can take: known categories and images (the others it ignores or refuses)."""
+    images = {i.id for i in gt.images}
+    return [r for r in results if r["category_id"] in gt.categories and r["image_id"] in images]
 
 
 def _sizes(gt: CocoGroundTruth) -> dict[int, tuple[int, int]]:
@@ -133,6 +145,44 @@ def plant_duplicates(gt, clean, ids):
     return copy.deepcopy(clean) + [copy.deepcopy(r) for r in clean if r["image_id"] in twice], clean, ids
 
 
+def plant_negative_width(gt, clean, ids):
+    """Widths written with the wrong sign (x is still the left edge): every box is impossible, AP 0."""
+    return [_with(r, bbox=[x, y, -w, h]) for r in clean for x, y, w, h in [r["bbox"]]], clean, ids
+
+
+def plant_frame_512(gt, clean, ids):
+    """Boxes left in the 512x512 input of a stretching model instead of the original image's pixels."""
+    s = _sizes(gt)
+    out = []
+    for r in clean:
+        (x, y, w, h), (iw, ih) = r["bbox"], s[r["image_id"]]
+        fx, fy = 512 / iw, 512 / ih
+        out.append(_with(r, bbox=[x * fx, y * fy, w * fx, h * fy]))
+    return out, clean, ids
+
+
+def plant_letterbox_512(gt, clean, ids):
+    """Boxes left in the 512x512 input of a model that letterboxes the image at the top left (TF OD API)."""
+    s = _sizes(gt)
+    return [_with(r, bbox=[v * 512 / max(s[r["image_id"]]) for v in r["bbox"]]) for r in clean], clean, ids
+
+
+def plant_image_positions(gt, clean, ids):
+    """Image ids written as each image's position (0-based) in the sorted image ids, as a dataset loop counts."""
+    pos = {i: n for n, i in enumerate(sorted(x.id for x in gt.images))}
+    return [_with(r, image_id=pos[r["image_id"]]) for r in clean], clean, ids
+
+
+def plant_tf_boxes(gt, clean, ids):
+    """The TF OD API's detection_boxes written as they come: [ymin, xmin, ymax, xmax] normalised."""
+    s = _sizes(gt)
+    out = []
+    for r in clean:
+        (x, y, w, h), (iw, ih) = r["bbox"], s[r["image_id"]]
+        out.append(_with(r, bbox=[y / ih, x / iw, (y + h) / ih, (x + w) / iw]))
+    return out, clean, ids
+
+
 MUTATIONS: list[tuple[str, str, Plant]] = [
     ("category-offset", "ids + 1", plant_offset),
     ("category-index", "0..79 indices", plant_index0),
@@ -146,6 +196,11 @@ MUTATIONS: list[tuple[str, str, Plant]] = [
     ("max-detections", "150 per image", plant_max_detections),
     ("missing-images", "20% images lost", plant_missing),
     ("duplicates", "half the images twice", plant_duplicates),
+    ("box-impossible", "negative widths", plant_negative_width),
+    ("box-frame", "512x512 stretched frame", plant_frame_512),
+    ("box-frame", "512 letterbox frame", plant_letterbox_512),
+    ("image-ids", "positions for ids", plant_image_positions),
+    ("box-tf-normalised", "TF [ymin,xmin,ymax,xmax]", plant_tf_boxes),
 ]
 
 
@@ -169,7 +224,7 @@ def test_mutation_table(known_answer) -> None:
         t0 = time.perf_counter()
         findings = diagnose_results(gt, bad, ids)
         wall = time.perf_counter() - t0
-        planted_ap = ap(gt, [r for r in bad if r["category_id"] in gt.categories], ids)
+        planted_ap = ap(gt, scorable(gt, bad), ids)
         ref_ap = ap(gt, ref, ref_ids)
         top = findings[0] if findings else None
         after = top.ap_after if top and top.id == fid else None
@@ -197,16 +252,93 @@ def test_planted_faults_lower_the_ap(known_answer) -> None:
         if fid in ("max-detections",):
             continue
         bad, _, _ = plant(gt, copy.deepcopy(clean), ids)
-        assert ap(gt, [r for r in bad if r["category_id"] in gt.categories], ids) < clean_ap - 0.02, what
+        assert ap(gt, scorable(gt, bad), ids) < clean_ap - 0.02, what
 
 
-def test_two_faults_at_once_are_both_named(known_answer) -> None:
-    """Categories and boxes are judged by independent evidence, so both show up (each scored alone)."""
+def published_ap(mirror: Path) -> float:
+    """The bbox AP pycocotools prints for the known-answer pair, at full precision (EXPECTED.txt)."""
+    text = (mirror / "coco" / "known_answer" / "EXPECTED.txt").read_text()
+    line = next(x for x in text.splitlines() if x.startswith("FULL precision") and x.split()[-13] == "bbox")
+    return float(line.split("[", 1)[1].split(",")[0])
+
+
+def test_two_faults_at_once_are_both_named_and_together_give_the_clean_ap_back(known_answer, mirror) -> None:
+    """Corner boxes and a category offset: each correction alone leaves AP near 0 (the other fault still
+    spoils every match); both together must give back the published known answer."""
     gt, ids, clean, _ = known_answer
     bad, _, _ = plant_offset(gt, clean, ids)
     bad, _, _ = plant_xyxy(gt, bad, ids)
-    named = {f.id for f in diagnose_results(gt, bad, ids)}
-    assert {"category-offset", "box-xyxy"} <= named
+    d = diagnose(gt, bad, ids)
+    named = {f.id: f for f in d.findings}
+    assert {"category-offset", "box-xyxy"} <= set(named)
+    assert all(named[i].ap_after < 0.1 for i in ("category-offset", "box-xyxy"))  # alone, neither is enough
+    assert d.together is not None and set(d.together["findings"]) == {"category-offset", "box-xyxy"}
+    assert d.together["ap_after"] == pytest.approx(published_ap(mirror), abs=0.0005)  # EXPECTED.txt: 0.5046
+    assert format_together(d.together) == "all fixes together (category-offset + box-xyxy): AP 0.0 -> 50.5"
+
+
+def test_a_single_fault_has_no_together_line(known_answer) -> None:
+    gt, ids, clean, _ = known_answer
+    bad, _, _ = plant_xyxy(gt, clean, ids)
+    assert diagnose(gt, bad, ids).together is None
+
+
+@pytest.mark.parametrize("what, score", [("all 1.0", lambda r: 1.0),
+                                         ("rounded to 0.1", lambda r: round(r["score"], 1))])
+def test_scores_that_cannot_rank_are_named_tied_not_a_threshold_cut(known_answer, what, score) -> None:
+    """Nothing was cut (every detection is there): the ranking is what is lost."""
+    gt, ids, clean, _ = known_answer
+    bad = [_with(r, score=score(r)) for r in clean]
+    findings = diagnose_results(gt, bad, ids)
+    assert [f.id for f in findings] == ["scores-tied"], format_findings(findings)
+    assert findings[0].ap_after is None and "ranking is lost" in findings[0].evidence
+    if what == "all 1.0":
+        assert findings[0].evidence.startswith(f"all {len(clean)} scores are 1")
+
+
+def test_a_cut_file_is_still_a_threshold_not_tied(known_answer) -> None:
+    gt, ids, clean, _ = known_answer
+    assert "scores-tied" not in {f.id for f in diagnose_results(gt, [r for r in clean if r["score"] >= 0.3], ids)}
+
+
+@pytest.mark.parametrize("entries", ["none", "strangers"])
+def test_nothing_to_score_is_a_finding(known_answer, entries) -> None:
+    """An empty list, or detections only for images the annotation file does not have: named, never
+    "no problem found"."""
+    gt, ids, clean, _ = known_answer
+    bad = [] if entries == "none" else [_with(r, image_id=r["image_id"] + 10**7) for r in clean]
+    findings = diagnose_results(gt, bad, ids)
+    assert [f.id for f in findings] == ["empty-results"] and findings[0].evidence.startswith("nothing to score")
+
+
+def test_zero_sizes_and_boxes_outside_the_image_are_counted(known_answer) -> None:
+    """Ten boxes of zero width and ten moved wholly past the right edge: both counted, by those numbers."""
+    gt, ids, clean, _ = known_answer
+    s = _sizes(gt)
+    bad = copy.deepcopy(clean)
+    for r in bad[:10]:
+        r["bbox"][2] = 0.0
+    for r in bad[10:20]:
+        r["bbox"][0] = s[r["image_id"]][0] + 50.0
+    (f,) = [f for f in diagnose_results(gt, bad, ids) if f.id == "box-impossible"]
+    assert "10 have a zero width or height" in f.evidence and "10 pass their image's edge" in f.evidence
+
+
+def test_an_ap_far_below_the_expected_one_with_no_cause_is_a_finding(known_answer) -> None:
+    """Categories scrambled at random (no convention explains them): with an expectation, the doctor says the
+    AP is far below it and that nothing it checks explains it; the clean file with the same expectation is
+    silent; without an expectation nothing is claimed."""
+    import random
+
+    gt, ids, clean, _ = known_answer
+    cats = sorted(gt.categories)
+    rng = random.Random(3)
+    bad = [_with(r, category_id=rng.choice(cats)) for r in clean]
+    d = diagnose(gt, bad, ids, expected=0.505, expected_from="the known answer")
+    (f,) = [f for f in d.findings if f.id == "below-expected"]
+    assert f.ap_after is None and "no cause the doctor checks explains it" in f.evidence
+    assert not [f for f in diagnose(gt, clean, ids, expected=0.505).findings if f.id == "below-expected"]
+    assert not [f for f in diagnose(gt, bad, ids).findings if f.id == "below-expected"]
 
 
 def test_unknown_categories_and_malformed_entries_are_findings_not_errors(known_answer, tmp_path: Path) -> None:

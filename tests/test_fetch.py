@@ -596,3 +596,172 @@ def test_hub_handle_end_to_end_with_a_real_savedmodel(server: HubServer, tmp_pat
     assert dets.category_ids.tolist() == [18, 18, 18]
     np.testing.assert_allclose(dets.scores, 0.2, rtol=1e-6)
     np.testing.assert_allclose(dets.boxes, [[0.1, 0.2, 0.5, 0.6]] * 3)
+
+
+# --------------------------------------------------------------------------------------------------
+# Trust on first use: a card with no published sha256
+
+
+HUB = "centernet-resnet50v2-512"  # the zoo's TF Hub card: no sha256 is published for it
+
+
+@pytest.fixture
+def hub_env(server: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """$HARNESS_URL_BASE sends the card's official address to the loopback server; the cache is the test's."""
+    monkeypatch.setenv(fetch.URL_BASE_ENV, server.base)
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.delenv(MIRROR_ENV, raising=False)
+    return tmp_path / "cache"
+
+
+def harness_fetch(*names: str) -> int:
+    from harness.cli import main
+
+    return main(["fetch", *names, "--quiet"])
+
+
+def test_a_junk_archive_from_a_card_without_hash_is_not_cached_and_no_check_is_claimed(
+        server: HubServer, hub_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The issue's hostile server: a small archive holding a 'saved_model.pb' of junk. It cannot be loaded, so
+    its outputs cannot meet the card's contract: one line, exit 2, nothing cached, no pin, no claim of a check."""
+    from loopback import official_path
+
+    junk = make_tar(FAKE_SAVEDMODEL)
+    server.hub[official_path(get_card(HUB).source.url)] = junk
+    assert harness_fetch(HUB) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("harness: error: ") and err.count("\n") == 1
+    assert "does not meet the card's contract" in err and "not cached" in err
+    assert cache_entries(hub_env) == []  # neither the model nor a pin
+    assert harness_fetch(HUB) == 2, "a second try is not 'already here'"
+    assert "already here" not in capsys.readouterr().out
+
+
+def test_a_tflite_file_without_hash_is_checked_then_pinned_and_a_tampered_copy_is_refused(
+        server: HubServer, mirror: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A file card with no published hash (the mirror's float mb3 model served over loopback): the first fetch
+    runs it on one image and pins it; a later one verifies the pin; a changed cache copy is refused."""
+    from harness.common.identity import model_sha256
+    from harness.measure.acquire import fetch_model
+    from harness.models.pins import pins_path, read_pins
+
+    blob = (mirror / MB3_F32).read_bytes()
+    server.files["/models/raw_f32.tflite"] = blob
+    card = get_card("mb3-centernet-f32")
+    src = dataclasses.replace(card.source, url=server.url("/models/raw_f32.tflite"), mirror_path=None, sha256=None)
+    card = dataclasses.replace(card, source=src)
+    cache = tmp_path / "cache"
+
+    first = fetch_model(card, None, cache)
+    assert first["downloaded"] and first["pin"] == "new"
+    pin = read_pins(cache)[src.url]
+    assert pin["sha256"] == sha256(blob) == pin["content_sha256"] == model_sha256(first["path"])
+    assert pins_path(cache) == cache / "pins.json"
+
+    again = fetch_model(card, None, cache)
+    assert not again["downloaded"] and again["pin"] == "verified" and len(server.requests) == 1
+
+    with open(first["path"], "r+b") as f:  # one byte changed in the cache
+        f.seek(4096)
+        b = f.read(1)
+        f.seek(4096)
+        f.write(bytes([b[0] ^ 1]))
+    with pytest.raises(HarnessError, match="pinned on first use") as exc:
+        resolve_model(card, None, cache)
+    assert "\n" not in str(exc.value)
+
+
+def test_a_file_that_is_no_model_is_not_cached(server: HubServer, tmp_path: Path) -> None:
+    server.files["/models/m.tflite"] = b"TFL3 pretend model bytes"
+    card = get_card("mb3-centernet-f32")
+    src = dataclasses.replace(card.source, url=server.url("/models/m.tflite"), mirror_path=None, sha256=None)
+    with pytest.raises(HarnessError, match=r"does not meet the card's contract.*not cached"):
+        resolve_model(dataclasses.replace(card, source=src), None, tmp_path / "cache")
+    assert cache_entries(tmp_path / "cache") == []
+
+
+@pytest.fixture(scope="module")
+def hub_models(tmp_path_factory) -> tuple[bytes, bytes, bytes]:
+    """Three archives as tfhub.dev serves them: a SavedModel with the TF Hub card's contract, the same with
+    another box (a changed model), and a SavedModel whose outputs are not the card's."""
+    pytest.importorskip("tensorflow")
+    from synthetic import import_tf, make_hub_savedmodel
+
+    d = tmp_path_factory.mktemp("hubmodels")
+
+    def tar_dir(folder: Path) -> bytes:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+            tar.add(folder, arcname=".")
+        return buf.getvalue()
+
+    tf = import_tf()
+
+    class Other(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.uint8)])
+        def __call__(self, images):
+            return {"logits": tf.reduce_mean(tf.cast(images, tf.float32), axis=[1, 2])}
+
+    other = Other()
+    tf.saved_model.save(other, str(d / "other"), signatures={"serving_default": other.__call__})
+    return (tar_dir(make_hub_savedmodel(d / "good", (0.2, 0.25, 0.7, 0.8), 18)),
+            tar_dir(make_hub_savedmodel(d / "changed", (0.1, 0.1, 0.5, 0.5), 1)),
+            tar_dir(d / "other"))
+
+
+def test_a_hub_model_without_hash_is_pinned_on_first_use_and_held_to_the_pin(
+        server: HubServer, hub_env: Path, hub_models, capsys: pytest.CaptureFixture[str]) -> None:
+    """`harness fetch` of the TF Hub card: a model meeting the contract is checked and pinned (and says so);
+    the next fetch verifies it; a server that later serves another file does not replace it, and once the
+    cache is emptied that file is refused as not the pinned one; a changed cache copy is refused."""
+    import json
+    import shutil
+
+    from loopback import official_path
+
+    from harness.common.identity import model_sha256
+
+    good, changed, _ = hub_models
+    path = official_path(get_card(HUB).source.url)
+    server.hub[path] = good
+    assert harness_fetch(HUB) == 0
+    out = capsys.readouterr().out
+    pins = json.loads((hub_env / "pins.json").read_text())
+    (pin,) = pins.values()
+    cached = next((hub_env / "hub").iterdir())
+    assert pin["sha256"] == sha256(good) and pin["content_sha256"] == model_sha256(cached)
+    assert f"no published sha256; got {sha256(good)} (recorded), outputs checked against the card's contract, " \
+           f"pinned on first use: sha256 {pin['content_sha256']}" in out
+
+    server.hub[path] = changed  # the server changes what it serves
+    assert harness_fetch(HUB) == 0
+    out = capsys.readouterr().out
+    assert "already here" in out and "matches the sha256 pinned on first use" in out
+    assert len(server.requests) == 1, "a cache hit asks the server nothing"
+    assert model_sha256(cached) == pin["content_sha256"]
+
+    shutil.rmtree(cached)  # the cache emptied, the pin kept: the changed file is refused
+    assert harness_fetch(HUB) == 2
+    err = capsys.readouterr().err
+    assert "sha256 mismatch" in err and "pinned on first use" in err and err.count("\n") == 1
+    assert not (hub_env / "hub").exists() or not list((hub_env / "hub").iterdir())
+
+    server.hub[path] = good  # the pinned file again: fetched, verified, cached
+    assert harness_fetch(HUB) == 0
+    assert "matches the sha256 pinned on first use" in capsys.readouterr().out
+    (cached / "saved_model.pb").write_bytes((cached / "saved_model.pb").read_bytes() + b"\0")
+    assert harness_fetch(HUB) == 2
+    err = capsys.readouterr().err
+    assert "is not the one pinned on first use" in err and err.count("\n") == 1
+
+
+def test_a_hub_model_whose_outputs_are_not_the_cards_is_not_cached(
+        server: HubServer, hub_env: Path, hub_models, capsys: pytest.CaptureFixture[str]) -> None:
+    from loopback import official_path
+
+    server.hub[official_path(get_card(HUB).source.url)] = hub_models[2]
+    assert harness_fetch(HUB) == 2
+    err = capsys.readouterr().err
+    assert "does not meet the card's contract" in err and err.count("\n") == 1
+    assert cache_entries(hub_env) == []

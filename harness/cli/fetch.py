@@ -36,10 +36,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_fetched(items: list[dict]) -> None:
-    """One line per item: downloaded (from where, how verified) or already there."""
+    """One line per item: downloaded (from where, how verified) or already there; only checks really made."""
     for item in items:
+        pin = item.get("pin")
+        pinned = (f"outputs checked against the card's contract, pinned on first use: sha256 "
+                  f"{item['content_sha256']} in {item['pins_file']}" if pin == "new" else
+                  f"matches the sha256 pinned on first use in {item['pins_file']}" if pin == "verified" else None)
         if not item["downloaded"]:
-            print(f"{item['name']}: already here, {item['path']}")
+            print(f"{item['name']}: already here, {item['path']}" + (f"; {pinned}" if pinned else ""))
             continue
         if item["kind"] == "dataset":
             check = "size and sha256 match the manifest" + ("" if item["confirmed"] else
@@ -47,7 +51,7 @@ def print_fetched(items: list[dict]) -> None:
         elif item["confirmed"]:
             check = "sha256 matches the card"
         else:
-            check = f"no published sha256; got {item['sha256']} (recorded), outputs checked against the card"
+            check = f"no published sha256; got {item['sha256']} (recorded)" + (f", {pinned}" if pinned else "")
         print(f"{item['name']}: downloaded {item['bytes']} bytes from {item['from']}, {check} -> {item['path']}")
 
 

@@ -15,6 +15,7 @@ from harness.models.cards import ModelCard
 from harness.models.datasets import available, coco_auto, fetch_dataset
 from harness.models.fetch import cache_root, downloads_recorded, resolve_model
 from harness.models.mirror import Mirror, root_of
+from harness.models.pins import pins_path, read_pins
 from harness.models.zoo import ZOO
 
 COCO_AUTO = "auto"  # the --coco value that fetches the official val2017 into the cache
@@ -24,14 +25,22 @@ def fetch_model(card: ModelCard, mirror: Mirror | None, cache: Path | None = Non
     """The card's model from the mirror or the cache, downloaded if neither has it; what was done.
 
     A card with a published sha256 is checked against it (harness.models.fetch); one without (a TF Hub
-    handle) has the sha256 of what was downloaded recorded, and its outputs are checked against the
-    card when it is loaded.
+    handle) is trusted on first use (harness.models.pins): `pin` says whether this call checked its outputs
+    against the card and pinned it ("new"), or verified it against an earlier pin ("verified"); None when
+    the copy came from a mirror or the card's own hash.
     """
+    cache = cache or cache_root()
+    pinned = card.source.sha256 is None and card.source.url is not None
+    before = read_pins(cache).get(card.source.url) if pinned else None
     with downloads_recorded() as got:
         path = resolve_model(card, root_of(mirror), cache)
+    after = read_pins(cache).get(card.source.url) if pinned else None
     item = {"name": card.name, "kind": "model", "path": str(path), "downloaded": bool(got),
             "url": card.source.url, "sha256": card.source.sha256 or (got[-1]["sha256"] if got else None),
-            "confirmed": card.source.sha256 is not None}
+            "confirmed": card.source.sha256 is not None,
+            "pin": None if after is None else ("verified" if before else "new"),
+            "pins_file": str(pins_path(cache)) if after else None,
+            "content_sha256": after["content_sha256"] if after else None}
     if got:
         item.update({"bytes": got[-1]["bytes"], "from": got[-1]["from"]})
     return item

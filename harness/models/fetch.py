@@ -4,7 +4,8 @@ Downloads are real code even though these machines cannot reach the official hos
 files and archives from a loopback HTTP server. Every download goes to a `.part` file beside its place in
 the cache; a dropped connection is resumed with an HTTP Range request (within the call, and by the next
 call after a kill); the whole file is checked against its sha256 before one atomic rename puts it in
-place, so the cache never holds a half or a wrong file. Archives (tar of any compression, or zip) are
+place, so the cache never holds a half or a wrong file; a model whose card publishes no sha256 is
+trusted on first use instead (harness.models.pins). Archives (tar of any compression, or zip) are
 unpacked only when no member could land outside the target (harness.models.unpack). A TF Hub handle is
 fetched as the compressed SavedModel that tfhub.dev and Kaggle Models serve, without the tensorflow_hub
 package (which drags in full TensorFlow).
@@ -28,6 +29,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from harness.common.fileio import sha256_file
 from harness.common.summary import ByteProgress, progress_enabled
@@ -62,14 +64,20 @@ def cache_root() -> Path:
 
 
 def resolve_model(card: ModelCard, mirror: Path | None, cache: Path | None = None) -> Path:
-    """The local path of the card's model: its own path, the mirror's copy, or a fresh download."""
+    """The local path of the card's model: its own path, the mirror's copy, or a fresh download (checked and
+    pinned on first use when the card publishes no sha256)."""
     src = card.source
     if src.url is None and src.mirror_path is None:  # a model given as a path
         path = Path(src.note)
         if not path.exists():
             raise HarnessError(f"model not found: {path}")
         return path
-    return resolve_source(src, mirror, cache, card.name)
+    in_mirror = mirror is not None and src.mirror_path and (mirror / src.mirror_path).exists()
+    if src.sha256 or src.url is None or in_mirror or src.kind not in FETCHERS:
+        return resolve_source(src, mirror, cache, card.name)
+    from harness.models.pins import resolve_pinned
+
+    return resolve_pinned(card, cache or cache_root(), FETCHERS[src.kind])
 
 
 def resolve_source(src: Source, mirror: Path | None, cache: Path | None = None, what: str = "the file") -> Path:
@@ -124,11 +132,11 @@ def verify_size(path: Path, expected: int, what: str | None = None) -> None:
                            "the file is corrupt or not the one the manifest describes")
 
 
-def verify_sha256(path: Path, expected: str) -> None:
+def verify_sha256(path: Path, expected: str, origin: str = "the card") -> None:
     got = sha256_file(path)
     if got != expected:
         raise HarnessError(f"sha256 mismatch for {path}: expected {expected}, got {got}; "
-                           "the file is corrupt or not the one the card describes")
+                           f"the file is corrupt or not the one {origin} describes")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -139,19 +147,22 @@ def _key(url: str) -> str:
     return hashlib.sha1(url.encode()).hexdigest()[:16]
 
 
-def fetch_cached_file(url: str, cache: Path, sha256: str | None = None) -> Path:
-    """A file downloaded once into cache/files/<key>/<name>; later calls only check its hash."""
+def fetch_cached_file(url: str, cache: Path, sha256: str | None = None, **verify: Any) -> Path:
+    """A file downloaded once into cache/files/<key>/<name>; later calls only check its hash (`verify`: fetch_file's
+    `check` and `origin`)."""
     name = Path(urllib.parse.urlsplit(url).path).name or "download"
-    return fetch_file(url, sha256, cache / "files" / _key(url) / name)
+    return fetch_file(url, sha256, cache / "files" / _key(url) / name, **verify)
 
 
 def fetch_archive(url: str, cache: Path, sha256: str | None = None, *, area: str = "archives",
                   key: str | None = None, pick: Callable[[Path], Path] | None = None, size: int | None = None,
-                  progress: bool | None = None) -> Path:
+                  progress: bool | None = None, check: Callable[[Path], None] | None = None,
+                  origin: str = "the card") -> Path:
     """An archive downloaded and unpacked once into cache/<area>/<key> (`pick` chooses the folder kept).
 
     The unpacked folder appears by one rename, so it is complete whenever it exists; `key` may hold a
-    slash (cache/coco/val2017). The archive itself is deleted once unpacked.
+    slash (cache/coco/val2017). The archive itself is deleted once unpacked. `check` judges the unpacked
+    folder before that rename (raising keeps it out of the cache); `origin` names where `sha256` comes from.
     """
     key = key or _key(url)
     target = cache / area / key
@@ -161,18 +172,22 @@ def fetch_archive(url: str, cache: Path, sha256: str | None = None, *, area: str
     with exclusive(target):
         if target.is_dir():  # another process unpacked it while this one waited
             return target
-        _fetch_and_unpack(url, sha256, target, pick, size, progress)
+        _fetch_and_unpack(url, sha256, target, pick, size, progress, check, origin)
     return target
 
 
 def _fetch_and_unpack(url: str, sha256: str | None, target: Path, pick: Callable[[Path], Path] | None,
-                      size: int | None, progress: bool | None) -> None:
-    archive = fetch_file(url, sha256, target.parent / f".{target.name}.download", size=size, progress=progress)
+                      size: int | None, progress: bool | None, check: Callable[[Path], None] | None,
+                      origin: str) -> None:
+    archive = fetch_file(url, sha256, target.parent / f".{target.name}.download", size=size, progress=progress,
+                         origin=origin)
     try:
         with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.") as tmp:
             unpacked = Path(tmp) / "unpacked"
             safe_extract(archive, unpacked, url)
             root = pick(unpacked) if pick else unpacked
+            if check is not None:
+                check(root)
             try:
                 os.replace(root, target)
             except OSError:
@@ -196,18 +211,20 @@ def hub_download_url(handle: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, query, ""))
 
 
-def fetch_hub_handle(handle: str, cache: Path, sha256: str | None = None) -> Path:
+def fetch_hub_handle(handle: str, cache: Path, sha256: str | None = None, **verify: Any) -> Path:
     """Download and unpack a handle's SavedModel once; later calls are cache hits with no network."""
     return fetch_archive(hub_download_url(handle), cache, sha256, area="hub", key=_key(handle),
-                         pick=lambda unpacked: _savedmodel_root(unpacked, handle))
+                         pick=lambda unpacked: _savedmodel_root(unpacked, handle), **verify)
 
 
-def fetch_savedmodel_archive(url: str, cache: Path, sha256: str | None = None) -> Path:
+def fetch_savedmodel_archive(url: str, cache: Path, sha256: str | None = None, **verify: Any) -> Path:
     """An archive holding a SavedModel directory (e.g. a TF2 zoo .tar.gz), unpacked once."""
-    return fetch_archive(url, cache, sha256, area="savedmodel", pick=lambda unpacked: _savedmodel_root(unpacked, url))
+    return fetch_archive(url, cache, sha256, area="savedmodel", pick=lambda unpacked: _savedmodel_root(unpacked, url),
+                         **verify)
 
 
-FETCHERS: dict[str, Callable[[str, Path, str | None], Path]] = {
+# (url, cache, sha256, *, check=None, origin="the card") -> the local path
+FETCHERS: dict[str, Callable[..., Path]] = {
     "file": fetch_cached_file,
     "archive": fetch_archive,
     "savedmodel": fetch_savedmodel_archive,
@@ -231,7 +248,8 @@ class _Dropped(Exception):
 
 
 def fetch_file(url: str, sha256: str | None, dest: str | Path, *, retries: int | None = None,
-               progress: bool | None = None, size: int | None = None) -> Path:
+               progress: bool | None = None, size: int | None = None, check: Callable[[Path], None] | None = None,
+               origin: str = "the card") -> Path:
     """Download `url` to `dest` (verified by `size` and `sha256` when given) and return `dest`.
 
     An existing `dest` is a cache hit (its size and hash are checked). Otherwise bytes go to a `.part`
@@ -239,24 +257,25 @@ def fetch_file(url: str, sha256: str | None, dest: str | Path, *, retries: int |
     times; a `.part` left by an earlier call (killed, or out of retries) is resumed too. A server that
     announces another size than `size` is refused before the transfer; a complete file of the wrong
     size or sha256 is deleted and refused. `progress` (default: stderr is a terminal and $CI is unset)
-    draws a progress bar on stderr.
+    draws a progress bar on stderr. `check` judges a new download (under its own name) before it takes its
+    place; `origin` names where `sha256` comes from, for the refusal.
     """
     dest = Path(dest)
     if not dest.exists():
         dest.parent.mkdir(parents=True, exist_ok=True)
         with exclusive(dest):
             if not dest.exists():  # else another process finished it while this one waited
-                _download(url, sha256, dest, retries, progress, size)
+                _download(url, sha256, dest, retries, progress, size, check, origin)
                 return dest
     if size is not None:
         verify_size(dest, size)
     if sha256:
-        verify_sha256(dest, sha256)
+        verify_sha256(dest, sha256, origin)
     return dest
 
 
 def _download(url: str, sha256: str | None, dest: Path, retries: int | None, progress: bool | None,
-              size: int | None) -> None:
+              size: int | None, check: Callable[[Path], None] | None = None, origin: str = "the card") -> None:
     part = dest.with_name(f".{dest.name}.part")
     retries = RETRIES if retries is None else retries
     show = progress_enabled() if progress is None else progress
@@ -277,10 +296,26 @@ def _download(url: str, sha256: str | None, dest: Path, retries: int | None, pro
     got = sha256_file(part)
     if sha256 and got != sha256:
         part.unlink(missing_ok=True)
-        raise HarnessError(f"sha256 mismatch for {url}: expected {sha256}, got {got}; refused, nothing kept")
+        raise HarnessError(f"sha256 mismatch for {url}: expected {sha256} ({origin}), got {got}; refused, "
+                           "nothing kept")
+    if check is not None:
+        _checked(part, dest, check)
     os.replace(part, dest)
     for journal in getattr(_JOURNALS, "open", ()):
         journal.append({"url": url, "from": rebased(url), "path": str(dest), "bytes": kept, "sha256": got})
+
+
+def _checked(part: Path, dest: Path, check: Callable[[Path], None]) -> None:
+    """Run `check` on the download under its own name (a backend may open by suffix); failing, it is deleted."""
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{dest.name}.") as tmp:
+        staged = Path(tmp) / dest.name
+        os.replace(part, staged)
+        try:
+            check(staged)
+        except BaseException:
+            staged.unlink()
+            raise
+        os.replace(staged, part)
 
 
 @contextmanager

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.analyse.doctor.findings import ALARM, MIN_CHANGE, Finding, sort_findings
+from harness.analyse.doctor.findings import ALARM, MIN_CHANGE, Finding, shortfall_finding, sort_findings
 from harness.errors import HarnessError
 from harness.measure.runner import as_read
 from harness.models.pipeline import Pipeline
@@ -171,7 +171,7 @@ def doctor_model(card, mirror, coco: str | None, options, protocol: str | None, 
 def diagnose_model(pipeline: Pipeline, gt: CocoGroundTruth, *, max_images: int = DEFAULT_IMAGES,
                    engine: str = "faster", progress: Callable[[str], None] | None = None) -> dict:
     """Run the card's protocol and every variant on the first `max_images` images; return the record body."""
-    from harness.analyse.doctor.results import diagnose_results
+    from harness.analyse.doctor.results import diagnose
     from harness.scoring.baseline import compare
 
     if max_images < 1:
@@ -200,8 +200,25 @@ def diagnose_model(pipeline: Pipeline, gt: CocoGroundTruth, *, max_images: int =
         pp = dataclasses.replace(pipeline.preprocess, **v.preprocess) if v.preprocess else None
         p = pipeline.variant(preprocess=pp, decoder_params=v.decoder_params)
         runs.append((v, _run(p, gt, images, engine, reader(p), v.label)))
-    findings, gains = _findings(gt, ids, clean, runs)
-    findings.extend(diagnose_results(gt, clean.results, ids, engine))
+    findings, gains, chosen = _findings(gt, ids, clean, runs)
+    found = diagnose(gt, clean.results, ids, engine)
+    findings.extend(found.findings)
+    together = found.together
+    if len(chosen) >= 2:  # several variants worth reporting: all of them at once, one more run
+        if progress:
+            progress("all variant fixes together")
+        combined = _combined(pipeline, chosen)
+        run = _run(combined, gt, images, engine, reader(combined), "together")
+        together = {"findings": [v.id for v in chosen], "ap_before": clean.ap, "ap_after": run.ap}
+    card = pipeline.card
+    if card.baseline is not None:
+        best = max([clean.ap, *(f.ap_after for f in findings if f.ap_after is not None),
+                    *([together["ap_after"]] if together else [])])
+        short = shortfall_finding(clean.ap, best, card.baseline.ap / 100,
+                                  f"the card's published baseline ({card.baseline.split}, protocol "
+                                  f"'{card.baseline.protocol}', on {len(ids)} of its images here)")
+        if short:
+            findings.append(short)
     dataset = gt.describe(ids)
     return {
         "model": pipeline.card.to_dict(),
@@ -215,14 +232,27 @@ def diagnose_model(pipeline: Pipeline, gt: CocoGroundTruth, *, max_images: int =
                       "gain_interval": gains.get(v.label), "seconds": r.seconds} for v, r in runs],
         "comparison": compare(pipeline.card, pipeline.protocol, dataset, clean.ap),
         "findings": [f.to_dict() for f in sort_findings(findings)],
+        "together": together,
         "wall_s": time.perf_counter() - t0,
     }
 
 
+def _combined(pipeline: Pipeline, chosen: Sequence[Variant]) -> Pipeline:
+    """The pipeline with every chosen variant's preprocessing and decoder changes applied at once."""
+    pp: dict = {}
+    decoder: dict = {}
+    for v in chosen:
+        pp.update(v.preprocess or {})
+        decoder.update(v.decoder_params or {})
+    return pipeline.variant(preprocess=dataclasses.replace(pipeline.preprocess, **pp) if pp else None,
+                            decoder_params=decoder or None)
+
+
 def _findings(gt: CocoGroundTruth, ids: list[int], clean: _Run, runs: list[tuple[Variant, _Run]]) -> tuple[
-        list[Finding], dict[str, dict]]:
+        list[Finding], dict[str, dict], list[Variant]]:
     """Per finding id, the variant that scores best, when the paired bootstrap's lower bound of its AP gain over
-    the card's protocol is at least ALARM; returns the findings and each variant's gain with its interval."""
+    the card's protocol is at least ALARM; returns the findings, each variant's gain with its interval, and the
+    variants found."""
     from harness.scoring.bootstrap import paired_delta
     from harness.scoring.matching import match_once
 
@@ -241,4 +271,4 @@ def _findings(gt: CocoGroundTruth, ids: list[int], clean: _Run, runs: list[tuple
         out.append(Finding(v.id, clean.ap, r.ap, f"{v.label}: AP {100 * clean.ap:.2f} -> {100 * r.ap:.2f} on "
                            f"{len(ids)} images (gain {100 * d['point']:+.2f}, {SIGNIFICANCE_LEVEL:.0%} interval "
                            f"[{100 * d['lo']:+.2f}, {100 * d['hi']:+.2f}])", v.fix))
-    return out, gains
+    return out, gains, [v for v, _, _ in best.values()]
