@@ -41,6 +41,7 @@ class Case:
     ok: Callable[[Path, str], None] | None = None
     root: bool = False  # needs mounts (CI runs as root)
     env: tuple[tuple[str, str], ...] = ()
+    rc: int = 0  # the exit status of a correct result (the doctor exits 1 when it finds something)
 
 
 @cache
@@ -203,6 +204,15 @@ CASES: dict[str, Case] = {
                                        ("not a harness record store",)),
     # ---- false claims: say only what was checked
     "score-empty-results": Case(score(text="[]"), ("no detections",)),
+    "doctor-empty-results": Case(lambda t, m: ["doctor", *score(text="[]")(t, m)[1:]],
+                                 ok=lambda t, out: _says(out, "empty-results", "nothing to score"), rc=1),
+    "doctor-negative-widths": Case(lambda t, m: ["doctor", *score(_negative_widths)(t, m)[1:]],
+                                   ok=lambda t, out: _says(out, "box-impossible"), rc=1),
+    "doctor-all-scores-one": Case(lambda t, m: ["doctor", *score(_all_scores(1.0))(t, m)[1:]],
+                                  ok=lambda t, out: _says(out, "scores-tied", not_="score-threshold"), rc=1),
+    "doctor-corners-and-category-offset": Case(
+        lambda t, m: ["doctor", *score(_corners_and_offset)(t, m)[1:]],
+        ok=lambda t, out: _says(out, "all fixes together", "50.5"), rc=1),
     "check-on-nothing": Case(lambda t, m: ["check", t / "in"], ("no run records",)),
     # ---- write faults: one line, nothing half-written, the work kept
     "json-under-a-file": Case(lambda t, m: [*score()(t, m), "--json", t / "in" / "gt.json" / "run.json"],
@@ -273,6 +283,32 @@ CASES: dict[str, Case] = {
 }
 
 
+def _says(out: str, *fragments: str, not_: str | None = None) -> None:
+    for fragment in fragments:
+        assert fragment in out, out
+    assert not_ is None or not_ not in out, out
+
+
+def _negative_widths(data: list) -> None:
+    for r in data:
+        r["bbox"][2] = -r["bbox"][2]
+
+
+def _all_scores(value: float) -> Callable[[list], None]:
+    def edit(data: list) -> None:
+        for r in data:
+            r["score"] = value
+    return edit
+
+
+def _corners_and_offset(data: list) -> None:
+    """Two faults at once: [x1, y1, x2, y2] corners, and category ids shifted by one."""
+    for r in data:
+        x, y, w, h = r["bbox"]
+        r["bbox"] = [x, y, x + w, y + h]
+        r["category_id"] += 1
+
+
 def _link(target: Path, link: Path) -> Path:
     link.symlink_to(target)
     return link
@@ -340,7 +376,7 @@ def test_hostile_input(name: str, tmp_path: Path, mirror: Path) -> None:
                               cwd=tmp_path, env=env, timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)
         assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
         if case.ok is not None:
-            assert proc.returncode == 0, proc.stderr[-2000:]
+            assert proc.returncode == case.rc, proc.stderr[-2000:]
             case.ok(tmp_path, proc.stdout)
         else:
             lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith("harness: warning")]
