@@ -42,3 +42,44 @@ def test_an_interval_holds_its_point_where_the_bias_exceeds_two_standard_errors(
         assert ap["bias"] / ap["se"] > 2, ap  # recorded beside se: why the interval is lopsided
         if method.startswith("basic"):
             assert ap["hi"] == ap["point"] and ap["lo"] < ap["point"] - 2 * ap["se"]
+
+
+# (subset size, subsets drawn, resamples each): small enough for the suite; the benchmark draws more.
+PAIRED_PLAN = ((100, 200, 150), (300, 80, 150))
+PAIRED_BAND = (0.90, 0.995)  # around the nominal 0.95: binomial se 1.5 / 2.4 points at these counts
+
+
+def test_paired_delta_coverage(tmp_path: Path) -> None:
+    """95% paired ΔAP intervals (the default method, "basic") from random subsets of the 5,000-image
+    synthetic set cover the full-set ΔAP of a degraded sibling (boxes jittered by 5% of their size, score
+    logits by N(0, 0.3) per detection and N(0, 0.2) per image: ΔAP about -2 points) within the band at
+    each subset size, and a degraded model's drop is never called a gain.
+
+    benchmarks/paired_coverage.py (300 / 150 / 40 subsets of 100 / 300 / 1000 images, 200 resamples, and a
+    near-twin sibling) measured: see benchmarks/results/paired_coverage.json.
+    """
+    t0 = time.perf_counter()
+    gt, a = synthetic_set(FULL_SET, seed=0, path=tmp_path / "instances_synthetic.json")
+    ma = match_once(gt, a)
+    mb = match_once(gt, degraded(a, seed=1, jitter=0.05, score_noise=0.3, image_effect=0.2))
+    truth = ap_from_weights(mb)["AP"] - ap_from_weights(ma)["AP"]
+    assert -0.04 < truth < -0.01
+    rng = np.random.default_rng(1)
+    coverage, below, gains = {}, {}, 0
+    for size, subsets, resamples in PAIRED_PLAN:
+        hits = low = 0
+        for trial in range(subsets):
+            ids = rng.choice(ma.image_ids, size, replace=False)
+            d = paired_delta(ma.restrict(ids), mb.restrict(ids), resamples=resamples, seed=trial)
+            assert d["method"] == "basic"
+            s = d["AP"]
+            assert s["lo"] <= s["point"] <= s["hi"]
+            hits += s["lo"] <= truth <= s["hi"]
+            low += truth < s["lo"]
+            gains += s["lo"] > 0
+        coverage[size], below[size] = hits / subsets, low / subsets
+    print(f"\ntrue ΔAP {truth:+.4f}; coverage {coverage}; truth below the interval {below}; "
+          f"{time.perf_counter() - t0:.0f} s")
+    for size, cov in coverage.items():
+        assert PAIRED_BAND[0] <= cov <= PAIRED_BAND[1], (size, coverage)
+    assert gains == 0
