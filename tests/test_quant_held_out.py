@@ -87,3 +87,14 @@ def test_how_many_images_select(asked, n, want):
 def test_a_negative_selection_is_refused():
     with pytest.raises(HarnessError, match="--select-images"):
         select_count(-1, 159)
+
+
+def test_the_printout_says_where_the_ap_was_chosen_and_where_it_is_reported():
+    from harness.cli.quantize import format_search
+
+    rec = {"float": {"ap": 28.5, "p50_ms": 10.0, "size_bytes": 1}, "max_drop": 2.0, "target": "cpu", "candidates": [],
+           "search": {"note": "n", "wall_s": 1.0}, "output": {"model": None}, "validate": {"select": {"images": 80}},
+           "reported": {"note": "selected on the first 80 validation images; on the other 79 ..."}}
+    text = format_search(rec)
+    assert "on 80 validation images (the ones the choice was made on)" in text
+    assert "reported: selected on the first 80 validation images; on the other 79" in text
