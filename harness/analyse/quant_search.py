@@ -13,7 +13,11 @@ Per candidate, cheapest step first:
    plan already within budget: it cannot win;
 3. screen: AP on the first `screen_images` validation images; a drop beyond the budget plus a margin
    (for the subset's sampling noise) ends the candidate there;
-4. AP on the whole validation set; within budget and cheaper than the best so far, it becomes the best.
+4. AP on the selection images (the first `select_images` validation images, or all); within budget and
+   cheaper than the best so far, it becomes the best.
+The chosen plan won because its AP on the selection images was high, so that AP flatters it (the winner's
+curse): with a selection part, `held_out` scores the chosen plan and float on the validation images after
+it, which chose nothing, and that is the AP and ΔAP to report.
 Reference plans (float32, full int8, 16x8) are scored on the whole validation set even when they cannot
 win or fail the screen, so the table and the trade-off plot have them as reference points.
 """
@@ -69,6 +73,8 @@ class Trials(Protocol):
 
     def ap(self, path: Path, images: int | None) -> float: ...
 
+    def held_out_ap(self, path: Path, after: int) -> float: ...
+
 
 @dataclass(frozen=True)
 class Budget:
@@ -79,6 +85,7 @@ class Budget:
     screen_images: int | None = None  # None: no screening
     float_screen_ap: float | None = None  # the float model's AP on those images
     screen_margin: float = 3.0  # points of slack for the subset's sampling noise
+    select_images: int | None = None  # candidates are judged on the first N validation images (None: all)
 
     def __post_init__(self) -> None:
         if self.max_drop < 0:
@@ -150,9 +157,9 @@ def _try(cand: Candidate, trials: Trials, budget: Budget, leader: Candidate | No
             cand.reason = (f"screened out: {delta:+.2f} points on the first {budget.screen_images} validation images, "
                            f"beyond the budget {budget.max_drop:g} + margin {budget.screen_margin:g}")
             return
-    cand.ap = trials.ap(path, None)
+    cand.ap = trials.ap(path, budget.select_images)
     cand.delta_ap = round(cand.ap - budget.float_ap, 2)
-    cand.images = None  # the whole validation set
+    cand.images = budget.select_images  # None: the whole validation set
     cand.meets_budget = price.eligible and cand.delta_ap >= -budget.max_drop
     if cand.meets_budget:
         cand.reason = f"within budget: {cand.delta_ap:+.2f} points"
@@ -162,4 +169,28 @@ def _try(cand: Candidate, trials: Trials, budget: Budget, leader: Candidate | No
         cand.reason = f"over budget: {cand.delta_ap:+.2f} points"
 
 
-__all__ = ["Budget", "Candidate", "Proposer", "Trials", "best", "closest", "search"]
+def held_out(chosen: Candidate | None, float_path: Path, trials: Trials, budget: Budget, n_images: int) -> dict:
+    """The chosen plan's AP and ΔAP vs float on the validation images the search did not select on.
+
+    Without a selection part, says plainly that the reported AP is the one the plan was selected on.
+    """
+    sel = budget.select_images
+    if sel is None or sel >= n_images:
+        return {"held_out": False, "images": n_images, "ap": chosen.ap if chosen else None,
+                "float_ap": budget.float_ap, "delta_ap": chosen.delta_ap if chosen else None,
+                "note": f"selected and reported on the same {n_images} images: the chosen plan's AP is flattered "
+                        "by its selection (winner's curse)"}
+    out = {"held_out": True, "images": n_images - sel, "after": sel, "ap": None, "float_ap": None, "delta_ap": None}
+    if chosen is None or chosen.model_path is None:
+        return {**out, "note": "no plan chosen: nothing to report on the held-out images"}
+    float_ap = trials.held_out_ap(float_path, sel)
+    ap = float_ap if chosen.reference == "float32" else trials.held_out_ap(Path(chosen.model_path), sel)
+    delta = round(ap - float_ap, 2)
+    verdict = "within" if delta >= -budget.max_drop else "beyond"
+    return {**out, "ap": ap, "float_ap": float_ap, "delta_ap": delta,
+            "note": f"selected on the first {sel} validation images; on the other {n_images - sel}, which chose "
+                    f"nothing, {chosen.name} scores AP {ap:.2f} ({delta:+.2f} vs float, {verdict} the budget "
+                    f"{budget.max_drop:g})"}
+
+
+__all__ = ["Budget", "Candidate", "Proposer", "Trials", "best", "closest", "held_out", "search"]

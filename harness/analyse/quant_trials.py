@@ -86,13 +86,20 @@ class RealTrials:
 
     def ap(self, path: Path, images: int | None) -> float:
         """AP (points) of the model on the first `images` validation images (all: None)."""
+        return self._ap(path, str(images or "all"), max_images=images)
+
+    def held_out_ap(self, path: Path, after: int) -> float:
+        """AP (points) of the model on the validation images after the first `after` (the held-out part)."""
+        return self._ap(path, f"after{after}", skip_images=after)
+
+    def _ap(self, path: Path, part: str, **which: int | None) -> float:
         from harness.measure.evaluate import evaluate
 
-        key = f"{sha256_file(path)}:{images or 'all'}:{self.gt.sha256}"
+        key = f"{sha256_file(path)}:{part}:{self.gt.sha256}"
         if key not in self._ap_cache:
-            out = self.work / "evals" / path.stem / str(images or "all")
+            out = self.work / "evals" / path.stem / part
             out.mkdir(parents=True, exist_ok=True)
-            rec = evaluate(path.name, self._card(path), self.mirror, self.gt, self.options, max_images=images,
+            rec = evaluate(path.name, self._card(path), self.mirror, self.gt, self.options, **which,
                            output=out, progress=not self.quiet, ci_resamples=0)
             write_json_atomic(out / "eval.json", rec, indent=1)
             self._ap_cache[key] = round(rec["results"]["stats"]["AP"] * 100, 2)

@@ -71,7 +71,7 @@ def evaluate(label: str, card: ModelCard, mirror: Mirror | None, gt: CocoGroundT
              options: BackendOptions | None = None, *, protocol: str | None = None, engine: str = "faster",
              max_images: int | None = None, output: Path, progress: bool = True, shard=None,
              restart: bool = False, ci_resamples: int = DEFAULT_RESAMPLES, ci_level: float = DEFAULT_LEVEL,
-             workers: int | None = None, ray: str | None = None) -> dict:
+             workers: int | None = None, ray: str | None = None, skip_images: int = 0) -> dict:
     """Resolve, load, run and score one model; return the eval record.
 
     Each finished image goes to a checkpoint beside the detections file, so the same call after a kill
@@ -79,8 +79,10 @@ def evaluate(label: str, card: ModelCard, mirror: Mirror | None, gt: CocoGroundT
     share. `workers` processes run the images (None: the backend's auto count, one per core for TFLite),
     each interpreter with cores / workers threads unless `options.threads` says; `ray` runs them as Ray
     actors instead (a cluster address, or "" for a local Ray). The detections and stats do not depend on
-    either. Every input is checked before the model is loaded. After scoring, a bootstrap over the
-    images gives every stat an interval (`ci_resamples` resamples at `ci_level`; 0 resamples: none).
+    either. `skip_images` leaves out the first images of the file (the precision search reports on the
+    images after the ones it selected on). Every input is checked before the model is loaded. After
+    scoring, a bootstrap over the images gives every stat an interval (`ci_resamples` resamples at
+    `ci_level`; 0 resamples: none).
     """
     from harness.common.summary import Progress
     from harness.measure.checkpoint import Checkpoint, checkpoint_path, run_key
@@ -94,7 +96,10 @@ def evaluate(label: str, card: ModelCard, mirror: Mirror | None, gt: CocoGroundT
     check_options(ci_resamples, ci_level)
     proto_name = protocol or card.default_protocol
     card.protocol(proto_name)  # unknown protocol: fail before loading anything
-    images = gt.images[:max_images] if max_images else gt.images
+    if skip_images < 0 or skip_images >= len(gt.images):
+        raise HarnessError(f"cannot leave out {skip_images} of {len(gt.images)} images")
+    images = gt.images[skip_images:]
+    images = images[:max_images] if max_images else images
     all_ids = [i.id for i in images]
     if shard is not None:
         images = shard.select(images)

@@ -60,7 +60,7 @@ def _restore(v: object) -> object:
     if v is None:
         return float("nan")
     if isinstance(v, dict):
-        return {k: _restore(x) if k in ("point", "lo", "hi", "se", "absent") or isinstance(x, dict) else x
+        return {k: _restore(x) if k in ("point", "lo", "hi", "se", "bias", "absent") or isinstance(x, dict) else x
                 for k, x in v.items()}
     return v
 
