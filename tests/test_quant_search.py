@@ -216,6 +216,16 @@ def test_more_cpu_ops_than_the_budget_make_a_plan_the_target_cannot_run():
     assert npu_price(TOY, ops, cpu_op_budget=3).eligible
 
 
+def test_the_targets_are_one_name_each_and_say_where_their_figure_comes_from():
+    from harness.quantize.cost import TARGETS, check_target, cost_source
+
+    assert TARGETS == {"cpu": "measured", "imx8mp-vx": "modelled", "imx93": "vela"}
+    with pytest.raises(HarnessError, match="unknown target 'ethos-u'"):
+        check_target("ethos-u")  # the Ethos-U board is named for the board: imx93
+    assert cost_source("imx8mp-vx") == "modelled" and cost_source("cpu") == "measured p50 on this host"
+    assert npu_price(TOY, [OpInfo(0, "CONV_2D", "int8", 10, (0,), (1,), 4)]).detail["cost_source"] == "modelled"
+
+
 def test_quantize_and_dequantize_do_not_count_against_the_budget():
     ops = [OpInfo(0, "QUANTIZE", "int8", 10, (0,), (1,), 4), OpInfo(1, "CONV_2D", "int8", 10, (1,), (2,), 4),
            OpInfo(2, "DEQUANTIZE", "float32", 10, (2,), (3,), 4)]
@@ -403,7 +413,7 @@ def test_the_search_on_mb3_centernet_writes_a_record_and_a_plan_that_replays(mir
 
     raw = mirror / "models" / "mb3-centernet" / "raw"
     out = tmp_path / "chosen.tflite"
-    assert main(["quantize", str(raw), "--max-drop", "2", "--target", "ethos-u", "--no-a16", "--max-steps", "1",
+    assert main(["quantize", str(raw), "--max-drop", "2", "--target", "imx93", "--no-a16", "--max-steps", "1",
                  "--screen-images", "20", "--mirror", str(mirror), "--output", str(out),
                  "--json", str(tmp_path / "search.json")]) == 0
     (rec,) = read_record_file(tmp_path / "search.json")
@@ -413,6 +423,10 @@ def test_the_search_on_mb3_centernet_writes_a_record_and_a_plan_that_replays(mir
     rows = {c["name"]: c for c in rec["candidates"]}
     assert set(rec["references"].values()) <= set(rows)
     assert rows[rec["references"]["int8"]]["delta_ap"] < -20  # full int8 collapses (0.36 AP with NXP's draw)
+    # imx93 is priced by Vela: float32 cannot run on its NPU, full int8 can, at Vela's estimate.
+    assert rec["cost_source"].startswith("vela ")
+    assert not rows[rec["references"]["float32"]]["cost_detail"]["eligible"]
+    assert rows[rec["references"]["int8"]]["cost_detail"]["cost_source"].startswith("vela ")
     if rec["chosen"]:
         assert rows[rec["chosen"]]["meets_budget"] and rows[rec["chosen"]]["images"] is None
         assert main(["quantize", "--plan", f"{out}.plan.json", "--output", str(tmp_path / "again.tflite")]) == 0
