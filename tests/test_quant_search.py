@@ -433,3 +433,23 @@ def test_the_search_on_mb3_centernet_writes_a_record_and_a_plan_that_replays(mir
         assert _sha(tmp_path / "again.tflite") == _sha(out)
     else:
         assert rec["closest"] in rows
+
+
+def test_on_imx93_an_op_vela_leaves_to_the_cpu_is_reported_counted_and_charged(small_model, cal_dir, tmp_path):
+    # The first conv kept in float: Vela cannot place it (float32 tensors), so it stays on the CPU between a
+    # DEQUANTIZE and a QUANTIZE. Its MACs, counted by hand: 24*24 outputs x 6 channels x 3*3*3 = 93312, at the
+    # modelled 2 GMAC/s of the CPU: 0.046656 ms on top of Vela's NPU estimate.
+    pytest.importorskip("ethosu.vela")
+    from harness.quantize.convert import convert, op_outputs
+    from harness.quantize.cost import price
+    from harness.quantize.plan import build
+
+    first_conv = next(n for op, n in op_outputs(convert(small_model, "float32")) if op == "CONV_2D")
+    build(_small_plan(small_model, cal_dir, float_layers=(first_conv,)), tmp_path / "m.tflite")
+    p = price("imx93", tmp_path / "m.tflite", p50_ms=lambda: None, out_dir=tmp_path / "npu")
+    assert p.eligible and p.detail["cpu_op_types"] == ["CONV_2D"] and p.detail["cpu_ops"] == 1
+    assert p.detail["ms"]["cpu_modelled"] == pytest.approx(0.046656, abs=1e-3)
+    assert p.cost == pytest.approx(p.detail["ms"]["npu"] + 0.046656, abs=1e-3)
+    assert p.detail["cost_source"].endswith("+ modelled CPU ops")
+    tight = price("imx93", tmp_path / "m.tflite", p50_ms=lambda: None, cpu_op_budget=0, out_dir=tmp_path / "n2")
+    assert not tight.eligible and "Vela left 1 ops to the CPU (CONV_2D) > budget 0" in tight.reason
