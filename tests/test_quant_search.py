@@ -216,6 +216,16 @@ def test_more_cpu_ops_than_the_budget_make_a_plan_the_target_cannot_run():
     assert npu_price(TOY, ops, cpu_op_budget=3).eligible
 
 
+def test_the_targets_are_one_name_each_and_say_where_their_figure_comes_from():
+    from harness.quantize.cost import TARGETS, check_target, cost_source
+
+    assert TARGETS == {"cpu": "measured", "imx8mp-vx": "modelled", "imx93": "vela"}
+    with pytest.raises(HarnessError, match="unknown target 'ethos-u'"):
+        check_target("ethos-u")  # the Ethos-U board is named for the board: imx93
+    assert cost_source("imx8mp-vx") == "modelled" and cost_source("cpu") == "measured p50 on this host"
+    assert npu_price(TOY, [OpInfo(0, "CONV_2D", "int8", 10, (0,), (1,), 4)]).detail["cost_source"] == "modelled"
+
+
 def test_quantize_and_dequantize_do_not_count_against_the_budget():
     ops = [OpInfo(0, "QUANTIZE", "int8", 10, (0,), (1,), 4), OpInfo(1, "CONV_2D", "int8", 10, (1,), (2,), 4),
            OpInfo(2, "DEQUANTIZE", "float32", 10, (2,), (3,), 4)]
@@ -403,7 +413,7 @@ def test_the_search_on_mb3_centernet_writes_a_record_and_a_plan_that_replays(mir
 
     raw = mirror / "models" / "mb3-centernet" / "raw"
     out = tmp_path / "chosen.tflite"
-    assert main(["quantize", str(raw), "--max-drop", "2", "--target", "ethos-u", "--no-a16", "--max-steps", "1",
+    assert main(["quantize", str(raw), "--max-drop", "2", "--target", "imx93", "--no-a16", "--max-steps", "1",
                  "--screen-images", "20", "--mirror", str(mirror), "--output", str(out),
                  "--json", str(tmp_path / "search.json")]) == 0
     (rec,) = read_record_file(tmp_path / "search.json")
@@ -416,6 +426,10 @@ def test_the_search_on_mb3_centernet_writes_a_record_and_a_plan_that_replays(mir
     rows = {c["name"]: c for c in rec["candidates"]}
     assert set(rec["references"].values()) <= set(rows)
     assert rows[rec["references"]["int8"]]["delta_ap"] < -20  # full int8 collapses (0.36 AP with NXP's draw)
+    # imx93 is priced by Vela: float32 cannot run on its NPU, full int8 can, at Vela's estimate.
+    assert rec["cost_source"].startswith("vela ")
+    assert not rows[rec["references"]["float32"]]["cost_detail"]["eligible"]
+    assert rows[rec["references"]["int8"]]["cost_detail"]["cost_source"].startswith("vela ")
     if rec["chosen"]:
         assert rows[rec["chosen"]]["meets_budget"] and rows[rec["chosen"]]["images"] == 80
         rep = rec["reported"]
@@ -424,3 +438,23 @@ def test_the_search_on_mb3_centernet_writes_a_record_and_a_plan_that_replays(mir
         assert _sha(tmp_path / "again.tflite") == _sha(out)
     else:
         assert rec["closest"] in rows
+
+
+def test_on_imx93_an_op_vela_leaves_to_the_cpu_is_reported_counted_and_charged(small_model, cal_dir, tmp_path):
+    # The first conv kept in float: Vela cannot place it (float32 tensors), so it stays on the CPU between a
+    # DEQUANTIZE and a QUANTIZE. Its MACs, counted by hand: 24*24 outputs x 6 channels x 3*3*3 = 93312, at the
+    # modelled 2 GMAC/s of the CPU: 0.046656 ms on top of Vela's NPU estimate.
+    pytest.importorskip("ethosu.vela")
+    from harness.quantize.convert import convert, op_outputs
+    from harness.quantize.cost import price
+    from harness.quantize.plan import build
+
+    first_conv = next(n for op, n in op_outputs(convert(small_model, "float32")) if op == "CONV_2D")
+    build(_small_plan(small_model, cal_dir, float_layers=(first_conv,)), tmp_path / "m.tflite")
+    p = price("imx93", tmp_path / "m.tflite", p50_ms=lambda: None, out_dir=tmp_path / "npu")
+    assert p.eligible and p.detail["cpu_op_types"] == ["CONV_2D"] and p.detail["cpu_ops"] == 1
+    assert p.detail["ms"]["cpu_modelled"] == pytest.approx(0.046656, abs=1e-3)
+    assert p.cost == pytest.approx(p.detail["ms"]["npu"] + 0.046656, abs=1e-3)
+    assert p.detail["cost_source"].endswith("+ modelled CPU ops")
+    tight = price("imx93", tmp_path / "m.tflite", p50_ms=lambda: None, cpu_op_budget=0, out_dir=tmp_path / "n2")
+    assert not tight.eligible and "Vela left 1 ops to the CPU (CONV_2D) > budget 0" in tight.reason

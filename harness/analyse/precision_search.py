@@ -24,7 +24,7 @@ from harness.errors import HarnessError
 from harness.measure.profiler import StopRule
 from harness.models.backends import BackendOptions
 from harness.models.mirror import Mirror
-from harness.quantize.cost import check_target
+from harness.quantize.cost import check_target, cost_source
 from harness.quantize.options import CalibrationOptions
 from harness.scoring.coco import CocoGroundTruth
 
@@ -125,6 +125,7 @@ def run_search(req: SearchRequest, mirror: Mirror | None, gt: CocoGroundTruth, v
     ids = [i.id for i in gt.images]
     body = {
         "target": req.target,
+        "cost_source": cost_source(req.target),  # "measured p50 on this host" | "modelled" | "vela X.Y.Z"
         "max_drop": req.max_drop,
         "validate": {**gt.describe(ids), "screen_images": screen,
                      "screen_margin": req.screen_margin if screen else None,

@@ -8,7 +8,8 @@ harness.analyse.quant_trials.
 
 Per candidate, cheapest step first:
 1. build (convert; a failure is recorded, the search goes on);
-2. price on the target (measured p50 for `cpu`, the NPU cost model otherwise) and size: a plan the target
+2. price on the target (measured p50 for `cpu`, Vela's estimate for an Ethos-U board, the modelled NPU's
+   figure otherwise) and size: a plan the target
    cannot run (too many ops left to the CPU) is skipped, and so is one that costs no less than the best
    plan already within budget: it cannot win;
 3. screen: AP on the first `screen_images` validation images; a drop beyond the budget plus a margin

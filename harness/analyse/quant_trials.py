@@ -82,7 +82,9 @@ class RealTrials:
         return round(p50 * 1000, 2) if p50 is not None else None
 
     def price(self, plan: Plan, path: Path, p50_ms: float | None) -> Price:
-        return price(self.target, path, p50_ms=lambda: p50_ms, cpu_op_budget=self.cpu_op_budget)
+        # An Ethos-U target keeps Vela's NPU model of each candidate beside it (work/vela/<candidate>/).
+        return price(self.target, path, p50_ms=lambda: p50_ms, cpu_op_budget=self.cpu_op_budget,
+                     out_dir=self.work / "vela" / path.stem)
 
     def ap(self, path: Path, images: int | None) -> float:
         """AP (points) of the model on the first `images` validation images (all: None)."""

@@ -33,6 +33,7 @@ from harness.cli import (
     store,
     zoo,
 )
+from harness.cli import compile as compile_
 from harness.cli import eval as eval_
 from harness.cli.options import EXIT_GATE_FAILED, EXIT_USAGE
 from harness.cli.paths import check_paths
@@ -43,8 +44,8 @@ __all__ = ["COMMANDS", "EXIT_GATE_FAILED", "EXIT_USAGE", "build_parser", "main"]
 # The registry, in the order `harness --help` lists them: each module has NAME, HELP, configure(parser)
 # and run(args) -> exit status.
 COMMANDS: dict[str, ModuleType] = {m.NAME: m for m in (
-    eval_, merge, bench, detect, compare, compare_latency, compare_quant, compare_paths, quantize, score, doctor, zoo,
-    demo, store, report, check, fetch,
+    eval_, merge, bench, detect, compare, compare_latency, compare_quant, compare_paths, quantize, compile_, score,
+    doctor, zoo, demo, store, report, check, fetch,
 )}
 
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from harness.cli.options import add_calibration_options, calibration_options, write_record
+from harness.quantize.cost import TARGETS
 
 NAME = "quantize"
 HELP = "quantize a float SavedModel to TFLite: one plan, the cheapest plan within an AP budget, or a replayed plan"
@@ -35,8 +36,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     s = p.add_argument_group("precision search (--max-drop)")
     s.add_argument("--max-drop", type=float, metavar="POINTS",
                    help="search the cheapest plan whose AP is at most POINTS below the float model's")
-    s.add_argument("--target", default="cpu", help="what cheap means: cpu (measured p50 here), imx8mp-vx, ethos-u "
-                                                   "(modelled NPUs; see harness/quantize/cost.py)")
+    s.add_argument("--target", default="cpu", choices=list(TARGETS),
+                   help="what cheap means (default cpu): cpu (measured p50 here), imx93 (Ethos-U65-256: Vela's "
+                        "estimate, needs centernet-harness[vela]), imx8mp-vx (modelled; see harness/quantize/cost.py)")
     s.add_argument("--validate", metavar="COCO_DIR", help="COCO root whose val2017 validates (default: the mirror's)")
     s.add_argument("--allow-overlap", action="store_true",
                    help="allow calibration images that are validation images (the record says so)")
@@ -48,7 +50,8 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="choose the plan on the first N validation images and report its AP on the rest, which "
                         "chose nothing (default: half; 0: choose and report on all, the AP then flatters the plan)")
     s.add_argument("--max-steps", type=int, default=5, help="plans per ranked family (default 5)")
-    s.add_argument("--cpu-ops", type=int, help="NPU targets: ops that may be left to the CPU (default: the target's)")
+    s.add_argument("--cpu-ops", type=int, help="NPU targets: ops other than the edge casts that may be left to the "
+                                               "CPU (default: the target's, 4)")
     s.add_argument("--no-a16", action="store_true", help="leave out int8 with 16-bit tensors (ai-edge-quantizer)")
     s.add_argument("--threads", type=int, help="interpreter threads for AP and latency")
     s.add_argument("--work-dir", metavar="DIR", help="built candidates and their evals (default: OUTPUT.search)")
@@ -123,7 +126,7 @@ def format_search(record: dict) -> str:
              c["size_bytes"], c["cost"], "yes" if c["meets_budget"] else "no", c["reason"][:70])
             for c in record["candidates"]]
     out = [f"\nfloat: AP {f['ap']:.2f}, p50 {f['p50_ms']} ms, {f['size_bytes']} bytes; budget {record['max_drop']:g} "
-           f"points on {record['target']} (cost: {'p50 ms' if record['target'] == 'cpu' else 'modelled ms'})",
+           f"points on {record['target']} (cost: {_cost_unit(record)})",
            table(["candidate", "status", "AP", "dAP", "images", "p50 ms", "bytes", "cost", "ok", "why"], rows),
            record["search"]["note"], f"search wall time {record['search']['wall_s']:.0f} s"]
     if record["output"]["model"]:
@@ -134,6 +137,15 @@ def format_search(record: dict) -> str:
         out.append(f"candidates' AP above: on {sel} validation images (the ones the choice was made on)")
         out.append(f"reported: {reported['note']}")
     return "\n".join(out)
+
+
+def _cost_unit(record: dict) -> str:
+    """What the cost column is: p50 ms, Vela's estimated ms, or modelled ms (records older than cost_source:
+    every NPU figure was modelled)."""
+    if record["target"] == "cpu":
+        return "p50 ms"
+    return f"ms estimated by {record['cost_source']}" if str(record.get("cost_source", "")).startswith("vela") \
+        else "modelled ms"
 
 
 def _convert(args: argparse.Namespace) -> int:

@@ -15,6 +15,9 @@ names) is completed with the defaults those runs used (stretch, RGB, no EXIF, no
 Kind `ab_bench` (no version change: a new kind) holds `design` (blocks, block size, order), `sides`
 (candidate / baseline / reference: label, settings, `blocks_s`, `samples_s`, stats) and `ratios` (e.g.
 "candidate/baseline": ratio, lo, hi, level, per-block ratios, verdict).
+Kind `npu_compile` (a new kind) holds what an NPU compiler made of a model (`harness compile`): `compiler`
+(name, version, options), `model` and `output` (paths, sha256), the compiler's own `estimate` (inference ms,
+cycles), `ops` (NPU / CPU counts, the ops left to the CPU) and `memory` (SRAM / DRAM used).
 Later versions may add keys; readers must ignore keys they do not know, and refuse versions they do not.
 """
 
@@ -47,6 +50,8 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "op_profile": ("model", "source", "profiles"),
     # Interleaved A/B latency (harness.measure.ab): each side's samples and blocks, and the ratios with intervals.
     "ab_bench": ("design", "sides", "ratios"),
+    # An NPU compiler's output and its own estimate (harness.boards.vela): Vela for the Ethos-U of i.MX 93.
+    "npu_compile": ("compiler", "model", "output", "estimate", "ops", "memory"),
 }
 # Values inside the body that `report` and `check` read without a fallback, per kind: a dotted path and
 # the type it must have. A record missing one would crash every later report of a store that holds it.

@@ -24,10 +24,12 @@ LATENCY_MD = ["model", "host", "board", "threads", "delegate", "invoke p50 ms", 
 MAX_GALLERY_PAIRS = 2  # the largest drops; each pair adds about 1 MB of pictures to the page
 QUANT_MD = ["float", "quantized", "images", "AP float", "AP float CI", "AP quant", "AP quant CI", "ΔAP",
             "ΔAP CI paired", "ΔAPs", "ΔAPm", "ΔAPl"]
-TRADEOFF_MD = ["candidate", "status", "AP", "ΔAP", "p50 ms", "size MB", "cost", "meets budget", "front (latency)",
-               "front (cost)", "role"]
+TRADEOFF_MD = ["candidate", "status", "AP", "ΔAP", "p50 ms", "size MB", "cost", "cost by", "meets budget",
+               "front (latency)", "front (cost)", "role"]
 TRADEOFF_SUMMARY_MD = ["search", "max drop", "validate", "calibration", "overlap", "float AP", "outcome", "ΔAP",
                        "p50 ms", "size MB", "candidates"]
+_NPU_NOTE = ("Estimated by the compiler the board runs (the \"estimate by\" column names it and its version), "
+             "not measured on a board; ops left to the CPU are index:OPTYPE of the input model, outside the estimate.")
 MIN_INSTANCES = 10  # per-class rows from fewer ground-truth boxes are greyed out, not ranked
 
 
@@ -111,6 +113,7 @@ def build_report(records: list[dict], out_dir: str | Path, *, gallery_images: in
         "latency": tables.latency(records),
         "ap_vs_latency": tables.ap_vs_latency(records),
         "doctor": tables.doctor(records),
+        "npu_compile": tables.npu_compile(records),
         "tradeoff": tradeoff.table(records),
         "tradeoff_summary": tradeoff.summary(records),
     }
@@ -187,6 +190,8 @@ def _markdown(t: dict, records: list[dict], title: str) -> str:
                                                                                    TRADEOFF_SUMMARY_MD)]
         for search, rows in t["tradeoff"].groupby("search", sort=False):
             parts += [f"Candidates of {search}:\n", render.markdown_table(rows, TRADEOFF_MD)]
+    if len(t["npu_compile"]):
+        parts += ["### NPU compilers' estimates\n", render.markdown_table(t["npu_compile"]), _NPU_NOTE + "\n"]
     parts += ["### Latency\n", render.markdown_table(t["latency"], LATENCY_MD)]
     return "\n".join(parts)
 
@@ -233,6 +238,9 @@ def _html(t: dict, figs: dict, records: list[dict], title: str, created: str, ga
              '<p class="note">Each finding: AP as measured and after its correction (AP points), the evidence and '
              "the fix, ranked by AP gain; a flag has no AP after.</p>" + render.html_table(t["doctor"]))]
           if len(t["doctor"]) else []),
+        *([("NPU compilers' estimates (harness compile)",
+             f'<p class="note">{html.escape(_NPU_NOTE)}</p>' + render.html_table(t["npu_compile"]))]
+          if len(t["npu_compile"]) else []),
         ("Latency per model, host, threads and delegate",
          render.html_table(t["latency"]) + render.img(figs.get("latency_distribution"), "latency distribution")),
         ("Accuracy vs latency", render.html_table(t["ap_vs_latency"])
@@ -247,8 +255,9 @@ def _tradeoff_html(t: dict, figs: dict) -> str:
     return ('<p class="note">Each candidate precision plan of a search (<code>harness quantize --max-drop</code>): '
             "ΔAP (candidate - float, AP points on the validation images) against model-only p50 on the host the "
             "search ran on, marker area by file size. The Pareto front holds the candidates no other one beats "
-            "in both speed and accuracy; for an NPU target the second panel ranks by the target's cost model, "
-            'which is what the search chose by. "overlap" YES means calibration images were also validation '
+            "in both speed and accuracy; for an NPU target the second panel ranks by the target's cost, which is "
+            "what the search chose by: Vela's estimate for an Ethos-U board (imx93), a modelled figure otherwise "
+            '(imx8mp-vx); the "cost by" column says which. "overlap" YES means calibration images were also validation '
             "images, which flatters the AP.</p>"
             + render.html_table(t["tradeoff_summary"], {"overlap": "YES (calibrated on validation images)"})
             + plots_html + render.html_table(t["tradeoff"], {"meets budget": "no"}))

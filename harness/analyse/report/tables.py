@@ -6,6 +6,8 @@ the host fingerprint beside a latency, and a like-for-like flag with its reasons
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from harness.models.zoo import ZOO
@@ -192,6 +194,35 @@ def ap_vs_latency(records: list[dict]) -> pd.DataFrame:
              "AP": ap[model_name(b)]}
             for b in latest_benches(records) if model_name(b) in ap]
     return pd.DataFrame(rows)
+
+
+def npu_compile(records: list[dict]) -> pd.DataFrame:
+    """What an NPU compiler made of each model (`harness compile`, kind npu_compile): the newest record per model
+    file, target and compiler options, with the compiler's own estimate and who made it."""
+    latest: dict[tuple, dict] = {}
+    for rec in sorted((r for r in records if r.get("kind") == "npu_compile"), key=lambda r: str(r.get("created"))):
+        comp = rec.get("compiler") or {}
+        key = (rec["model"].get("sha256"), rec.get("target"), comp.get("version"),
+               tuple(sorted((comp.get("options") or {}).items())))
+        latest[key] = rec
+    rows = []
+    for rec in latest.values():
+        est, ops, mem, comp = rec["estimate"], rec["ops"], rec["memory"], rec["compiler"]
+        opts = comp.get("options") or {}
+        rows.append({
+            "model": Path(str(rec["model"].get("path"))).name, "target": rec.get("target"),
+            "NPU": opts.get("accelerator"), "estimated ms": round(float(est["inference_ms"]), 2),
+            "NPU ops": ops.get("npu"), "CPU ops": ops.get("cpu"),
+            "left to the CPU": ", ".join(ops.get("cpu_ops") or []),
+            "SRAM KiB": mem.get("sram_kib"), "DRAM KiB": mem.get("dram_kib"),
+            "system config": f"{opts.get('system_config')}, {opts.get('memory_mode')}",
+            "estimate by": est.get("source") or f"{comp.get('name')} {comp.get('version')}",
+        })
+    return pd.DataFrame(rows, columns=NPU_COMPILE_COLUMNS)
+
+
+NPU_COMPILE_COLUMNS = ["model", "target", "NPU", "estimated ms", "NPU ops", "CPU ops", "left to the CPU", "SRAM KiB",
+                       "DRAM KiB", "system config", "estimate by"]
 
 
 def quant_error_heads(records: list[dict]) -> pd.DataFrame:

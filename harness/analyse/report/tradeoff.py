@@ -57,6 +57,13 @@ def label(rec: dict) -> str:
     return f"{search_subject(rec)} for {rec.get('target')}"
 
 
+def _source(rec: dict) -> str:
+    """Where a search's cost figures come from; before records said so, every NPU figure was modelled."""
+    if rec.get("cost_source"):
+        return str(rec["cost_source"])
+    return "measured p50 on this host" if rec.get("target") == "cpu" else "modelled"
+
+
 def candidates(rec: dict) -> list[dict]:
     """One row per candidate of one search, plus the float block when no candidate is the float model."""
     refs = {v: k for k, v in (rec.get("references") or {}).items() if v}
@@ -71,7 +78,8 @@ def candidates(rec: dict) -> list[dict]:
             "search": label(rec), "candidate": c.get("name"), "status": c.get("status"),
             "AP": _points(c.get("ap")), "ΔAP": _delta(c, float_ap), "p50 ms": c.get("p50_ms"),
             "size MB": None if c.get("size_bytes") is None else round(c["size_bytes"] / 1e6, 2),
-            "cost": c.get("cost"), "meets budget": "yes" if c.get("meets_budget") else "no",
+            "cost": c.get("cost"), "cost by": (c.get("cost_detail") or {}).get("cost_source") or _source(rec),
+            "meets budget": "yes" if c.get("meets_budget") else "no",
             "role": ", ".join(roles), "reason": c.get("reason") or "",
         })
     float_name = (rec.get("references") or {}).get("float32")
@@ -79,7 +87,8 @@ def candidates(rec: dict) -> list[dict]:
         rows.insert(0, {"search": label(rec), "candidate": FLOAT_ROW, "status": "measured", "AP": _points(float_ap),
                         "ΔAP": 0.0 if float_ap is not None else None, "p50 ms": fl.get("p50_ms"),
                         "size MB": None if fl.get("size_bytes") is None else round(fl["size_bytes"] / 1e6, 2),
-                        "cost": fl.get("cost"), "meets budget": "yes", "role": "float32 reference",
+                        "cost": fl.get("cost"), "cost by": _source(rec), "meets budget": "yes",
+                        "role": "float32 reference",
                         "reason": "the float model the drop is measured from"})
     for axis, col in (("p50 ms", "front (latency)"), ("cost", "front (cost)")):
         usable = [i for i, r in enumerate(rows) if r["status"] == "measured" and r[axis] is not None
@@ -90,7 +99,7 @@ def candidates(rec: dict) -> list[dict]:
     return rows
 
 
-COLUMNS = ["search", "candidate", "status", "AP", "ΔAP", "p50 ms", "size MB", "cost", "meets budget",
+COLUMNS = ["search", "candidate", "status", "AP", "ΔAP", "p50 ms", "size MB", "cost", "cost by", "meets budget",
            "front (latency)", "front (cost)", "role", "reason"]
 
 
