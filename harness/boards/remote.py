@@ -169,10 +169,13 @@ def send(conn: SshConnection, files: dict[str, Path | bytes], info: dict) -> dic
                 else:
                     with open(src, "rb") as f:
                         tar.addfile(member, f)
-        proc.stdin.close()
     except BrokenPipeError:
-        pass
-    stdout, stderr = proc.communicate()
+        pass  # the board stopped reading: its error is on stderr
+    with contextlib.suppress(BrokenPipeError):
+        proc.stdin.close()
+    assert proc.stdout is not None and proc.stderr is not None
+    stdout, stderr = proc.stdout.read(), proc.stderr.read()
+    proc.wait()
     text = stderr.decode(errors="replace")
     if proc.returncode != 0:
         raise HarnessError(_board_error(address, text) or explain(address.label, text) if proc.returncode == 255

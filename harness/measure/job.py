@@ -87,9 +87,9 @@ def _safe_name(name: str) -> str:
 
 def _die_with_session() -> None:
     """End the process when stdin reaches end of file: the host keeps it open for the whole run."""
-    def watch() -> None:
+    def watch() -> None:  # on the raw descriptor: a buffered reader's lock would block the interpreter's exit
         try:
-            while sys.stdin.buffer.read(4096):
+            while os.read(0, 4096):
                 pass
         finally:
             os._exit(3)
