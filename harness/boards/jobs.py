@@ -74,7 +74,7 @@ def detect_job(card: ModelCard, options: BackendOptions, mirror: Mirror | None, 
     for n, p in enumerate(paths):
         names.append(p.name if p.name not in names else f"{n}-{p.name}")
     job = base_job("detect", card, card.name, options, mirror, protocol)
-    job.spec.update(images=names, threshold=threshold, format=fmt)
+    job.spec.update(images=names, threshold=threshold, image_format=fmt)
     job.files.update({f"images/{name}": p for name, p in zip(names, paths, strict=True)})
     return job
 

@@ -82,6 +82,9 @@ def file_sha256(path: Path) -> str:
 def job_document(job: BoardJob) -> tuple[bytes, dict[str, str]]:
     """The job spec as the board reads it (canonical JSON, so the same job has the same sha256) and its
     files' hashes."""
+    clash = {"format", "version", "kind", "files"} & set(job.spec)
+    if clash:
+        raise ValueError(f"a job spec may not set {sorted(clash)}: the document's own keys")
     hashes = {name: file_sha256(path) for name, path in sorted(job.files.items())}
     doc = {"format": FORMAT, "version": VERSION, "kind": job.kind, **job.spec, "files": hashes}
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode(), hashes

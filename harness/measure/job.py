@@ -264,7 +264,7 @@ def detect_job(job: dict, run_dir: Path, inputs: Path, out: Path, restart: bool)
     paths = [inputs / "images" / name for name in job["images"]]
     emit(what=f"detect {card.name}: {len(paths)} images")
     detect_and_save(card, None, backend_options(job), paths, out / "detect", score_threshold=job["threshold"],
-                    protocol=job["protocol"], fmt=job["format"])
+                    protocol=job["protocol"], fmt=job["image_format"])
 
 
 KINDS: dict[str, Callable[[dict, Path, Path, Path, bool], None]] = {
