@@ -134,7 +134,8 @@ def board_python() -> str:
     pyenv = sorted((Path.home() / ".pyenv" / "versions").glob("3.12*/bin/python3"))
     for candidate in (os.environ.get("HARNESS_TEST_BOARD_PYTHON"), shutil.which("python3.12"), *map(str, pyenv)):
         if candidate:
-            proc = subprocess.run([candidate, "-c", "import sys; print(sys.executable)"], capture_output=True, text=True)
+            proc = subprocess.run([candidate, "-c", "import sys; print(sys.executable)"], capture_output=True,
+                                  text=True)
             if proc.returncode == 0:  # a pyenv shim without that version fails here
                 return proc.stdout.strip()
     return sys.executable

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import MIRROR_DIR as MIRROR
 from sshd import board_venv, start_sshd
 
