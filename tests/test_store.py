@@ -46,23 +46,27 @@ def test_the_store_refuses_updates_and_deletes(tmp_path):
 
 def _insert_raw(path, body: str) -> None:
     db = sqlite3.connect(path)
-    db.execute("INSERT INTO records (digest, schema_version, kind, body) VALUES ('x', 1, 'eval', ?)", (body,))
+    db.execute("INSERT INTO records (digest, schema_version, kind, body) VALUES (?, 1, 'eval', ?)",
+               (f"raw-{hash(body)}", body))
     db.commit()
     db.close()
 
 
 @pytest.mark.parametrize("body, message", [
-    ("{not json", "row 1: stored record is not JSON"),
+    ("{not json", "row 2: stored record is not JSON"),
     (json.dumps({"schema": "centernet-harness/run", "schema_version": 99, "kind": "eval"}),
      "schema_version 99 is newer than this harness reads"),
     (json.dumps({"schema": "something-else"}), "not a harness run record"),
 ])
-def test_a_bad_stored_row_is_named_on_read(tmp_path, body, message):
+def test_a_bad_stored_row_is_named_on_read_and_left_out(tmp_path, body, message):
     path = tmp_path / "s.sqlite"
-    RecordStore(path).close()
+    with RecordStore(path) as store:
+        store.add([eval_record("mb3-centernet-f32", 0.28)])
     _insert_raw(path, body)
-    with RecordStore(path) as store, pytest.raises(HarnessError, match=message):
-        store.records()
+    with RecordStore(path, create=False) as store:
+        assert [r["model"]["name"] for r in store.records()] == ["mb3-centernet-f32"]
+        assert len(store.skipped) == 1 and message in store.skipped[0]
+        assert "row 2" in store.skipped[0] and "set-aside" in store.skipped[0]
 
 
 def test_a_file_that_is_not_a_store_is_refused(tmp_path):

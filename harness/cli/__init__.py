@@ -35,7 +35,8 @@ from harness.cli import (
 )
 from harness.cli import eval as eval_
 from harness.cli.options import EXIT_GATE_FAILED, EXIT_USAGE
-from harness.errors import HarnessError
+from harness.cli.paths import check_paths
+from harness.errors import HarnessError, os_error_line
 
 __all__ = ["COMMANDS", "EXIT_GATE_FAILED", "EXIT_USAGE", "build_parser", "main"]
 
@@ -59,16 +60,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, module in COMMANDS.items():
-        module.configure(sub.add_parser(name, help=module.HELP))
+        command = sub.add_parser(name, help=module.HELP)
+        module.configure(command)
+        # How each argument is spelt on the command line, for errors about the paths it was given.
+        command.set_defaults(flags={a.dest: a.option_strings[0] if a.option_strings else a.dest.upper()
+                                    for a in command._actions})
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        check_paths(args.command, args)
         return COMMANDS[args.command].run(args)
     except HarnessError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # a read or write the system refused, past the readers' own checks
+        if exc.errno is None:
+            raise
+        print(f"harness: error: {os_error_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("harness: interrupted", file=sys.stderr)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from harness.errors import HarnessError
+
 NAME = "score"
 HELP = "score an existing COCO results file (like MLPerf's accuracy-coco.py)"
 
@@ -22,6 +24,9 @@ def run(args: argparse.Namespace) -> int:
 
     record = score_file(args.gt, args.results, engine=args.engine, max_images=args.max_images)
     results = record["results"]
+    if not results["detection_count"]:
+        raise HarnessError(f"{args.results} holds no detections for these images: nothing to score (every AP "
+                           "would be 0); check that the file is the one your pipeline wrote")
     print(f"{results['detection_count']} detections on {record['dataset']['image_count']} images, "
           f"engine {results['engine']}")
     print(stats_table(results["stats"]))

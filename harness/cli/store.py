@@ -1,4 +1,4 @@
-"""`harness store import|export|list STORE`: the SQLite record store.
+"""`harness store import|export|list|set-aside STORE`: the SQLite record store.
 
 `import` also reads the text output of TFLite's `benchmark_model --enable_op_profiling=true` (per-op time
 measured on a board) into an op_profile record (harness.records.op_profile).
@@ -7,18 +7,25 @@ measured on a board) into an op_profile record (harness.records.op_profile).
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 from harness.errors import HarnessError
 
 NAME = "store"
-HELP = "the SQLite record store: import, export or list run records"
+HELP = "the SQLite record store: import, export, list or set aside run records"
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=("import", "export", "list"))
+    p.add_argument("action", choices=("import", "export", "list", "set-aside"),
+                   help="import records or logs; export them; list the rows; set-aside: hide rows from every "
+                        "reader for good (the store stays append-only)")
     p.add_argument("store", help="the store file, e.g. reports/runs.sqlite (created by import)")
     p.add_argument("paths", nargs="*", help="import: record files or directories, or benchmark_model op-profiling "
-                                            "logs; export: one .json file or a directory")
+                                            "logs; export: one .json file or a directory; set-aside: row numbers "
+                                            "(as `store list` shows them)")
+    p.add_argument("--reason", default="set aside by hand", help="set-aside: why, kept with the tombstone "
+                                                                 "(default: %(default)s)")
     p.add_argument("--host", metavar="NAME", help="import of a benchmark_model log: the board it ran on "
                                                   "(its host in the record; default unknown-board)")
 
@@ -39,15 +46,54 @@ def run(args: argparse.Namespace) -> int:
             added = store.add(records, where="import")
             print(f"{args.store}: {added} new of {len(records)} records ({store.count()} in the store)")
         return 0
+    if args.action == "set-aside":
+        return _set_aside(args)
+    if args.action == "export":
+        _check_export_destination(args)
     with RecordStore(args.store, create=False) as store:
-        records = store.records()
+        rows = store.rows()
+        skipped = store.skipped
+    records = [r for _, r in rows if r is not None]
+    for line in skipped:
+        print(f"harness: warning: {line}", file=sys.stderr)
     if args.action == "export":
         if len(args.paths) != 1:
             raise HarnessError("store export needs one destination: a .json file or a directory")
+
         dest = export_records(records, args.paths[0])
         print(f"{len(records)} records -> {dest}")
         return 0
-    rows = [(r["kind"], r.get("model", {}).get("name", "") if isinstance(r.get("model"), dict) else "",
-             r["host"]["fingerprint"], r.get("created")) for r in records]
-    print(table(["kind", "model", "host", "created"], rows))
+    print(table(["row", "kind", "model", "host", "created"], [
+        (row, "unreadable", "", "", "") if r is None else
+        (row, r["kind"], r.get("model", {}).get("name", "") if isinstance(r.get("model"), dict) else "",
+         r["host"]["fingerprint"], r.get("created")) for row, r in rows]))
+    return 0
+
+
+def _check_export_destination(args: argparse.Namespace) -> None:
+    """Before the store is opened: the destination is one new .json file or a directory, never the store."""
+    if len(args.paths) != 1:
+        raise HarnessError("store export needs one destination: a .json file or a directory")
+    dest = Path(args.paths[0])
+    if dest.exists() and dest.resolve() == Path(args.store).resolve():
+        raise HarnessError(f"store export destination {dest} is the store itself; give a .json file or a directory")
+    if dest.exists() and not dest.is_dir() and dest.suffix != ".json":
+        raise HarnessError(f"store export destination {dest} is a file; give a .json file or a directory")
+
+
+def _set_aside(args: argparse.Namespace) -> int:
+    from harness.records.store import RecordStore
+
+    if not args.paths:
+        raise HarnessError("store set-aside needs the row numbers to set aside (see `harness store list STORE`)")
+    try:
+        ids = [int(p) for p in args.paths]
+    except ValueError:
+        raise HarnessError(f"store set-aside takes row numbers, got {' '.join(args.paths)}") from None
+    with RecordStore(args.store, create=False) as check:
+        check.count()
+    with RecordStore(args.store) as store:
+        for row_id in ids:
+            store.set_aside(row_id, args.reason)
+        print(f"{args.store}: set aside row {', '.join(map(str, ids))} ({store.count()} records remain visible)")
     return 0

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from harness.errors import HarnessError, os_error_line
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -31,17 +33,87 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
 def write_atomic(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path:
     """Let `write` fill a temporary file beside `path` (e.g. PIL's image.save), then rename it into place."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise HarnessError(f"cannot write {path}: {os_error_line(exc)}") from exc
     os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are meant to be shared
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise HarnessError(f"cannot write {path}: {os_error_line(exc)} (nothing was written there)") from exc
         raise
     return path
+
+
+# Bounds for JSON inputs: deeper nesting or longer integers are an attack or a broken file, not data.
+JSON_MAX_DEPTH = 64
+JSON_MAX_INT_DIGITS = 30
+
+
+def read_regular_bytes(path: str | Path, what: str) -> bytes:
+    """The bytes of a regular file; a FIFO, socket or device is refused before it is opened (it could block
+    forever or never end), and a missing file or a folder is one line naming `what`."""
+    import stat
+
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise HarnessError(f"{what} not found: {path}") from None
+    except OSError as exc:
+        raise HarnessError(f"cannot read {what} {path}: {os_error_line(exc)}") from None
+    if stat.S_ISDIR(mode):
+        raise HarnessError(f"{what} {path} is a directory, not a file")
+    if not stat.S_ISREG(mode):
+        raise HarnessError(f"{what} {path} is not a regular file (a FIFO or a device); give a file")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise HarnessError(f"cannot read {what} {path}: {os_error_line(exc)}") from None
+
+
+def parse_json_bounded(raw: bytes | str, what: str) -> object:
+    """JSON with bounds on nesting and integer length, and no NaN/Infinity literals: one line otherwise."""
+    def bounded_int(text: str) -> int:
+        if len(text.lstrip("-")) > JSON_MAX_INT_DIGITS:
+            raise ValueError(f"an integer of {len(text)} digits")
+        return int(text)
+
+    def no_constant(name: str) -> float:
+        raise ValueError(f"the non-standard literal {name}")
+
+    try:
+        data = json.loads(raw, parse_int=bounded_int, parse_constant=no_constant)
+    except json.JSONDecodeError as exc:
+        raise HarnessError(f"{what} is not JSON ({exc.msg} at line {exc.lineno})") from None
+    except UnicodeDecodeError:
+        raise HarnessError(f"{what} is not JSON (not UTF-8 text)") from None
+    except RecursionError:
+        raise HarnessError(f"{what} is nested too deeply to be data") from None
+    except ValueError as exc:
+        raise HarnessError(f"{what} holds {exc}; numbers must be finite and of ordinary size") from None
+    if _depth(data) > JSON_MAX_DEPTH:
+        raise HarnessError(f"{what} is nested more than {JSON_MAX_DEPTH} levels deep; it is not data")
+    return data
+
+
+def _depth(obj: object) -> int:
+    """Nesting depth, iteratively (a recursive walk would itself overflow on hostile input)."""
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -6,7 +6,8 @@ and a file that is not a record would fail later with a KeyError instead of one 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,10 @@ def collect(paths: Sequence[str | Path]) -> list[dict]:
     return out
 
 
+def _warn(line: str) -> None:
+    print(f"harness: warning: {line}", file=sys.stderr)
+
+
 def _looks_like_record(path: Path) -> bool:
     """Directories also hold detections and other JSON; only files that open like a record count."""
     try:
@@ -61,10 +66,12 @@ def _looks_like_record(path: Path) -> bool:
     return SCHEMA.encode() in head
 
 
-def load_records(paths: Sequence[str | Path], store: str | Path | None = None) -> list[dict]:
+def load_records(paths: Sequence[str | Path], store: str | Path | None = None,
+                 warn: Callable[[str], None] | None = None) -> list[dict]:
     """Records from a store and/or record files (report, check); none at all is an input error.
 
-    A record both in the store and in a file counts once.
+    A record both in the store and in a file counts once. A store row that cannot be read is left out and
+    `warn` (default: a `harness: warning:` line on stderr) is told which, so one bad row never stops a report.
     """
     records: list[dict] = []
     if store:
@@ -72,6 +79,8 @@ def load_records(paths: Sequence[str | Path], store: str | Path | None = None) -
 
         with RecordStore(store, create=False) as s:
             records.extend(s.records())
+            for line in s.skipped:
+                (warn or _warn)(line)
     records.extend(collect(paths))
     if not records:
         raise HarnessError("no run records: give record files / directories, or --store FILE")

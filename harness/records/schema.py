@@ -24,6 +24,7 @@ import copy
 import datetime as _dt
 import hashlib
 import json
+import math
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -46,6 +47,15 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "op_profile": ("model", "source", "profiles"),
     # Interleaved A/B latency (harness.measure.ab): each side's samples and blocks, and the ratios with intervals.
     "ab_bench": ("design", "sides", "ratios"),
+}
+# Values inside the body that `report` and `check` read without a fallback, per kind: a dotted path and
+# the type it must have. A record missing one would crash every later report of a store that holds it.
+SHAPES: dict[str, tuple[tuple[str, str], ...]] = {
+    "eval": (("model.name", "str"), ("results.stats", "dict"), ("results.stats.AP", "number")),
+    "score": (("results.stats", "dict"), ("results.stats.AP", "number")),
+    "bench": (("model.name", "str"), ("phases.first_inference_s", "number"),
+              *((f"phases.{phase}.{key}", kind) for phase in ("model_only", "end_to_end")
+                for key, kind in (("stats", "dict"), ("stats.p50_s", "number"), ("samples_s", "numbers")))),
 }
 _PACKAGES = ("numpy", "Pillow", "pycocotools", "faster-coco-eval", "ai-edge-litert", "tflite-runtime",
              "tensorflow", "tensorflow-cpu")
@@ -100,7 +110,32 @@ def validate(record: object, where: str) -> dict:
         raise HarnessError(f"{where}: {kind} record lacks {', '.join(missing)}")
     if not isinstance(record.get("host"), dict) or "fingerprint" not in record["host"]:
         raise HarnessError(f"{where}: the record has no host fingerprint")
+    for path, expected in SHAPES.get(kind, ()):
+        if not _has(record, path, expected):
+            raise HarnessError(f"{where}: {kind} record has no {expected} at {path}; it cannot be reported "
+                               "(re-run the measurement, or set this record aside)")
     return _upgrade(record)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+_CHECKS = {
+    "str": lambda v: isinstance(v, str),
+    "dict": lambda v: isinstance(v, dict),
+    "number": _is_number,
+    "numbers": lambda v: isinstance(v, list) and all(_is_number(x) for x in v),
+}
+
+
+def _has(record: dict, path: str, expected: str) -> bool:
+    value: object = record
+    for key in path.split("."):
+        if not isinstance(value, dict) or key not in value:
+            return False
+        value = value[key]
+    return _CHECKS[expected](value)
 
 
 def _upgrade(record: dict) -> dict:
@@ -144,20 +179,23 @@ def digest(record: dict) -> str:
 
 def read_record_file(path: str | Path) -> list[dict]:
     """Records in a file: one JSON record, a JSON list of them, or JSON Lines; each validated."""
+    from harness.common.fileio import parse_json_bounded, read_regular_bytes
+
     path = Path(path)
+    raw = read_regular_bytes(path, "run record")
     try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise HarnessError(f"cannot read run record {path}: {exc}") from None
+        text = raw.decode()
+    except UnicodeDecodeError:
+        raise HarnessError(f"{path}: not JSON (not UTF-8 text); expected a run record written by "
+                           "harness --json") from None
     try:
-        data = json.loads(text)
+        data = parse_json_bounded(text, str(path))
         items = data if isinstance(data, list) else [data]
-    except json.JSONDecodeError as exc:
-        try:
-            items = [json.loads(line) for line in text.splitlines() if line.strip()]
-        except json.JSONDecodeError:
-            raise HarnessError(f"{path}: not JSON ({exc.msg} at line {exc.lineno}); "
-                               "expected a run record written by harness --json") from None
+    except HarnessError as whole:
+        try:  # JSON Lines: one record a line
+            items = [parse_json_bounded(line, str(path)) for line in text.splitlines() if line.strip()]
+        except HarnessError:
+            raise HarnessError(f"{whole}; expected a run record written by harness --json") from None
     if not items:
         raise HarnessError(f"{path}: holds no run records")
     return [validate(r, f"{path}" if len(items) == 1 else f"{path}[{i}]") for i, r in enumerate(items)]

@@ -5,6 +5,11 @@ to run. Several `harness` processes (a matrix of jobs on one runner, or a loop o
 once: WAL mode plus `BEGIN IMMEDIATE` and a generous busy timeout serialise the writers without losing a
 record. Rows are never updated or deleted (triggers refuse it), and a record's content hash is unique,
 so importing the same JSON files twice (a board's results copied back) merges rather than duplicates.
+
+A record that cannot be read back (imported by an older harness that checked less) is skipped with a
+warning that names its row, and `set_aside` hides a row for good by appending a tombstone row to a table
+of its own: the store stays append-only and one bad import never breaks every later report. Readers open
+the file read-only, so a store on read-only media (or another user's) can still be reported.
 """
 
 from __future__ import annotations
@@ -34,6 +39,15 @@ CREATE TRIGGER IF NOT EXISTS records_no_update BEFORE UPDATE ON records
     BEGIN SELECT RAISE(ABORT, 'the record store is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS records_no_delete BEFORE DELETE ON records
     BEGIN SELECT RAISE(ABORT, 'the record store is append-only'); END;
+CREATE TABLE IF NOT EXISTS set_aside (
+    record_id INTEGER PRIMARY KEY REFERENCES records(id),
+    reason TEXT NOT NULL,
+    created TEXT
+);
+CREATE TRIGGER IF NOT EXISTS set_aside_no_update BEFORE UPDATE ON set_aside
+    BEGIN SELECT RAISE(ABORT, 'the record store is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS set_aside_no_delete BEFORE DELETE ON set_aside
+    BEGIN SELECT RAISE(ABORT, 'the record store is append-only'); END;
 """
 BUSY_TIMEOUT_S = 60.0
 
@@ -42,18 +56,43 @@ class RecordStore:
     """Append and read run records in one SQLite file."""
 
     def __init__(self, path: str | Path, create: bool = True) -> None:
+        """`create=False` opens an existing store read-only: what every reader (report, check, export) does."""
         self.path = Path(path)
+        self.skipped: list[str] = []  # rows that records() could not read, each as one line
         if not create and not self.path.is_file():
             raise HarnessError(f"record store not found: {self.path} (create one with `harness store import`)")
         if self.path.exists() and self.path.is_dir():
             raise HarnessError(f"record store {self.path} is a directory; give a file such as runs.sqlite")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-            self._retry(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
-            self._retry(lambda: self._db.executescript(_SCHEMA))
+            if create:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+                self._retry(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
+                self._retry(lambda: self._db.executescript(_SCHEMA))
+            else:
+                self._db = self._open_read_only()
         except sqlite3.DatabaseError as exc:
+            if create and ("readonly" in str(exc) or "unable to open" in str(exc)):
+                raise HarnessError(f"cannot write the record store {self.path}: {exc} (read-only media or no "
+                                   "permission; import into a store you may write)") from None
             raise HarnessError(f"{self.path} is not a harness record store: {exc}") from None
+        except OSError as exc:
+            raise HarnessError(f"cannot create the record store {self.path}: {exc.strerror}") from None
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """Read-only; on media where SQLite cannot make the WAL's shared-memory file, as an immutable file."""
+        uri = self.path.resolve().as_uri()
+        for flags in ("mode=ro", "mode=ro&immutable=1"):
+            db = sqlite3.connect(f"{uri}?{flags}", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            try:
+                db.execute("SELECT COUNT(*) FROM records").fetchone()
+                return db
+            except sqlite3.OperationalError as exc:
+                db.close()
+                if "no such table" in str(exc):
+                    raise sqlite3.DatabaseError("no records table") from None
+                last = exc
+        raise last
 
     def _retry(self, op, attempts: int = 50):
         """Schema set-up and WAL switch can see SQLITE_BUSY before the busy handler applies; retry briefly."""
@@ -104,22 +143,57 @@ class RecordStore:
         return self._retry(write)
 
     def records(self, kind: str | None = None) -> list[dict]:
-        """Every record in insertion order, validated on read (a corrupted row is named by its id)."""
+        """Every record in insertion order, validated on read; rows set aside are left out, and a row that
+        cannot be read is left out with one line in `self.skipped` that names it."""
+        return [rec for _, rec in self.rows(kind) if rec is not None]
+
+    def rows(self, kind: str | None = None) -> list[tuple[int, dict | None]]:
+        """(row id, record) in insertion order; None for a row that cannot be read (see `skipped`)."""
+        aside = self._set_aside_ids()
         sql, args = "SELECT id, body FROM records", ()
         if kind:
             sql, args = sql + " WHERE kind = ?", (kind,)
-        out = []
+        out: list[tuple[int, dict | None]] = []
+        self.skipped = []
         for row_id, body in self._db.execute(sql + " ORDER BY id", args):
+            if row_id in aside:
+                continue
             where = f"{self.path} row {row_id}"
             try:
-                rec = json.loads(body)
+                out.append((row_id, validate(json.loads(body), where)))
             except json.JSONDecodeError as exc:
-                raise HarnessError(f"{where}: stored record is not JSON ({exc.msg})") from None
-            out.append(validate(rec, where))
+                self._skip(row_id, f"{where}: stored record is not JSON ({exc.msg})")
+                out.append((row_id, None))
+            except HarnessError as exc:
+                self._skip(row_id, str(exc))
+                out.append((row_id, None))
         return out
 
+    def _skip(self, row_id: int, why: str) -> None:
+        self.skipped.append(f"{why}; skipped (`harness store set-aside {self.path} {row_id}` hides it for good)")
+
+    def _set_aside_ids(self) -> set[int]:
+        try:
+            return {r for (r,) in self._db.execute("SELECT record_id FROM set_aside")}
+        except sqlite3.OperationalError:  # a store made before set-aside existed, opened read-only
+            return set()
+
+    def set_aside(self, row_id: int, reason: str) -> None:
+        """Hide one row from every reader, for good, by appending a tombstone (the row itself stays)."""
+        import datetime as dt
+
+        if self._db.execute("SELECT 1 FROM records WHERE id = ?", (row_id,)).fetchone() is None:
+            raise HarnessError(f"{self.path} has no row {row_id} (`harness store list {self.path}` shows the rows)")
+        if row_id in self._set_aside_ids():
+            raise HarnessError(f"{self.path} row {row_id} is already set aside")
+        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        self._retry(lambda: self._db.execute("INSERT INTO set_aside (record_id, reason, created) VALUES (?, ?, ?)",
+                                             (row_id, reason, now)))
+
     def count(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+        """Records a reader sees: every row less those set aside."""
+        total = self._db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+        return total - len(self._set_aside_ids())
 
 
 def export_records(records: list[dict], dest: str | Path) -> Path:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from harness.common.fileio import parse_json_bounded, read_regular_bytes
 from harness.errors import HarnessError
 from harness.models.decoders import Detections
 
@@ -33,18 +34,12 @@ class CocoGroundTruth:
     def __init__(self, path: str | Path, images_dir: str | Path | None = None) -> None:
         self.path = Path(path)
         self.images_dir = Path(images_dir) if images_dir is not None else None
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            raise HarnessError(f"annotation file not found: {self.path}") from None
-        except IsADirectoryError:
-            raise HarnessError(f"annotation path is a directory, not a file: {self.path}") from None
+        raw = read_regular_bytes(self.path, "annotation file")
         self.sha256 = hashlib.sha256(raw).hexdigest()
         try:
-            data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise HarnessError(f"not a COCO annotation file (not JSON: {exc.msg if hasattr(exc, 'msg') else exc}): "
-                               f"{self.path}") from None
+            data = parse_json_bounded(raw, str(self.path))
+        except HarnessError as exc:
+            raise HarnessError(f"not a COCO annotation file: {exc}") from None
         self.dataset = _validated(data, self.path)
         self.images = sorted((ImageInfo(int(i["id"]), str(i["file_name"]), int(i["width"]), int(i["height"]))
                               for i in self.dataset["images"]), key=lambda i: i.id)
@@ -83,7 +78,12 @@ def _is_int(v: object) -> bool:
 
 
 def _is_number(v: object) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
+    """A finite int or float: the one number policy of ground truth and results (JSON's true is not 1)."""
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_box(v: object) -> bool:
+    return isinstance(v, list) and len(v) == 4 and all(map(_is_number, v))
 
 
 # Field types the loader relies on: a wrong type is named in one line instead of escaping as a TypeError.
@@ -93,9 +93,12 @@ _FIELD_TYPES = {
     "categories": {"id": (_is_int, "an integer"), "name": (lambda v: isinstance(v, str), "a string")},
     "annotations": {"id": (_is_int, "an integer"), "image_id": (_is_int, "an integer"),
                     "category_id": (_is_int, "an integer"),
-                    "bbox": (lambda v: isinstance(v, list) and len(v) == 4 and all(map(_is_number, v)),
-                             "a list of 4 numbers")},
+                    "bbox": (_is_box, "a list of 4 finite numbers")},
 }
+# Optional annotation fields: when present they must be of this type (pycocotools and faster-coco-eval
+# read them differently when they are not, so the two engines would score the same file differently).
+_OPTIONAL_TYPES = {"iscrowd": (lambda v: v in (0, 1) and not isinstance(v, bool), "0 or 1"),
+                   "area": (_is_number, "a finite number")}
 
 
 def _validated(data: object, path: Path) -> dict:
@@ -118,6 +121,9 @@ def _validated(data: object, path: Path) -> dict:
     if not data["categories"]:
         raise HarnessError(f"{what} (no categories)")
     for a in data["annotations"]:  # optional in the format; filled once so both engines see the same data
+        for f, (ok, kind) in _OPTIONAL_TYPES.items():
+            if f in a and not ok(a[f]):
+                raise HarnessError(f"{what} ('{f}' of annotation {a['id']} is {a[f]!r}, not {kind})")
         a.setdefault("iscrowd", 0)
         if "area" not in a:
             a["area"] = float(a["bbox"][2]) * float(a["bbox"][3])
@@ -147,12 +153,7 @@ def to_results(image: ImageInfo, dets: Detections, convention: str = "float",
 def read_results_json(path: str | Path) -> object:
     """A results file's JSON, unchecked; a missing file or one that is not JSON is a one-line error."""
     path = Path(path)
-    try:
-        return json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise HarnessError(f"results file not found: {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise HarnessError(f"results file is not JSON: {path}") from None
+    return parse_json_bounded(read_regular_bytes(path, "results file"), f"results file {path}")
 
 
 def load_results(path: str | Path, gt: CocoGroundTruth) -> list[dict]:
@@ -171,11 +172,15 @@ def check_results(results: object, gt: CocoGroundTruth, where: str = "results") 
                 and isinstance(r["bbox"], list) and len(r["bbox"]) == 4):
             raise HarnessError(f"{where}: entry {i} is not a bbox detection "
                                "(needs image_id, category_id, bbox [x,y,w,h], score)")
+        if not _is_int(r["image_id"]) or not _is_int(r["category_id"]):
+            raise HarnessError(f"{where}: entry {i} has image_id {r['image_id']!r} and category_id "
+                               f"{r['category_id']!r}; both must be integers")
         if r["image_id"] not in known:
             raise HarnessError(f"{where}: entry {i} has image_id {r['image_id']}, "
                                f"which is not in {gt.path.name}")
         if r["category_id"] not in gt.categories:
             raise HarnessError(f"{where}: entry {i} has category_id {r['category_id']}, which {gt.path.name} "
                                "does not define (results must use the annotation file's category ids)")
-        if not all(map(_is_number, r["bbox"])) or not _is_number(r["score"]):
-            raise HarnessError(f"{where}: entry {i} has a bbox or score that is not numeric")
+        if not _is_box(r["bbox"]) or not _is_number(r["score"]):
+            raise HarnessError(f"{where}: entry {i} has a bbox or score that is not a finite number "
+                               f"(bbox {r['bbox']!r}, score {r['score']!r})")

@@ -166,7 +166,9 @@ class TFLiteBackend(Backend):
             try:
                 delegates.append(self.runtime.load_delegate(self.options.delegate, self.options.delegate_options))
             except (ValueError, OSError, RuntimeError) as exc:
-                raise HarnessError(f"cannot load delegate {self.options.delegate}: {first_line(exc)}") from None
+                message = first_line(exc)
+                _free_half_loaded_delegate(exc)
+                raise HarnessError(f"cannot load delegate {self.options.delegate}: {message}") from None
         if self.options.kernels is not None and self.options.kernels not in KERNELS:
             raise HarnessError(f"unknown kernels {self.options.kernels!r}; choose one of {', '.join(KERNELS)}")
         self.interpreter = _open(self.runtime, self.model_path, self.options.threads, delegates,
@@ -344,3 +346,27 @@ def _tensor_info(t: dict) -> TensorInfo:
 
 
 __all__ = ["KERNELS", "RUNTIMES", "OpInfo", "TFLiteBackend", "TensorInfo", "select_runtime"]
+
+
+def _free_half_loaded_delegate(exc: BaseException) -> None:
+    """Free the runtime's Delegate whose __init__ failed, now and quietly.
+
+    Its __del__ reads an attribute __init__ never set, so when the object is freed (at exit, since the
+    error's traceback keeps it alive) Python prints a traceback after our one-line error. Dropping the
+    traceback frees it here, with that one AttributeError silenced and any other reported as usual.
+    """
+    import gc
+    import sys
+
+    hook = sys.unraisablehook
+
+    def quiet(unraisable: sys.UnraisableHookArgs) -> None:
+        if not isinstance(unraisable.exc_value, AttributeError):
+            hook(unraisable)
+
+    sys.unraisablehook = quiet
+    try:
+        exc.__traceback__ = None
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
