@@ -176,6 +176,7 @@ def eval_job(job: dict, run_dir: Path, inputs: Path, out: Path, restart: bool) -
     eval record takes from the board: backend, protocol, timing, run key, resumed images, host, versions)."""
     from harness.common.fileio import write_json_atomic
     from harness.measure.checkpoint import Checkpoint, run_key
+    from harness.measure.workers import plan_workers
     from harness.models.pipeline import Pipeline
     from harness.records import host
     from harness.records.schema import versions
@@ -183,9 +184,12 @@ def eval_job(job: dict, run_dir: Path, inputs: Path, out: Path, restart: bool) -
 
     card = board_card(job, inputs)
     emit(what=f"loading {card.name}")
-    pipeline = Pipeline.open(card, None, backend_options(job), job["protocol"])
-    backend = pipeline.describe()
     images = [ImageInfo(*row) for row in job["images"]]
+    options = backend_options(job)
+    # One worker, with the board's cores as its threads unless told: what `harness eval --workers 1` does there.
+    _, threads = plan_workers(card.backend, 1, options.threads, len(images), options.delegate)
+    pipeline = Pipeline.open(card, None, dataclasses.replace(options, threads=threads), job["protocol"])
+    backend = pipeline.describe()
     ids = [i.id for i in images]
     key = run_key(card, pipeline.protocol, pipeline.model_sha256(), backend.get("runtime"),
                   pipeline.backend.options.delegate, job["annotation_sha256"], ids, job.get("shard"),
