@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.cli.options import add_model_options, backend_options, find_mirror, model_card, write_record
+from harness.cli.options import (
+    add_board_options,
+    add_model_options,
+    backend_options,
+    find_mirror,
+    model_card,
+    write_record,
+)
 from harness.errors import HarnessError
 
 NAME = "bench"
@@ -43,6 +50,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     ab.add_argument("--instances", type=int, default=4, help="A/B: interpreters loaded per side, taking turns "
                                                              "(default 4; one load can run 15%% off another)")
     ab.add_argument("--confidence", type=float, default=0.95, help="A/B: level of the ratio's interval (0.95)")
+    add_board_options(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,16 +65,40 @@ def run(args: argparse.Namespace) -> int:
         images_dir = Path(args.images)
     else:
         images_dir = mirror.unlabeled_images if mirror else None
+    if args.on and (args.reference or args.baseline or baseline_overrides(args)):
+        raise HarnessError("--on times one model; run --baseline, --baseline-* and --reference here")
     if args.reference or args.baseline or baseline_overrides(args):
         return run_ab(args, images_dir, mirror)
     settings = bench_settings(args.warmup, StopRule(args.min_count, args.min_duration, args.max_duration),
                               StopRule(args.e2e_min_count, args.e2e_min_duration, args.max_duration))
+    if args.on:
+        return run_on(args, settings, images_dir, mirror)
+    if args.store:
+        raise HarnessError("--store is for --on; add a local record with `harness store import`")
     record = benchmark(args.model, model_card(args), mirror, backend_options(args), images_dir, settings,
                        cpus=args.cpus)
     print_bench(record)
     _warn_fallback(record)
     write_record(args.json, record)
     return 0
+
+
+def run_on(args: argparse.Namespace, settings, images_dir: Path | None, mirror) -> int:
+    """--on: the same bench on each board (harness.cli.on), its record with the board as host."""
+    from harness.boards.jobs import bench_job, bench_record
+    from harness.cli.format import print_bench
+    from harness.cli.on import run_on_boards
+
+    card = model_card(args)
+    job = bench_job(card, args.model, backend_options(args, here=False), mirror, images_dir, settings, args.cpus)
+
+    def finish(run, slug: str | None) -> dict:
+        record = bench_record(run, card)
+        print_bench(record)
+        _warn_fallback(record)
+        return record
+
+    return run_on_boards(args, job, finish, record_file=args.json)
 
 
 def _warn_fallback(record: dict) -> None:

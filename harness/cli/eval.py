@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from harness.cli.options import (
+    add_board_options,
     add_interval_options,
     add_model_options,
     backend_options,
@@ -43,6 +44,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     add_interval_options(p)
     p.add_argument("--json", metavar="FILE", help="write the run record here")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no per-class table")
+    add_board_options(p, quiet=False)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,6 +59,12 @@ def run(args: argparse.Namespace) -> int:
     mirror = find_mirror(args)
     card = model_card(args)
     gt = ground_truth(coco_option(args, card, mirror), mirror)
+    if args.on:
+        return run_on(args, card, mirror, gt, shard)
+    if args.store:
+        from harness.errors import HarnessError
+
+        raise HarnessError("--store is for --on; add a local record with `harness store import`")
     record = evaluate(args.model, card, mirror, gt, backend_options(args), protocol=args.protocol,
                       engine=args.engine, max_images=args.max_images, output=Path(args.output),
                       progress=not args.quiet, shard=shard, restart=args.restart, ci_resamples=args.ci_resamples,
@@ -64,3 +72,41 @@ def run(args: argparse.Namespace) -> int:
     print_eval_run(record, per_class=not args.quiet)
     write_record(args.json, record)
     return 0
+
+
+def run_on(args: argparse.Namespace, card, mirror, gt, shard) -> int:
+    """--on: the detection loop on each board (resumable there), scored here (harness.boards.jobs)."""
+    from harness.boards.jobs import eval_job, eval_record
+    from harness.cli.format import print_eval_run
+    from harness.cli.on import board_file, run_on_boards
+    from harness.errors import HarnessError
+    from harness.scoring.evaluator import ENGINES
+    from harness.scoring.intervals import check_options
+
+    if args.ray is not None or args.workers != "auto":
+        raise HarnessError("--on runs the images in one process on the board; leave out --workers and --ray")
+    if args.max_images is not None and args.max_images < 1:
+        raise HarnessError("--max-images must be at least 1")
+    if args.engine not in ENGINES:
+        raise HarnessError(f"unknown scoring engine {args.engine!r}; choose one of {', '.join(ENGINES)}")
+    check_options(args.ci_resamples, args.ci_level)
+    protocol = args.protocol or card.default_protocol
+    card.protocol(protocol)
+    images = gt.images[:args.max_images] if args.max_images else gt.images
+    all_ids = [i.id for i in images]
+    if shard is not None:
+        images = shard.select(images)
+    if not images:
+        raise HarnessError(f"{gt.path} lists no images to evaluate")
+    ids = [i.id for i in images]
+    job = eval_job(card, args.model, backend_options(args, here=False), mirror, gt, images, protocol, shard)
+    name = f"detections_{card.name}_{protocol}{shard.suffix if shard else ''}.json"
+
+    def finish(run, slug: str | None) -> dict:
+        record = eval_record(run, card, args.model, gt, ids, all_ids, engine=args.engine,
+                             ci_resamples=args.ci_resamples, ci_level=args.ci_level,
+                             detections_file=board_file(Path(args.output) / name, slug), shard=shard)
+        print_eval_run(record, per_class=not args.quiet)
+        return record
+
+    return run_on_boards(args, job, finish, record_file=args.json, restart=args.restart)

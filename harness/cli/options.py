@@ -69,8 +69,33 @@ def add_quant_compare_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def backend_options(args: argparse.Namespace):
-    """--threads, --runtime, --delegate and its options, checked before any model is looked for."""
+def add_board_options(p: argparse.ArgumentParser, *, records: bool = True, quiet: bool = True) -> None:
+    """--on TARGET and what goes with it: the options of eval, bench and detect (harness.cli.on runs them).
+
+    `records`: the command writes run records (--store applies); `quiet`: it has no --quiet of its own yet.
+    """
+    from harness.boards.targets import SPEC_HELP
+
+    g = p.add_argument_group("on a board, over SSH")
+    g.add_argument("--on", action="append", default=[], metavar="TARGET",
+                   help=f"run on this board instead of here: {SPEC_HELP}; PATH is the board's Python with numpy, "
+                        "Pillow and a TFLite runtime (default python3); repeatable: the boards run in parallel, "
+                        "one record each, FILE.json becoming FILE.BOARD.json (default: run here)")
+    g.add_argument("--accept-host-key", action="store_true",
+                   help="trust a board whose SSH host key is not in known_hosts yet and record it there (default: "
+                        "refuse it; a changed key is always refused); $HARNESS_SSH_CONFIG: an ssh_config to use")
+    if records:
+        g.add_argument("--store", metavar="STORE", help="with --on: add the boards' records to this record store "
+                                                         "(SQLite; default: none)")
+    if quiet:
+        g.add_argument("--quiet", action="store_true", help="with --on: no progress lines from the board")
+
+
+def backend_options(args: argparse.Namespace, *, here: bool = True):
+    """--threads, --runtime, --delegate and its options, checked before any model is looked for.
+
+    `here`: the delegate is a file of this machine (with --on it is the board's, checked there).
+    """
     from harness.models.backends import BackendOptions
 
     opts = {}
@@ -81,7 +106,7 @@ def backend_options(args: argparse.Namespace):
         opts[key] = value
     if args.threads is not None and args.threads < 1:
         raise HarnessError(f"--threads must be at least 1, got {args.threads} (leave it out for the runtime's default)")
-    if args.delegate and not Path(args.delegate).is_file():
+    if here and args.delegate and not Path(args.delegate).is_file():
         raise HarnessError(f"cannot load delegate {args.delegate}: no such file (give the path of the delegate's .so)")
     return BackendOptions(threads=args.threads, runtime=args.runtime, delegate=args.delegate, delegate_options=opts)
 

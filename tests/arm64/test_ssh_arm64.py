@@ -1,0 +1,117 @@
+"""`harness bench|eval --on ssh://root@127.0.0.1:PORT` where the sshd runs INSIDE the emulated arm64 board.
+
+Expected values from outside the SSH path: the record's host.machine is what the board's kernel reports under
+qemu (aarch64, not this machine's); the detections are those of the same eval run inside the board by its own
+Python (chroot, no SSH) with this source; the board's store on disk says what was copied.
+
+The board: tests/emulated_board.py's `arm64_root("litert")` once merged; until then a prepared root named by
+$HARNESS_TEST_ARM64_ROOT (Debian arm64 with openssh-server and /opt/venv holding ai-edge-litert and
+faster-coco-eval), run by a local chroot prefix. Skipped, saying so, when neither is there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import uuid
+from importlib.util import find_spec
+from pathlib import Path
+
+import pytest
+from conftest import MIRROR_DIR
+from sshd import start_sshd
+
+REPO = Path(__file__).resolve().parents[2]
+MODEL = "mb3-centernet-int8"
+BOARD_PYTHON = "/opt/venv/bin/python3"
+IMAGES = 4
+
+if find_spec("emulated_board") is None and not os.environ.get("HARNESS_TEST_ARM64_ROOT"):
+    pytest.skip("no emulated board: tests/emulated_board.py not merged yet and $HARNESS_TEST_ARM64_ROOT unset",
+                allow_module_level=True)
+
+pytestmark = pytest.mark.arm64
+
+
+def local_prefix(root: Path) -> list[str]:
+    """Run a program in ROOT: private mounts (proc, dev, the mirror read-only) that vanish with the process."""
+    m = MIRROR_DIR.resolve()
+    script = (f"set -e; mount -t proc proc '{root}/proc'; mount --rbind /dev '{root}/dev'; "
+              f"mkdir -p '{root}{m}'; mount --bind '{m}' '{root}{m}'; mount -o remount,bind,ro '{root}{m}'; "
+              f'exec chroot "{root}" "$@"')
+    return ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script, "board", "/usr/bin/env", "-i",
+            "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", "HOME=/root", f"HARNESS_MIRROR={m}"]
+
+
+@pytest.fixture(scope="module")
+def board():
+    """(root, prefix): the board's root and the host command prefix that runs a program inside it."""
+    if find_spec("emulated_board") is not None:
+        import emulated_board
+
+        root = emulated_board.arm64_root("litert")
+        return root, emulated_board.board_argv(root, [])
+    root = Path(os.environ["HARNESS_TEST_ARM64_ROOT"])
+    return root, local_prefix(root)
+
+
+@pytest.fixture(scope="module")
+def server(board):
+    root, prefix = board
+    folder = root / "tmp" / f"ssh-test-{uuid.uuid4().hex[:8]}"
+    s = start_sshd(folder, root=root, board_prefix=prefix, user="root", timeout=120)
+    s.trust()
+    yield s
+    s.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def harness(argv: list, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    env = {**env, "PYTHONPATH": str(REPO), "HARNESS_MIRROR": str(MIRROR_DIR)}
+    return subprocess.run([sys.executable, "-m", "harness", *map(str, argv)], env=env, cwd=REPO, capture_output=True,
+                          text=True, timeout=1800)
+
+
+def test_bench_on_the_arm64_board_over_ssh_is_the_boards(server, tmp_path: Path, mirror) -> None:
+    out = tmp_path / "bench.json"
+    proc = harness(["bench", MODEL, "--on", server.spec(BOARD_PYTHON), "--min-count", 3, "--min-duration", 0,
+                    "--e2e-min-count", 2, "--e2e-min-duration", 0, "--warmup", 1, "--json", out, "--quiet"],
+                   server.env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads(out.read_text())
+    assert record["host"]["machine"] == "aarch64" != platform.machine()
+    assert record["board"]["machine"] == "aarch64"
+
+
+def test_eval_over_ssh_is_the_eval_inside_the_board_and_a_second_run_copies_nothing(
+        board, server, tmp_path: Path, mirror) -> None:
+    root, prefix = board
+    runs = []
+    for n in (1, 2):
+        proc = harness(["eval", MODEL, "--max-images", IMAGES, "--quiet", "--on", server.spec(BOARD_PYTHON),
+                        "--output", tmp_path / f"on{n}", "--json", tmp_path / f"on{n}.json", "--ci-resamples", 0],
+                       server.env())
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs.append(json.loads((tmp_path / f"on{n}.json").read_text()))
+    assert runs[0]["host"]["machine"] == "aarch64"
+    assert runs[1]["board"]["copied"]["files"] == 0 and runs[1]["board"]["copied"]["already_there"] == 3 + IMAGES
+    # The same eval inside the board: its own Python, this source, no SSH.
+    inside = root / "tmp" / f"eval-{uuid.uuid4().hex[:8]}"
+    shutil.copytree(REPO / "harness", inside / "src" / "harness", ignore=shutil.ignore_patterns("__pycache__"))
+    at = "/" + str(inside.relative_to(root))
+    try:
+        env = [f"PYTHONPATH={at}/src", f"HARNESS_MIRROR={MIRROR_DIR.resolve()}"]
+        argv = ["eval", MODEL, "--max-images", str(IMAGES), "--workers", "1", "--quiet", "--ci-resamples", "0",
+                "--output", f"{at}/out"]
+        proc = subprocess.run([*prefix, "/usr/bin/env", *env, BOARD_PYTHON, "-m", "harness", *argv],
+                              capture_output=True, text=True, timeout=1800)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        name = f"detections_{MODEL}_native.json"
+        there = (inside / "out" / name).read_bytes()
+        assert (tmp_path / "on1" / name).read_bytes() == there == (tmp_path / "on2" / name).read_bytes()
+    finally:
+        shutil.rmtree(inside, ignore_errors=True)
