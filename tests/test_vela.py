@@ -204,7 +204,7 @@ def test_harness_compile_refuses_json_equal_to_the_model_and_an_out_that_is_a_fi
     model.write_bytes((mb3 / "raw_int8.tflite").read_bytes())
     before = model.read_bytes()
     assert main(["compile", str(model), "--out", str(tmp_path / "npu"), "--json", str(model)]) == 2
-    assert "is the model itself" in capsys.readouterr().err
+    assert "is also an input (MODEL)" in capsys.readouterr().err
     assert model.read_bytes() == before and not (tmp_path / "npu").exists()
     afile = tmp_path / "afile"
     afile.write_text("x")
