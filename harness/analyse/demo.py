@@ -35,7 +35,7 @@ class DemoResult:
 
 
 def quant_pairs(models: Sequence[str]) -> list[tuple[str, str]]:
-    """(float, quantized) TFLite siblings among the models: the pairs compare-quant explains."""
+    """(float, quantized) TFLite siblings among the models: the pairs compare quant explains."""
     from harness.models.zoo import get_card
 
     cards = [get_card(m) for m in models]
@@ -97,7 +97,7 @@ def run_demo(mirror: Mirror, models: Sequence[str] = DEMO_MODELS, *, max_images:
 
 
 def compare_pairs(pairs: Sequence[tuple[str, str, int]], mirror: Mirror) -> list[dict]:
-    """compare-quant of each (float, quantized, images) pair, the pairs side by side in processes of their own
+    """compare quant of each (float, quantized, images) pair, the pairs side by side in processes of their own
     (each comparison runs one single-threaded interpreter at a time, so one per core); records in order."""
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context

@@ -8,7 +8,7 @@ Expected cost ascending, so that the first plan within budget stops the rest:
 4. int8 with those layers kept in float (QuantizationDebugger denylist): each such layer is an op left to
    the CPU, so these cost more on an NPU;
 5. full 16x8 (reference).
-For 3 and 4 the layers are ranked by the error each injects, as `harness compare-quant` ranks them
+For 3 and 4 the layers are ranked by the error each injects, as `harness compare quant` ranks them
 (share of the summed injected noise), measured on calibration images, never on validation images; the
 prefix of the ranking is doubled until a plan meets the budget, then bisected down to the shortest that does.
 """

@@ -3,7 +3,7 @@
 Each step goes through the layer that owns it: conversion through harness.quantize.plan, AP through the
 eval application (harness.measure.evaluate.evaluate), latency through the bench application
 (harness.measure.benchmark.benchmark: model-only phase, its stopping rule), the layer ranking through
-the accumulated per-layer error `harness compare-quant` computes. Built models and AP are cached in the
+the accumulated per-layer error `harness compare quant` computes. Built models and AP are cached in the
 work directory by the plan's key and the model's hash, so a search stopped half-way resumes cheaply.
 """
 
@@ -109,7 +109,7 @@ class RealTrials:
         return self._ap_cache[key]
 
     def ranking(self, done: list[Candidate], calibration) -> list[str]:
-        """Layers of full int8 by their share of the injected error, as compare-quant ranks them, measured on
+        """Layers of full int8 by their share of the injected error, as compare quant ranks them, measured on
         the first RANK_IMAGES calibration images (never validation images)."""
         from harness.analyse.quant_layers import accumulated_errors
         from harness.analyse.quant_stats import FIRST_BAD_SNR_DB, summarize_layers

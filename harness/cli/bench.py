@@ -7,7 +7,11 @@ from pathlib import Path
 
 from harness.cli.options import (
     add_board_options,
+    add_confidence,
+    add_images,
+    add_json,
     add_model_options,
+    add_quiet,
     backend_options,
     find_mirror,
     model_card,
@@ -20,26 +24,31 @@ HELP = "latency phases and percentiles of a model on this host (board-ready)"
 
 
 def configure(p: argparse.ArgumentParser) -> None:
+    from harness.models.backends.tflite import RUNTIMES
+
     add_model_options(p)
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--images", help="directory of real images (default: the mirror's coco/val2017_unlabeled)")
+    add_images(src, "folder of real images to time (default: the mirror's coco/val2017_unlabeled)")
     src.add_argument("--random", action="store_true", help="random input instead of real images")
-    p.add_argument("--cpus", help="pin the process to these CPUs, e.g. 0-3 or 2,3")
+    p.add_argument("--cpus", help="pin the process to these CPUs, e.g. 0-3 or 2,3 (default: no pinning)")
     p.add_argument("--warmup", type=int, default=5, help="warm-up invokes after the first (default 5)")
     p.add_argument("--min-count", type=int, default=50, help="steady state: at least this many invokes")
     p.add_argument("--min-duration", type=float, default=5.0, help="steady state: at least this many seconds")
     p.add_argument("--max-duration", type=float, default=60.0, help="steady state: stop after this many seconds")
     p.add_argument("--e2e-min-count", type=int, default=20, help="end to end: at least this many images")
     p.add_argument("--e2e-min-duration", type=float, default=3.0, help="end to end: at least this many seconds")
-    p.add_argument("--json", metavar="FILE", help="write the run record here")
+    add_json(p)
+    add_quiet(p, "no progress lines (a board's, with --on); the results still print")
     ab = p.add_argument_group("interleaved A/B (an ab_bench record; `harness check --max-slowdown` gates its interval)")
     ab.add_argument("--baseline", metavar="MODEL", help="time MODEL against the candidate in the same run, "
-                                                        "alternating in blocks (zoo name or path)")
-    ab.add_argument("--baseline-like", metavar="ZOO_NAME", help="for a baseline path: this zoo card's contract")
+                                                        "alternating in blocks (zoo name or path; default: none)")
+    ab.add_argument("--baseline-like", metavar="ZOO_NAME", help="for a baseline path: this zoo card's contract "
+                                                                "(default: none)")
     ab.add_argument("--baseline-threads", type=int, metavar="N", help="the baseline's threads (default: the "
                                                                         "candidate's); alone: the candidate model")
-    ab.add_argument("--baseline-runtime", metavar="NAME", help="the baseline's TFLite runtime (default: the "
-                                                                "candidate's); alone: the candidate model")
+    ab.add_argument("--baseline-runtime", metavar="NAME", choices=list(RUNTIMES),
+                    help=f"the baseline's TFLite runtime, one of {', '.join(RUNTIMES)} (default: the candidate's); "
+                         "alone: the candidate model")
     ab.add_argument("--baseline-delegate", metavar="LIB", help="the baseline's delegate; 'none' for the CPU "
                                                                "(default: the candidate's); alone: the candidate model")
     ab.add_argument("--reference", action="store_true", help="also time the harness's fixed reference model "
@@ -49,7 +58,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     ab.add_argument("--block-size", type=int, default=2, help="A/B: invokes of each side per round (default 2)")
     ab.add_argument("--instances", type=int, default=4, help="A/B: interpreters loaded per side, taking turns "
                                                              "(default 4; one load can run 15%% off another)")
-    ab.add_argument("--confidence", type=float, default=0.95, help="A/B: level of the ratio's interval (0.95)")
+    add_confidence(ab, "A/B: confidence level of the ratio's interval")
     add_board_options(p)
 
 

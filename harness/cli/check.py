@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from harness.cli.options import EXIT_GATE_FAILED, add_record_sources
+from harness.cli.options import EXIT_GATE_FAILED, add_confidence, add_quiet, add_record_sources, add_resamples
 from harness.errors import HarnessError
 
 NAME = "check"
@@ -25,15 +25,14 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-relative-accuracy", type=float, metavar="RATIO",
                    help="relative accuracy gate: quantized AP >= RATIO x its float sibling's AP (0.99: MLPerf's "
                         "99%% of FP32), for quantized evals and the plan a quantize search chose")
-    p.add_argument("--confidence", type=float, metavar="LEVEL",
-                   help="quantization gate with a paired bootstrap interval of the drop (e.g. 0.95): fail when the "
-                        "drop exceeds POINTS with this confidence, pass when it is below, else inconclusive "
-                        "(needs the records' detection files); without it the gate compares point values")
+    add_confidence(p, default=None, what="quantization gate with a paired bootstrap interval of the drop (e.g. "
+                                         "0.95): fail when the drop exceeds POINTS with this confidence, pass when "
+                                         "it is below, else inconclusive (needs the records' detection files; "
+                                         "default: none, the gate compares point values)")
     p.add_argument("--inconclusive", choices=("pass", "fail"), default="pass",
                    help="how an inconclusive --confidence verdict exits: pass with a warning (default: noise "
                         "never breaks a build) or fail")
-    p.add_argument("--ci-resamples", type=int, default=1000, metavar="N",
-                   help="bootstrap resamples for --confidence (default 1000)")
+    add_resamples(p, "for --confidence")
     p.add_argument("--max-slowdown", type=float, metavar="RATIO",
                    help="latency gates: an A/B record fails when its p50 ratio's interval lies wholly above RATIO; "
                         "a series of bench records on one host fails when the newest p50 / median of the earlier "
@@ -44,6 +43,7 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "(default 10); A/B records (harness bench --baseline) are gated on their interval instead")
     p.add_argument("--skip-missing", action="store_true",
                    help="a gate with nothing to check passes with a note instead of exit 2 (a host's first run)")
+    add_quiet(p, "print only the failed and inconclusive gates and the count, not each passed one")
 
 
 def expectations(items: list[str]) -> dict[str, float]:
@@ -75,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
                          resamples=args.ci_resamples, min_relative_accuracy=args.min_relative_accuracy,
                          history=args.history)
     for f in findings:
+        if args.quiet and f.passed and not f.warning:
+            continue
         print(f"{'FAIL' if not f.passed else 'WARN' if f.warning else 'PASS'} [{f.gate}] {f.message}")
     failed = [f for f in findings if not f.passed]
     warned = sum(f.passed and f.warning for f in findings)

@@ -1,32 +1,31 @@
-"""`harness compare A B`: the old name of compare-latency (two .json records) and compare-quant (two models).
+"""`harness compare latency|quant|paths`: the comparisons, one command with a sub-verb each (as `store`).
 
-Kept so scripts keep working; it says which one it ran.
+- latency A.json B.json: two bench records of one host, stat by stat (harness.cli.compare_latency);
+- quant FLOAT QUANT: a quantized model's output error per head and per layer (harness.cli.compare_quant);
+- paths MODEL A B: one model under two execution paths, its error and AP on each (harness.cli.compare_paths).
 """
 
 from __future__ import annotations
 
 import argparse
+from types import ModuleType
 
-from harness.cli import compare_latency, compare_quant
-from harness.cli.options import add_quant_compare_options
-from harness.errors import HarnessError
+from harness.cli import compare_latency, compare_paths, compare_quant
 
 NAME = "compare"
-HELP = ("two bench records: latency on the same host; two models (float, quantized): output error per head "
-        "and per layer")
+HELP = "compare two bench records (latency), a float and a quantized model (quant), or two execution paths (paths)"
+
+# sub-verb -> module with NAME, HELP, configure(parser) and run(args), in the order `harness compare --help` lists
+VERBS: dict[str, ModuleType] = {m.NAME: m for m in (compare_latency, compare_quant, compare_paths)}
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("a", help="a bench record .json, or the float model (zoo name or path)")
-    p.add_argument("b", help="a bench record .json, or the quantized model (zoo name or path)")
-    add_quant_compare_options(p)
+    sub = p.add_subparsers(dest="what", required=True, metavar="{" + ",".join(VERBS) + "}",
+                           help="what to compare")
+    for name, module in VERBS.items():
+        verb = sub.add_parser(name, help=module.HELP, description=module.HELP, formatter_class=p.formatter_class)
+        module.configure(verb)
 
 
 def run(args: argparse.Namespace) -> int:
-    records = [str(x).endswith(".json") for x in (args.a, args.b)]
-    if any(records) and not all(records):
-        raise HarnessError("compare takes two bench records (.json) or two models (zoo names or paths), not one "
-                           "of each")
-    command = compare_latency if all(records) else compare_quant
-    print(f"harness compare: running {command.NAME}")
-    return command.run(args)
+    return VERBS[args.what].run(args)

@@ -1,12 +1,22 @@
-"""`harness compare-paths MODEL A B`: one model under two execution paths, its output error and AP on each."""
+"""`harness compare paths MODEL A B`: one model under two execution paths, its output error and AP on each."""
 
 from __future__ import annotations
 
 import argparse
 
-from harness.cli.options import find_mirror, write_record
+from harness.cli.options import (
+    add_coco,
+    add_json,
+    add_like,
+    add_max_images,
+    add_mirror,
+    add_quiet,
+    add_threads,
+    find_mirror,
+    write_record,
+)
 
-NAME = "compare-paths"
+NAME = "paths"
 HELP = "one model under two execution paths (XNNPACK, reference kernels, runtime, delegate): error and AP"
 
 
@@ -16,15 +26,16 @@ def configure(p: argparse.ArgumentParser) -> None:
                                                "builtin, reference, delegate=LIB (e.g. reference)")
     p.add_argument("b", metavar="PATH_B", help="the path under test, same form (e.g. xnnpack, builtin@tf.lite)")
     p.add_argument("--model-b", metavar="MODEL", help="run path B on this model instead (another file of the "
-                                                      "same network, e.g. the SavedModel against its .tflite)")
-    p.add_argument("--mirror", help="models and images: the mirror (default: $HARNESS_MIRROR)")
-    p.add_argument("--coco", metavar="DIR", help="a COCO root with val2017 (default: the mirror's)")
-    p.add_argument("--like", metavar="ZOO_NAME", help="for a model path: use this zoo card's contract")
-    p.add_argument("--max-images", type=int, default=8, help="the first N labelled images (default 8)")
-    p.add_argument("--threads", type=int, help="interpreter threads on both paths")
+                                                      "same network, e.g. the SavedModel against its .tflite; "
+                                                      "default: MODEL)")
+    add_mirror(p)
+    add_coco(p)
+    add_like(p)
+    add_max_images(p, default=8)
+    add_threads(p, " on both paths")
     p.add_argument("--no-tensors", action="store_true", help="heads and AP only, no per-tensor error")
-    p.add_argument("--json", metavar="FILE", help="write the path_compare record here")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_json(p, "path_compare")
+    add_quiet(p, "no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from harness.boards.vela import TARGETS
-from harness.cli.options import write_record
+from harness.cli.options import add_json, add_out, add_quiet, write_record
 
 NAME = "compile"
 HELP = "compile a .tflite for a board's NPU (i.MX 93: Vela) and record the compiler's estimate"
@@ -18,10 +18,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", choices=list(TARGETS), default="imx93",
                    help="the board's NPU (default imx93: Arm Ethos-U65-256, compiled by Vela, "
                         "pip install centernet-harness[vela])")
-    p.add_argument("--out", metavar="DIR", required=True,
-                   help="directory for the NPU model (MODEL_vela.tflite) and Vela's summary CSV (required)")
-    p.add_argument("--json", metavar="FILE", help="write the npu_compile record here (default: none)")
-    p.add_argument("--quiet", action="store_true", help="print only where the record went (default: a summary)")
+    add_out(p, "folder for the NPU model (MODEL_vela.tflite) and Vela's summary CSV", required=True)
+    add_json(p, "npu_compile")
+    add_quiet(p, "print only where the record went, no summary")
 
 
 def run(args: argparse.Namespace) -> int:

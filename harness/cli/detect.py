@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.cli.options import add_board_options, add_model_options, backend_options, find_mirror, model_card
+from harness.cli.options import (
+    add_board_options,
+    add_model_options,
+    add_out,
+    add_quiet,
+    backend_options,
+    find_mirror,
+    model_card,
+)
 
 NAME = "detect"
 HELP = "run a model on images: annotated copies and a table of detections (board-ready)"
@@ -14,14 +22,16 @@ HELP = "run a model on images: annotated copies and a table of detections (board
 def configure(p: argparse.ArgumentParser) -> None:
     add_model_options(p)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, or directories of images")
-    p.add_argument("--out", default="out/detect", help="directory for the annotated images and detections "
-                                                       "JSON (default: out/detect)")
+    add_out(p, "folder for the annotated images and the detections JSON", default="out/detect")
     p.add_argument("--threshold", type=float, default=0.3,
                    help="display threshold: draw and list detections scoring at least this (default 0.3); "
                         "evaluation never uses it")
-    p.add_argument("--protocol", help="decode protocol from the card (default: the card's)")
+    p.add_argument("--protocol", help="decode protocol, one of the card's (see `harness zoo NAME`; default: the "
+                                      "card's)")
     p.add_argument("--format", default="jpg", choices=("jpg", "png"), help="annotated image format (default jpg)")
-    p.add_argument("--json", action="store_true", help="print the detections as JSON instead of a table")
+    p.add_argument("--print-json", action="store_true", help="print the detections as JSON instead of a table "
+                                                            "(the detections JSON in --out is written either way)")
+    add_quiet(p, "no table and no progress lines (a board's, with --on): only where the images went")
     add_board_options(p, records=False)
 
 
@@ -47,11 +57,13 @@ def show(args: argparse.Namespace, card, result: dict, saved: Path, count: int, 
     from harness.common.summary import table
     from harness.measure.detect import TABLE_HEADER, table_rows
 
-    if args.json:
+    if args.print_json:
         print(json.dumps(result, indent=1))
         return
-    print(table(TABLE_HEADER, table_rows(result)))
-    print(f"\n{card.name}: {count} images, threshold {args.threshold:g}; annotated images and {saved.name} in {out}/")
+    if not args.quiet:
+        print(table(TABLE_HEADER, table_rows(result)))
+        print()
+    print(f"{card.name}: {count} images, threshold {args.threshold:g}; annotated images and {saved.name} in {out}/")
 
 
 def run_on(args: argparse.Namespace, card, paths: list[Path], out: Path) -> int:

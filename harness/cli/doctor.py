@@ -1,7 +1,7 @@
 """`harness doctor`: why does my mAP not match? A results file, or a model run under variants of its protocol.
 
-    harness doctor --gt instances_val2017.json --results detections.json [--expect 50.5] [--json OUT]
-    harness doctor MODEL [--like CARD] [--protocol P] (--coco DIR | --mirror DIR) [--max-images 48] [--json OUT]
+    harness doctor --gt instances_val2017.json --results detections.json [--expect 50.5] [--json FILE]
+    harness doctor MODEL [--like CARD] [--protocol P] (--coco DIR | --mirror DIR) [--max-images 48] [--json FILE]
 
 Exit 0 when nothing worth half an AP point (or no flag) is found, 1 when something is (a file with nothing
 to score is a flag), 2 for bad input. With two or more corrections, the AP with all of them applied together
@@ -14,7 +14,20 @@ from __future__ import annotations
 import argparse
 import sys
 
-from harness.cli.options import EXIT_GATE_FAILED, backend_options, find_mirror, model_card, write_record
+from harness.cli.options import (
+    EXIT_GATE_FAILED,
+    add_coco,
+    add_engine,
+    add_gt,
+    add_json,
+    add_max_images,
+    add_model_options,
+    add_quiet,
+    backend_options,
+    find_mirror,
+    model_card,
+    write_record,
+)
 from harness.errors import HarnessError
 
 NAME = "doctor"
@@ -22,23 +35,18 @@ HELP = "why a mAP does not match: checks a results file, or runs a model under v
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", nargs="?", help="a zoo name or model path to run (leave out with --results)")
-    p.add_argument("--gt", help="ground truth instances_*.json (with --results)")
-    p.add_argument("--results", help="a COCO results file to examine instead of running a model")
-    p.add_argument("--mirror", help="a local mirror laid out like ../shared/mirror (default: $HARNESS_MIRROR)")
-    p.add_argument("--coco", help="COCO root with val2017/ and annotations/ (default: the mirror's coco/)")
-    p.add_argument("--like", metavar="ZOO_NAME", help="for a model path: use this zoo card's contract")
-    p.add_argument("--decoder", help="for a model path: head layout (tfod_centernet, ltrb_centernet, postprocessed)")
-    p.add_argument("--protocol", help="the protocol to start from (default: the card's)")
-    p.add_argument("--max-images", type=int, default=48, help="images to run each variant on (default 48)")
-    p.add_argument("--engine", default="faster", help="scoring engine: faster (default) or pycocotools")
-    p.add_argument("--threads", type=int, help="interpreter threads (default: the runtime's)")
-    p.add_argument("--runtime", help="TFLite runtime (default: first found)")
-    p.add_argument("--delegate", metavar="LIB", help="external delegate library")
-    p.add_argument("--delegate-option", action="append", default=[], metavar="KEY=VALUE")
+    add_model_options(p, optional=True)  # MODEL: leave out with --results
+    p.add_argument("--results", metavar="FILE", help="a COCO results file to examine instead of running a model "
+                                                     "(default: none)")
+    add_gt(p, "what --results is scored against (default: none)")
+    add_coco(p)
+    p.add_argument("--protocol", help="the protocol to start from, one of the card's (default: the card's)")
+    add_max_images(p, default=48)
+    add_engine(p)
     p.add_argument("--expect", type=float, metavar="AP", help="with --results: the AP (in points, e.g. 50.5) the "
                    "file should score; far below it after every correction is a finding (default: none)")
-    p.add_argument("--json", metavar="FILE", help="write the doctor record here (default: none)")
+    add_json(p, "doctor")
+    add_quiet(p, "no progress lines (one per variant run)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,4 +92,4 @@ def _model(args: argparse.Namespace) -> dict:
         raise HarnessError("--max-images must be at least 1")
     return doctor_model(model_card(args), find_mirror(args), args.coco, backend_options(args), args.protocol,
                         max_images=args.max_images, engine=args.engine,
-                        progress=lambda line: print(line, file=sys.stderr))
+                        progress=None if args.quiet else lambda line: print(line, file=sys.stderr))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from harness.cli.options import find_mirror, write_record
+from harness.cli.options import add_json, add_mirror, add_quiet, find_mirror, write_record
 
 NAME = "fetch"
 HELP = "download and verify datasets (coco-val2017, coco-annotations-2017) or zoo models into the cache"
@@ -13,10 +13,9 @@ HELP = "download and verify datasets (coco-val2017, coco-annotations-2017) or zo
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("names", nargs="*", help="dataset manifests (datasets/*.json) or zoo names; none: list the "
                                             "datasets")
-    p.add_argument("--mirror", help="a local mirror: a model found there is not downloaded (default: "
-                                    "$HARNESS_MIRROR)")
-    p.add_argument("--json", metavar="FILE", help="write the fetch record here")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_mirror(p)  # a model found there is not downloaded
+    add_json(p, "fetch")
+    add_quiet(p, "no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,4 +1,25 @@
-"""Options several commands share, and turning them into the objects the applications take."""
+"""The house vocabulary of the `harness` command line, and the builders that define each shared flag once.
+
+One concept, one spelling, on every command (tests/test_cli_surface.py checks every parser against it):
+
+- `--out`: what a command writes. A folder (eval, detect, compile, report, demo), except for quantize, whose
+  output is one .tflite file (harness.cli.paths.FILE_OUTPUTS says which by `dest`).
+- `--json FILE`: the command's run record, written atomically. Nothing else is called --json (detect prints
+  its detections as JSON with `--print-json`).
+- `--gt FILE`: a ground-truth annotation file (instances_*.json). `--coco DIR`: a COCO root, val2017/ beside
+  annotations/ (its images and their ground truth together; `auto` on eval: the official one, fetched).
+- `--images DIR`: a folder of images a command runs on or checks against (bench, compare quant, quantize).
+  `--calib DIR` is a different role: the images a quantizer calibrates on.
+- `--max-images N`: the first N images of the image set in use, in image id order (MAX_IMAGES_HELP);
+  each command's default is in its help.
+- `--confidence LEVEL`: the confidence level of an interval (0.95); `--ci-resamples N` its bootstrap size.
+- `--quiet`: no progress lines and no optional tables; results and where they went still print. Every command.
+- `--mirror DIR`, `--like ZOO_NAME`, `--engine`, `--runtime`, `--decoder`, `--threads`: one builder each,
+  their `choices=` fed from the registries (scoring engines, TFLite runtimes, decoders).
+
+Every argument has help, and the default is shown (harness.cli.HelpFormatter appends it where the help
+does not say it). New commands use the builders below instead of spelling a shared flag themselves.
+"""
 
 from __future__ import annotations
 
@@ -10,69 +31,141 @@ from harness.errors import HarnessError
 EXIT_USAGE = 2
 EXIT_GATE_FAILED = 1  # `harness check`: a gate failed (bad input stays EXIT_USAGE)
 
+MAX_IMAGES_HELP = ("use only the first N images of the image set, in image id order (a folder without "
+                   "annotations: file name order, the same for COCO's zero-padded names)")
+MIRROR_HELP = "a local mirror of models and COCO (default: $HARNESS_MIRROR)"
 
-def add_model_options(p: argparse.ArgumentParser) -> None:
-    """MODEL and how to run it: the options of eval, bench and detect."""
-    p.add_argument("model", help="a zoo name (see `harness zoo`) or a path to a .tflite file / SavedModel directory")
-    p.add_argument("--mirror", help="a local mirror laid out like ../shared/mirror (default: $HARNESS_MIRROR)")
-    p.add_argument("--like", metavar="ZOO_NAME", help="for a model path: use this zoo card's contract")
-    p.add_argument("--decoder", help="for a model path: head layout (tfod_centernet, ltrb_centernet, postprocessed)")
-    p.add_argument("--threads", type=int, help="interpreter threads (default: the runtime's)")
-    p.add_argument("--runtime", help="TFLite runtime: ai-edge-litert, tflite-runtime or tf.lite (default: first found)")
-    p.add_argument("--delegate", metavar="LIB", help="external delegate library, e.g. /usr/lib/libvx_delegate.so")
+
+def add_out(p: argparse.ArgumentParser, what: str, *, default: str | None = None, required: bool = False,
+            metavar: str = "DIR") -> None:
+    """--out: what the command writes (`what` says what goes there)."""
+    p.add_argument("--out", metavar=metavar, default=default, required=required,
+                   help=what + (" (required)" if required else ""))
+
+
+def add_json(p: argparse.ArgumentParser, record: str = "run") -> None:
+    """--json FILE: the command's record."""
+    p.add_argument("--json", metavar="FILE", help=f"write the {record} record here (default: none)")
+
+
+def add_quiet(p: argparse.ArgumentParser, what: str = "no progress lines") -> None:
+    """--quiet; `what` says what it leaves out on this command."""
+    p.add_argument("--quiet", action="store_true", help=what)
+
+
+def add_max_images(p: argparse.ArgumentParser, default: int | None = None) -> None:
+    p.add_argument("--max-images", type=int, default=default, metavar="N",
+                   help=MAX_IMAGES_HELP + ("" if default else " (default: all)"))
+
+
+def add_mirror(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mirror", metavar="DIR", help=MIRROR_HELP)
+
+
+def add_like(p: argparse.ArgumentParser, default: str | None = None) -> None:
+    p.add_argument("--like", metavar="ZOO_NAME", default=default,
+                   help="for a model path: use this zoo card's contract" + ("" if default else " (default: none)"))
+
+
+def add_gt(p: argparse.ArgumentParser, when: str, *, required: bool = False) -> None:
+    p.add_argument("--gt", metavar="FILE", required=required,
+                   help=f"ground truth, an instances_*.json annotation file: {when}")
+
+
+def add_coco(p: argparse.ArgumentParser, extra: str = "") -> None:
+    p.add_argument("--coco", metavar="DIR", help="a COCO root, val2017/ beside annotations/instances_val2017.json "
+                                                 f"(default: the mirror's coco/){extra}")
+
+
+def add_images(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--images", metavar="DIR", help=what)
+
+
+def add_engine(p: argparse.ArgumentParser) -> None:
+    from harness.scoring.evaluator import DEFAULT_ENGINE, ENGINES
+
+    p.add_argument("--engine", default=DEFAULT_ENGINE, choices=sorted(ENGINES),
+                   help="scoring engine: faster (the harness's, same numbers) or pycocotools")
+
+
+def add_runtime(p: argparse.ArgumentParser, dest: str = "runtime", flag: str = "--runtime", what: str = "") -> None:
+    from harness.models.backends.tflite import RUNTIMES
+
+    p.add_argument(flag, dest=dest, choices=list(RUNTIMES), metavar="NAME",
+                   help=f"TFLite runtime{what}: {', '.join(RUNTIMES)} (default: the first one installed, in that "
+                        "order)")
+
+
+def add_threads(p: argparse.ArgumentParser, what: str = "") -> None:
+    p.add_argument("--threads", type=int, metavar="N", help=f"interpreter threads{what} (default: the runtime's)")
+
+
+def add_confidence(p: argparse.ArgumentParser, what: str, default: float | None = 0.95) -> None:
+    """--confidence LEVEL: the level of an interval, wherever one is made."""
+    p.add_argument("--confidence", type=float, default=default, metavar="LEVEL", help=what)
+
+
+def add_resamples(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--ci-resamples", type=int, default=1000, metavar="N", help=f"bootstrap resamples {what}")
+
+
+def add_model_options(p: argparse.ArgumentParser, *, optional: bool = False) -> None:
+    """MODEL and how to run it: the options of eval, bench, detect and doctor."""
+    from harness.models.decoders import DECODERS
+
+    p.add_argument("model", nargs="?" if optional else None,
+                   help="a zoo name (see `harness zoo`) or a path to a .tflite file / SavedModel directory"
+                        + (" (leave out to examine detections that exist, --results)" if optional else ""))
+    add_mirror(p)
+    add_like(p)
+    p.add_argument("--decoder", choices=list(DECODERS), help="for a model path: its head layout (default: the "
+                                                            "--like card's)")
+    add_threads(p)
+    add_runtime(p)
+    p.add_argument("--delegate", metavar="LIB", help="external delegate library, e.g. /usr/lib/libvx_delegate.so "
+                                                     "(default: none, the CPU)")
     p.add_argument("--delegate-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="option for the external delegate (repeatable)")
+                   help="option for the external delegate (repeatable; default: none)")
 
 
 def add_interval_options(p: argparse.ArgumentParser) -> None:
-    """How sure is the AP: the bootstrap over images after scoring (eval and merge)."""
-    p.add_argument("--ci-resamples", type=int, default=1000, metavar="N",
-                   help="bootstrap resamples for the confidence intervals of AP and the other stats "
-                        "(default 1000; 0: no interval)")
-    p.add_argument("--ci-level", type=float, default=0.95, metavar="LEVEL",
-                   help="confidence level of those intervals (default 0.95)")
+    """How sure is the AP: the bootstrap over images after scoring (eval)."""
+    add_resamples(p, "for the confidence intervals of AP and the other stats (0: no interval)")
+    add_confidence(p, "confidence level of those intervals")
 
 
 def add_record_sources(p: argparse.ArgumentParser) -> None:
-    p.add_argument("records", nargs="*", help="run record files or directories of them")
-    p.add_argument("--store", help="a record store (SQLite) to read, alone or with record files")
+    p.add_argument("records", nargs="*", help="run record files or directories of them (default: none, with "
+                                              "--store)")
+    p.add_argument("--store", metavar="STORE", help="a record store (SQLite) to read, alone or with record files "
+                                                    "(default: none)")
 
 
 def add_calibration_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--calib", metavar="DIR", help="directory of calibration images")
+    from harness.models.images import RESIZE_FILTERS
+    from harness.quantize.calibration import DRAWS
+    from harness.quantize.modes import RECIPES
+
+    p.add_argument("--calib", metavar="DIR", help="folder of calibration images (default: none; a quantize "
+                                                  "search: the mirror's coco/val2017_unlabeled)")
     p.add_argument("--calib-list", metavar="FILE", help="replay these files of --calib in this order "
-                                                         "(JSON array or one name per line)")
-    p.add_argument("--recipe", help="a published recipe's settings: nxp (int8, shuffle with seed 1337, "
-                                    "100 images, PIL's default resize)")
-    p.add_argument("--count", type=int, help="calibration images to draw (default 100, or the recipe's)")
+                                                         "(JSON array or one name per line; default: none)")
+    p.add_argument("--recipe", choices=list(RECIPES), help="a published recipe's settings: nxp (int8, shuffle "
+                                                           "with seed 1337, 100 images, PIL's default resize; "
+                                                           "default: none)")
+    p.add_argument("--count", type=int, metavar="N", help="calibration images to draw (default 100, or the recipe's)")
     p.add_argument("--seed", type=int, help="seed of the shuffle draw (default 0, or the recipe's)")
-    p.add_argument("--draw", help="how to draw from --calib: shuffle (Python's random, as NXP) or sorted")
-    p.add_argument("--resize", help="resize filter: bilinear (default, as the eval), pil-default, bicubic, ...")
+    p.add_argument("--draw", choices=list(DRAWS), help="how to draw from --calib: shuffle (Python's random, as NXP) "
+                                                       "or sorted (default shuffle, or the recipe's)")
+    p.add_argument("--resize", choices=list(RESIZE_FILTERS), help="resize filter (default bilinear, as the eval; "
+                                                                  "or the recipe's)")
 
 
-def add_quant_compare_options(p: argparse.ArgumentParser) -> None:
-    """The options of compare-quant (and of the `compare` alias, which may run it)."""
-    p.add_argument("--mirror", help="models and images: the mirror (default: $HARNESS_MIRROR)")
-    p.add_argument("--like", metavar="ZOO_NAME", help="a model path's contract (default for B: A's card)")
-    p.add_argument("--images", metavar="DIR", help="images to compare on (default: the mirror's coco/val2017)")
-    p.add_argument("--max-images", type=int, default=8, help="the first N images by name (default 8)")
-    p.add_argument("--saved-model", metavar="DIR", help="the float SavedModel: adds the QuantizationDebugger's "
-                                                        "layer-wise error (int8)")
-    add_calibration_options(p)
-    p.add_argument("--threshold-db", type=float, default=None,
-                   help="accumulated SNR below which a layer counts as bad (default 20)")
-    p.add_argument("--evals", nargs=2, metavar=("FLOAT_JSON", "QUANT_JSON"),
-                   help="eval records of the two models: adds the AP lost per class and per object size")
-    p.add_argument("--runtime", help="TFLite runtime: ai-edge-litert, tflite-runtime or tf.lite")
-    p.add_argument("--threads", type=int, help="interpreter threads for the per-head run")
-    p.add_argument("--json", metavar="FILE", help="write the quant_compare record here")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+def add_board_options(p: argparse.ArgumentParser, *, records: bool = True) -> None:
+    """--on TARGET and what goes with it: the options of eval, bench and detect (harness.cli.on runs them;
+    their --quiet also silences the board's progress lines).
 
-
-def add_board_options(p: argparse.ArgumentParser, *, records: bool = True, quiet: bool = True) -> None:
-    """--on TARGET and what goes with it: the options of eval, bench and detect (harness.cli.on runs them).
-
-    `records`: the command writes run records (--store applies); `quiet`: it has no --quiet of its own yet.
+    `records`: the command writes run records (--store applies).
     """
     from harness.boards.targets import SPEC_HELP
 
@@ -87,8 +180,6 @@ def add_board_options(p: argparse.ArgumentParser, *, records: bool = True, quiet
     if records:
         g.add_argument("--store", metavar="STORE", help="with --on: add the boards' records to this record store "
                                                          "(SQLite; default: none)")
-    if quiet:
-        g.add_argument("--quiet", action="store_true", help="with --on: no progress lines from the board")
 
 
 def backend_options(args: argparse.Namespace, *, here: bool = True):

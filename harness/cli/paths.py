@@ -1,7 +1,7 @@
 """One policy for the paths a command is given, checked before any work starts.
 
-- No output file may be one of the run's inputs: `score --gt GT --json GT` would replace the ground truth
-  with the record, `eval --json out/detections_....json` the detections with the record.
+- No output file may be one of the run's inputs: `eval --results R --gt GT --json GT` would replace the
+  ground truth with the record, `eval --json out/detections_....json` the detections with the record.
 - Every path given must be a regular file or a folder: a FIFO blocks the reader forever, a device
   yields garbage.
 - An output folder may not be an existing file, an output file may not be an existing folder, and the
@@ -22,14 +22,14 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 
-# dest -> the flag users type. What each holds: --json a record file; --out/--output a folder, except
-# where FILE_OUTPUTS says a command's --output is one file.
-OUTPUT_DESTS = {"json": "--json", "out": "--out", "output": "--output"}
-FILE_OUTPUTS = {"quantize": {"output"}}
-# Files a command writes inside its output folder: a --json that matches one would be overwritten by it.
+# dest -> the flag users type (the house vocabulary, harness.cli.options). What each holds: --json a record
+# file; --out a folder, except where FILE_OUTPUTS says a command's --out is one file.
+OUTPUT_DESTS = {"json": "--json", "out": "--out"}
+FILE_OUTPUTS = {"quantize": {"out"}}
+# Files a command writes inside its output folder: a --json that matches one would be overwritten by it
+# (eval's model runs write both; eval --merge the detections).
 WRITES_IN_FOLDER = {
     "eval": ("detections_*.json", "detections_*.ckpt.jsonl"),
-    "merge": ("detections_*.json",),
 }
 
 
@@ -47,8 +47,7 @@ def check_paths(command: str, args: argparse.Namespace) -> None:
                 raise HarnessError(f"{flag} {out} is also an input ({_flag(args, in_dest)}): writing it would destroy "
                                    "that input; write somewhere else")
         _check_writable(flag, out, is_file)
-    folder = next((outputs[d] for d in ("out", "output") if d in outputs and d not in FILE_OUTPUTS.get(command, ())),
-                  None)
+    folder = outputs.get("out") if "out" not in FILE_OUTPUTS.get(command, ()) else None
     record = outputs.get("json")
     if folder is not None and record is not None and _inside(record, folder):
         for pattern in WRITES_IN_FOLDER.get(command, ()):

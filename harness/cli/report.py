@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.cli.options import add_record_sources
+from harness.cli.options import add_out, add_quiet, add_record_sources, add_resamples
 from harness.errors import HarnessError
 
 NAME = "report"
@@ -14,17 +14,15 @@ HELP = "tables, plots and an HTML/Markdown/CSV report over run records"
 
 def configure(p: argparse.ArgumentParser) -> None:
     add_record_sources(p)
-    p.add_argument("--out", default="reports/latest", help="output directory (default: reports/latest)")
+    add_out(p, "folder for the report (index.html, report.md, CSV tables, plots)", default="reports/latest")
     p.add_argument("--gallery", type=int, default=4, metavar="N", help="images per gallery (0: none; default 4)")
     p.add_argument("--gallery-threshold", type=float, default=0.3, metavar="SCORE",
                    help="draw boxes scoring at least this in the gallery (default 0.3; never affects AP)")
-    p.add_argument("--title", default="CenterNet harness report")
-    p.add_argument("--ci-resamples", type=int, default=1000, metavar="N",
-                   help="bootstrap resamples for the paired ΔAP of float and quantized siblings, from their "
-                        "detection files (default 1000; 0: none)")
+    p.add_argument("--title", default="CenterNet harness report", help="the report's title")
+    add_resamples(p, "for the paired ΔAP of float and quantized siblings, from their detection files (0: none)")
     p.add_argument("--min-instances", type=int, default=10, metavar="N",
                    help="per-class rows from fewer ground-truth boxes are greyed out, not ranked (default 10)")
-    p.add_argument("--quiet", action="store_true", help="do not print the Markdown summary")
+    add_quiet(p, "do not print the Markdown summary")
 
 
 def run(args: argparse.Namespace) -> int:

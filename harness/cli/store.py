@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from harness.cli.options import add_quiet
 from harness.errors import HarnessError
 
 NAME = "store"
@@ -28,6 +29,7 @@ def configure(p: argparse.ArgumentParser) -> None:
                                                                  "(default: %(default)s)")
     p.add_argument("--host", metavar="NAME", help="import of a benchmark_model log: the board it ran on "
                                                   "(its host in the record; default unknown-board)")
+    add_quiet(p, "import, export, set-aside: no summary line (list still prints its table)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
         records = collect([p for p in args.paths if p not in logs]) + [op_profile_record(p, args.host) for p in logs]
         with RecordStore(args.store) as store:
             added = store.add(records, where="import")
-            print(f"{args.store}: {added} new of {len(records)} records ({store.count()} in the store)")
+            if not args.quiet:
+                print(f"{args.store}: {added} new of {len(records)} records ({store.count()} in the store)")
         return 0
     if args.action == "set-aside":
         return _set_aside(args)
@@ -61,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
             raise HarnessError("store export needs one destination: a .json file or a directory")
 
         dest = export_records(records, args.paths[0])
-        print(f"{len(records)} records -> {dest}")
+        if not args.quiet:
+            print(f"{len(records)} records -> {dest}")
         return 0
     print(table(["row", "kind", "model", "host", "created"], [
         (row, "unreadable", "", "", "") if r is None else
@@ -95,5 +99,6 @@ def _set_aside(args: argparse.Namespace) -> int:
     with RecordStore(args.store) as store:
         for row_id in ids:
             store.set_aside(row_id, args.reason)
-        print(f"{args.store}: set aside row {', '.join(map(str, ids))} ({store.count()} records remain visible)")
+        if not args.quiet:
+            print(f"{args.store}: set aside row {', '.join(map(str, ids))} ({store.count()} records remain visible)")
     return 0

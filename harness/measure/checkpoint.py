@@ -173,7 +173,7 @@ def _lock(f: IO[bytes], path: Path) -> None:
         fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         f.close()
-        raise HarnessError(f"another harness eval is writing {path}; wait for it or use another --output") from None
+        raise HarnessError(f"another harness eval is writing {path}; wait for it or use another --out") from None
 
 
 def run_key(card, protocol: str, model_sha256: str, runtime: str | None, delegate: str | None,

@@ -1,4 +1,4 @@
-"""Sharded eval: `--shard i/N` takes a deterministic share of the images; `merge` puts the shares back.
+"""Sharded eval: `--shard i/N` takes a deterministic share of the images; `eval --merge` puts the shares back.
 
 The scale-out engine is the CI system people already run (a matrix of N jobs), not a scheduler of our
 own. Shard i of N takes every N-th image of the run's id-ordered list, starting at the i-th, so shards
@@ -122,7 +122,7 @@ def from_environment(count: int | None = None, environ: Mapping[str, str] | None
 
 
 def describe(shard: Shard, all_ids: Sequence[int], own_ids: Sequence[int]) -> dict:
-    """The `shard` block of an eval record: enough for `merge` to prove nothing is missing or doubled."""
+    """The `shard` block of an eval record: enough for `eval --merge` to prove nothing is missing or doubled."""
     return {"index": shard.index, "count": shard.count, "image_ids": list(own_ids),
             "of_images": len(all_ids), "of_image_ids_sha256": image_ids_sha256(all_ids)}
 

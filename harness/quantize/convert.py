@@ -125,7 +125,7 @@ def float_layer_names(saved_model: str | Path, layers: Sequence[str] = (), ops: 
     unknown = [n for n in layers if n not in names]
     if unknown:
         raise HarnessError(f"no layer named {_unknown_layers(unknown, names)} in {saved_model}; layer names are "
-                           "op output tensor names, as `harness compare` lists them")
+                           "op output tensor names, as `harness compare quant` lists them")
     types = sorted({t for t, _ in known})
     bad = [t for t in ops if t not in types]
     if bad:

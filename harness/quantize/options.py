@@ -1,4 +1,4 @@
-"""What the quantize and compare-quant options mean: the calibration set, the input size, the layers kept
+"""What the quantize and compare quant options mean: the calibration set, the input size, the layers kept
 in float, and the quantize run built from them.
 
 Kept apart from the converter (harness.quantize.convert) so that the command line stays thin: the CLI
@@ -62,7 +62,7 @@ def input_size(shape: Sequence[int | None], option: str | None) -> tuple[int, in
 
 
 def float_layers(names: Sequence[str], from_file: str | None, top: int = 10, rank: str = "share") -> list[str]:
-    """Layer names to keep in float: `names`, plus a text file's lines or a compare-quant record's top layers."""
+    """Layer names to keep in float: `names`, plus a text file's lines or a compare quant record's top layers."""
     out = list(names)
     if from_file:
         path = Path(from_file)
@@ -148,7 +148,7 @@ def run_quantize(plan: QuantizePlan) -> dict:
 
 
 def run_replay(plan_file: str | Path, output: str | Path, *, allow_version_drift: bool = False) -> dict:
-    """`harness quantize --plan PLAN.json --output FILE`: the plan's model, byte for byte; its quantize record
+    """`harness quantize --plan PLAN.json --out FILE`: the plan's model, byte for byte; its quantize record
     (written beside it as FILE.json)."""
     from harness.common.fileio import write_json_atomic
     from harness.quantize.plan import build, read_plan

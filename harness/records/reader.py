@@ -20,8 +20,8 @@ _WRITTEN_BY = {
     "eval": "an eval record (harness eval --json)",
     "bench": "a bench run record (harness bench --json)",
     "ab_bench": "an A/B bench record (harness bench CANDIDATE --baseline BASELINE --json)",
-    "score": "a score record (harness score --json)",
-    "quant_compare": "a quant_compare record (harness compare-quant --json)",
+    "score": "a score record (harness eval --results --json)",
+    "quant_compare": "a quant_compare record (harness compare quant --json)",
     "quantize": "a quantize record (harness quantize writes MODEL.tflite.json)",
 }
 

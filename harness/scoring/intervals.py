@@ -19,11 +19,11 @@ SIZE_STATS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 
 
 def check_options(resamples: int, level: float) -> None:
-    """--ci-resamples / --ci-level, checked before a model is loaded (0 resamples: no interval)."""
+    """--ci-resamples / --confidence, checked before a model is loaded (0 resamples: no interval)."""
     if resamples != 0 and resamples < 2:
         raise HarnessError(f"--ci-resamples must be 0 (no interval) or at least 2, got {resamples}")
     if not 0.0 < level < 1.0:
-        raise HarnessError(f"--ci-level is a confidence level between 0 and 1 (e.g. 0.95), got {level:g}")
+        raise HarnessError(f"--confidence is a confidence level between 0 and 1 (e.g. 0.95), got {level:g}")
 
 
 def results_interval(gt, results: list[dict], image_ids: Sequence[int], resamples: int = DEFAULT_RESAMPLES,

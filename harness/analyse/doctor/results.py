@@ -314,7 +314,7 @@ def diagnose(gt: CocoGroundTruth, results: Sequence[object], image_ids: Sequence
     """Name what is wrong with a results list, most AP first, and score every correction together.
 
     `results` is the parsed JSON list (read leniently: entries that are not detections are left out and
-    reported). `image_ids` default: every image of the annotation file (as `harness score`). `expected`
+    reported). `image_ids` default: every image of the annotation file (as `harness eval --results`). `expected`
     (a fraction, from `expected_from`) adds a finding when even the corrected AP stays far below it.
     """
     entries, dropped = usable_entries(list(results))

@@ -217,7 +217,7 @@ def _html(t: dict, figs: dict, records: list[dict], title: str, created: str, ga
          "interval is the one that says whether quantization lost accuracy, and it is much narrower than the "
          "two separate ones suggest (the unpaired column: as if they had been resampled apart).</p>"
          + render.html_table(t["quant_overall"])
-         + '<h3>Output error per head</h3><p class="note"><code>harness compare-quant FLOAT QUANT</code> on real '
+         + '<h3>Output error per head</h3><p class="note"><code>harness compare quant FLOAT QUANT</code> on real '
          "images: cosine similarity, MSE and SNR of each head's quantized output against the float one.</p>"
          + render.html_table(t["quant_error_heads"])
          + '<h3>Where the error starts and grows</h3>' + render.html_table(t["quant_error_summary"])

@@ -226,7 +226,7 @@ NPU_COMPILE_COLUMNS = ["model", "target", "NPU", "estimated ms", "NPU ops", "CPU
 
 
 def quant_error_heads(records: list[dict]) -> pd.DataFrame:
-    """Per-head output error of each quantization comparison (`harness compare-quant FLOAT QUANT`)."""
+    """Per-head output error of each quantization comparison (`harness compare quant FLOAT QUANT`)."""
     rows = []
     for rec in _latest_quant_compares(records):
         for head, m in rec["heads"].items():
