@@ -76,7 +76,7 @@ def test_compare_refuses_records_from_different_hosts(int8_record, tmp_path, cap
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     a.write_text(json.dumps(_with_fingerprint(int8_record, "aaaa", "x86 runner")))
     b.write_text(json.dumps(_with_fingerprint(int8_record, "bbbb", "Cortex-A53")))
-    assert main(["compare", str(a), str(b)]) == 2
+    assert main(["compare", "latency", str(a), str(b)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("harness: error: refused") and "different hosts" in err[0]
 
@@ -85,6 +85,6 @@ def test_compare_accepts_the_same_fingerprint(int8_record, tmp_path, capsys):
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     a.write_text(json.dumps(int8_record))
     b.write_text(json.dumps(int8_record))
-    assert main(["compare", str(a), str(b)]) == 0
+    assert main(["compare", "latency", str(a), str(b)]) == 0
     out = capsys.readouterr().out
     assert "like for like" in out and "1.000" in out

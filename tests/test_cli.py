@@ -1,7 +1,7 @@
 """The command line as a set of thin modules over application functions, and what they share.
 
 The commands' behaviour is tested per command (test_errors, test_bench, test_detect, ...); here: the
-registry, the `compare` alias, the mirror layout, the one record reader, the progress bar, and that an
+registry, `compare`'s sub-verbs, the mirror layout, the one record reader, the progress bar, and that an
 eval of a .tflite on a board imports no heavy package.
 """
 
@@ -24,11 +24,11 @@ from harness.models.mirror import Mirror
 from harness.models.zoo import ZOO
 from harness.records.reader import card_from_record, collect, load_records, read_record
 
-# The commands of the README and of `harness --help` before the CLI was split, plus the two named
-# comparisons (and `fetch`, which issue 13 asks for, and `compile`, issue 20): an outside list, so a command
-# dropped from the registry fails here.
-EXPECTED_COMMANDS = {"eval", "merge", "bench", "detect", "compare", "compare-latency", "compare-quant", "quantize",
-                     "score", "doctor", "zoo", "demo", "store", "report", "check", "fetch", "compare-paths", "compile"}
+# The commands issue 21 settles on (score and merge folded into eval, the comparisons into `compare`'s
+# sub-verbs; `fetch` from issue 13, `compile` from issue 20): an outside list, so a command dropped from the
+# registry fails here.
+EXPECTED_COMMANDS = {"eval", "bench", "detect", "compare", "quantize", "compile", "doctor", "zoo", "demo", "store",
+                     "report", "check", "fetch"}
 
 
 def test_every_command_is_one_small_module_in_the_registry():
@@ -44,13 +44,13 @@ def test_eval_of_a_tflite_path_on_a_board_imports_no_heavy_package(mirror, tmp_p
     pytest.importorskip("ai_edge_litert")
     model = Mirror(mirror).models / "mb3-centernet" / "raw_f32.tflite"
     run = run_board_command(["eval", model, "--like", "mb3-centernet-f32", "--max-images", 2, "--mirror", mirror,
-                             "--output", tmp_path, "--quiet"])
+                             "--out", tmp_path, "--quiet"])
     assert (run.rc, run.heavy) == (0, [])
     assert "raw_f32.tflite: 2 images of val2017" in run.stdout
 
 
 # --------------------------------------------------------------------------------------------------
-# compare: the old name of compare-latency and compare-quant
+# compare latency
 
 
 @pytest.fixture
@@ -62,24 +62,27 @@ def two_bench_records(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_compare_latency_prints_b_over_a(two_bench_records, capsys):
-    assert main(["compare-latency", *map(str, two_bench_records)]) == 0
+    assert main(["compare", "latency", *map(str, two_bench_records)]) == 0
     out = capsys.readouterr().out
     assert "like for like" in out
     rows = [line.split() for line in out.splitlines()]
     assert ["model_only", "p50_s", "11.00", "22.00", "2.000"] in rows  # p50 of the samples above: 11 ms, 22 ms
 
 
-def test_compare_alias_says_which_comparison_it_ran(two_bench_records, capsys):
-    assert main(["compare", *map(str, two_bench_records)]) == 0
-    out = capsys.readouterr().out
-    assert out.splitlines()[0] == "harness compare: running compare-latency"
-    assert "2.000" in out
+def test_the_old_comparison_spellings_are_gone(two_bench_records, capsys):
+    """No alias: `compare A B` and `compare-latency A B` are usage errors (exit 2, one line)."""
+    for argv in (["compare", *map(str, two_bench_records)], ["compare-latency", *map(str, two_bench_records)]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "invalid choice" in err
 
 
 def test_compare_latency_refuses_a_record_of_another_kind(two_bench_records, tmp_path, capsys):
     other = tmp_path / "eval.json"
     other.write_text(json.dumps(eval_record("mb3-centernet-int8", 0.2)))
-    assert main(["compare-latency", str(two_bench_records[0]), str(other)]) == 2
+    assert main(["compare", "latency", str(two_bench_records[0]), str(other)]) == 2
     err = capsys.readouterr().err
     assert err == f"harness: error: {other} is not a bench run record (harness bench --json)\n"
 
@@ -88,7 +91,7 @@ def test_compare_latency_validates_records(two_bench_records, tmp_path, capsys):
     """A JSON file that is not a harness record is refused by the schema check, in one line naming it."""
     other = tmp_path / "c.json"
     other.write_text(json.dumps({"kind": "bench", "phases": {}}))
-    assert main(["compare-latency", str(two_bench_records[0]), str(other)]) == 2
+    assert main(["compare", "latency", str(two_bench_records[0]), str(other)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"harness: error: {other}: not a harness run record") and err.count("\n") == 1
 
@@ -189,17 +192,17 @@ def test_progress_draws_rate_and_eta_on_a_terminal_only(monkeypatch):
 
 
 def test_a_merged_record_is_an_eval_record_like_the_single_run_s(mirror, tmp_path, capsys):
-    """eval and merge build the eval record with one function: same fields, same card and protocol blocks."""
+    """eval and eval --merge build the eval record with one function: same fields, same card and protocol blocks."""
     def run(record: Path, *argv: object) -> dict:
         assert main([str(a) for a in (*argv, "--json", record)]) == 0, capsys.readouterr().err
         return json.loads(record.read_text())
 
-    common = ("eval", "mb3-centernet-f32", "--mirror", mirror, "--max-images", 3, "--quiet", "--output")
+    common = ("eval", "mb3-centernet-f32", "--mirror", mirror, "--max-images", 3, "--quiet", "--out")
     single = run(tmp_path / "single.json", *common, tmp_path / "single")
     shards = [tmp_path / f"shard{i}.json" for i in (1, 2)]
     for i, path in enumerate(shards, start=1):
         run(path, *common, tmp_path / "shards", "--shard", f"{i}/2")
-    merged = run(tmp_path / "merged.json", "merge", *shards, "--output", tmp_path / "merged", "--quiet")
+    merged = run(tmp_path / "merged.json", "eval", "--merge", *shards, "--out", tmp_path / "merged", "--quiet")
     assert set(merged) - set(single) == {"merged_from"} and set(single) - set(merged) == set()
     for key in ("model", "model_label", "protocol", "backend", "comparison", "run_key"):
         assert merged[key] == single[key], key

@@ -64,7 +64,7 @@ def test_bad_image_count_is_refused():
 @pytest.mark.slow
 def test_xnnpack_against_reference_kernels_on_real_images(mirror, tmp_path, capsys):
     out = tmp_path / "paths.json"
-    assert main(["compare-paths", "mb3-centernet-f32", "reference", "xnnpack", "--mirror", str(mirror),
+    assert main(["compare", "paths", "mb3-centernet-f32", "reference", "xnnpack", "--mirror", str(mirror),
                  "--max-images", "2", "--quiet", "--json", str(out)]) == 0
     record = json.loads(out.read_text())
     assert record["kind"] == "path_compare" and record["images"]["count"] == 2

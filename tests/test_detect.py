@@ -150,7 +150,7 @@ def test_cli_json_output_and_no_tensorflow_for_a_tflite_model(mirror, tmp_path):
     """A board has numpy, Pillow and a TFLite runtime: detect must not import TensorFlow or the report stack."""
     pytest.importorskip("ai_edge_litert")
     run = run_board_command(["detect", "mb3-centernet-f32", mirror / IMAGE, "--mirror", mirror, "--out", tmp_path,
-                             "--json"], watch=(*HEAVY, "pycocotools"))
+                             "--print-json"], watch=(*HEAVY, "pycocotools"))
     assert (run.rc, run.heavy) == (0, [])
     printed = json.loads(run.stdout)
     assert printed["model"] == "mb3-centernet-f32" and printed["score_threshold"] == 0.3

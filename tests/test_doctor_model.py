@@ -88,7 +88,7 @@ def _doctor(tmp_path: Path, name: str, *argv: str) -> dict:
 def clean_ap(mirror, tmp_path_factory) -> float:
     """mb3-centernet-f32 on the same images through `harness eval`: what each correction must reach."""
     tmp = tmp_path_factory.mktemp("clean")
-    assert main(["eval", "mb3-centernet-f32", "--mirror", str(mirror), "--max-images", str(IMAGES), "--output",
+    assert main(["eval", "mb3-centernet-f32", "--mirror", str(mirror), "--max-images", str(IMAGES), "--out",
                  str(tmp), "--json", str(tmp / "eval.json"), "--quiet"]) == 0
     return json.loads((tmp / "eval.json").read_text())["results"]["stats"]["AP"]
 

@@ -91,7 +91,7 @@ def coco(root: Path, sizes) -> Path:
 
 def harness_eval_ap(model: Path, like: str, root: Path, out: Path, protocol: str) -> float:
     """`harness eval MODEL --like LIKE --coco ROOT --protocol P`, which must succeed; its AP."""
-    rc = main(["eval", str(model), "--like", like, "--coco", str(root), "--protocol", protocol, "--output",
+    rc = main(["eval", str(model), "--like", like, "--coco", str(root), "--protocol", protocol, "--out",
                str(out / "det"), "--json", str(out / "eval.json"), "--quiet"])
     assert rc == 0
     record = json.loads((out / "eval.json").read_text())

@@ -99,7 +99,7 @@ class Bad:
 
 def ev(mirror: Path, *extra: object, n: int = 3) -> list[object]:
     """`harness eval MODEL` over the first n images, with output and record in the scratch directory."""
-    return ["eval", MODEL, "--mirror", mirror, "--max-images", n, "--output", "out", "--json", "record.json",
+    return ["eval", MODEL, "--mirror", mirror, "--max-images", n, "--out", "out", "--json", "record.json",
             "--quiet", *extra]
 
 
@@ -185,13 +185,13 @@ def corrupt_mirror(tmp: Path, mirror: Path) -> list[object]:
     data = bytearray((mirror / MB3_F32).read_bytes())
     data[4096] ^= 1
     (root / MB3_F32).write_bytes(bytes(data))
-    return ["eval", MODEL, "--mirror", root, "--max-images", 3, "--output", "out", "--json", "record.json", "--quiet"]
+    return ["eval", MODEL, "--mirror", root, "--max-images", 3, "--out", "out", "--json", "record.json", "--quiet"]
 
 
 def coco_only_mirror(tmp: Path, mirror: Path) -> list[object]:
     (tmp / "m").mkdir()
     (tmp / "m" / "coco").symlink_to(mirror / "coco")
-    return ["eval", MODEL, "--mirror", tmp / "m", "--max-images", 1, "--output", "out", "--quiet"]
+    return ["eval", MODEL, "--mirror", tmp / "m", "--max-images", 1, "--out", "out", "--quiet"]
 
 
 def with_checkpoint(content: bytes) -> Callable[[Path, Path], list[object]]:
@@ -210,7 +210,7 @@ def checkpoint_of_another_run(tmp: Path, mirror: Path) -> list[object]:
     return ev(mirror)
 
 
-def gt_file(content: bytes, command: str = "score") -> Callable[[Path, Path], list[object]]:
+def gt_file(content: bytes, command: str = "eval") -> Callable[[Path, Path], list[object]]:
     def build(tmp: Path, mirror: Path) -> list[object]:
         (tmp / "gt.json").write_bytes(content)
         (tmp / "results.json").write_text("[]")
@@ -223,12 +223,13 @@ def detection(image_id: int, category_id: int = 1) -> dict:
 
 
 def score_of(results: Callable[[Path], object] | str, *extra: object) -> Callable[[Path, Path], list[object]]:
-    """`harness score` of a results file (text, or a list made from the mirror) against the mirror's val2017."""
+    """`harness eval --results` of a results file (text, or a list made from the mirror) against the mirror's
+    val2017."""
     def build(tmp: Path, mirror: Path) -> list[object]:
         path = tmp / "results.json"
         path.write_text(results if isinstance(results, str) else json.dumps(results(mirror)))
         gt = mirror / "coco" / "annotations" / "instances_val2017.json"
-        return ["score", "--gt", gt, "--results", path, "--json", "record.json", *extra]
+        return ["eval", "--gt", gt, "--results", path, "--json", "record.json", *extra]
     return build
 
 
@@ -240,7 +241,7 @@ def merge_of(*names: str) -> Callable[[Path, Path], list[object]]:
     def build(tmp: Path, mirror: Path) -> list[object]:
         (tmp / "text.json").write_text("not a record")
         (tmp / "score.json").write_text(json.dumps({"kind": "score", "dataset": {}, "results": {}}))
-        return ["merge", *(tmp / n for n in names), "--output", "out", "--json", "record.json"]
+        return ["eval", "--merge", *(tmp / n for n in names), "--out", "out", "--json", "record.json"]
     return build
 
 
@@ -319,7 +320,7 @@ BAD_INPUT: dict[str, Bad] = {
                                          ("--delegate-option wants KEY=VALUE", "'cache'")),
     "unknown-protocol": Bad(lambda tmp, mirror: ev(mirror, "--protocol", "nope"), ("no protocol 'nope'", "native")),
     "unknown-engine": Bad(lambda tmp, mirror: ev(mirror, "--engine", "fastest"),
-                          ("unknown engine 'fastest'", "faster", "pycocotools")),
+                          ("invalid choice: 'fastest'", "faster", "pycocotools")),
     "mirror-missing": Bad(lambda tmp, mirror: ["eval", MODEL, "--mirror", tmp / "no-mirror", "--quiet"],
                           ("mirror directory not found", "no-mirror", "--mirror")),
     "mirror-from-environment-missing": Bad(lambda tmp, mirror: ["eval", MODEL, "--quiet"],
@@ -333,9 +334,9 @@ BAD_INPUT: dict[str, Bad] = {
     # score
     **{f"score-annotations-{k}": Bad(gt_file(v[0]), ("not a COCO annotation file", v[1], "gt.json"))
        for k, v in NOT_COCO.items()},
-    "score-annotations-missing": Bad(lambda tmp, mirror: ["score", "--gt", tmp / "nope.json", "--results", tmp],
+    "score-annotations-missing": Bad(lambda tmp, mirror: ["eval", "--gt", tmp / "nope.json", "--results", tmp],
                                      ("annotation file not found", "nope.json")),
-    "score-annotations-a-directory": Bad(lambda tmp, mirror: ["score", "--gt", tmp, "--results", tmp],
+    "score-annotations-a-directory": Bad(lambda tmp, mirror: ["eval", "--gt", tmp, "--results", tmp],
                                          ("is a directory",)),
     "score-image-not-in-ground-truth": Bad(score_of(lambda m: [detection(first_id(m)), detection(999_999_999)]),
                                            ("999999999", "instances_val2017.json", "entry 1")),
@@ -347,11 +348,11 @@ BAD_INPUT: dict[str, Bad] = {
                                     ("entry 0 is not a bbox detection",)),
     "score-results-segmentation": Bad(score_of('[{"image_id": 1, "category_id": 1, "segmentation": [], '
                                                '"score": 0.5}]'), ("entry 0 is not a bbox detection",)),
-    "score-results-missing": Bad(lambda tmp, mirror: ["score", "--gt", mirror / "coco/annotations/"
+    "score-results-missing": Bad(lambda tmp, mirror: ["eval", "--gt", mirror / "coco/annotations/"
                                                       "instances_val2017.json", "--results", tmp / "nope.json"],
                                  ("results file not found", "nope.json")),
     "score-unknown-engine": Bad(score_of(lambda m: [detection(first_id(m))], "--engine", "fastest"),
-                                ("unknown engine 'fastest'", "faster", "pycocotools")),
+                                ("invalid choice: 'fastest'", "faster", "pycocotools")),
     "score-max-images-0": Bad(score_of(lambda m: [detection(first_id(m))], "--max-images", 0), ("--max-images",)),
     "score-max-images-negative": Bad(score_of(lambda m: [detection(first_id(m))], "--max-images", -1),
                                      ("--max-images",)),
@@ -381,7 +382,8 @@ def test_bad_input(case: Bad, capsys, mirror: Path, tmp_path: Path, monkeypatch:
 
 
 def test_the_table_covers_every_command_that_takes_input() -> None:
-    """eval, score and merge all have rows; a new command with inputs should get rows too."""
+    """eval of a model, of a results file (score-*) and of shards (merge-*) all have rows; a new command with
+    inputs should get rows too."""
     commands = {name.split("-")[0] for name in BAD_INPUT}
     assert {"image", "annotations", "model", "shard", "checkpoint", "score", "merge"} <= commands
 

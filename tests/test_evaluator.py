@@ -50,7 +50,7 @@ def test_known_answer_through_the_cli(engine: str, known_answer: Path, tmp_path:
     full, rounded = expected_stats(known_answer)
     assert len(full) == len(rounded) == 12
     record = tmp_path / "score.json"
-    rc = main(["score", "--gt", str(known_answer / "instances_val2014_100.json"),
+    rc = main(["eval", "--gt", str(known_answer / "instances_val2014_100.json"),
                "--results", str(known_answer / "instances_val2014_fakebbox100_results.json"),
                "--engine", engine, "--json", str(record)])
     assert rc == 0

@@ -282,7 +282,7 @@ def test_eval_coco_auto_fetches_once_and_scores_like_a_local_root(
     """--coco auto says what it fetched, then scores exactly as --coco on the same files on disk does."""
     def run(coco: str, name: str) -> dict:
         assert main(["eval", "mb3-centernet-f32", "--mirror", str(mirror), "--coco", coco, "--quiet",
-                     "--ci-resamples", "0", "--output", str(tmp_path / name), "--json",
+                     "--ci-resamples", "0", "--out", str(tmp_path / name), "--json",
                      str(tmp_path / f"{name}.json")]) == 0
         return json.loads((tmp_path / f"{name}.json").read_text())
 

@@ -72,7 +72,7 @@ def results(tmp: Path, mirror: Path, edit: Callable[[list], object] | None = Non
 
 def score(edit_results=None, edit_gt=None, text=None, *extra: object) -> Callable[[Path, Path], list[object]]:
     def build(tmp: Path, mirror: Path) -> list[object]:
-        return ["score", "--gt", gt(tmp, mirror, edit_gt), "--results", results(tmp, mirror, edit_results, text),
+        return ["eval", "--gt", gt(tmp, mirror, edit_gt), "--results", results(tmp, mirror, edit_results, text),
                 *extra]
     return build
 
@@ -105,7 +105,7 @@ def model_file(content: bytes, name: str = "model.tflite") -> Callable[[Path, Pa
 def eval_of(model: Callable[[Path, Path], object], *extra: object) -> Callable[[Path, Path], list[object]]:
     def build(tmp: Path, mirror: Path) -> list[object]:
         return ["eval", model(tmp, mirror), "--like", "mb3-centernet-f32", "--mirror", mirror, "--max-images", 2,
-                "--workers", 1, "--quiet", "--output", tmp / "out", *extra]
+                "--workers", 1, "--quiet", "--out", tmp / "out", *extra]
     return build
 
 
@@ -134,7 +134,7 @@ def records_dir(tmp: Path, mirror: Path) -> Path:
     from harness.cli import main
 
     (tmp / "in" / "records").mkdir()
-    rc = main(["score", "--gt", str(gt(tmp, mirror)), "--results", str(results(tmp, mirror)), "--json",
+    rc = main(["eval", "--gt", str(gt(tmp, mirror)), "--results", str(results(tmp, mirror)), "--json",
                str(tmp / "in" / "records" / "score.json")])
     assert rc == 0
     return tmp / "in" / "records"
@@ -189,13 +189,13 @@ CASES: dict[str, Case] = {
         ("is also an input",)),
     "eval-json-is-own-detections": Case(
         eval_of(mirror_model, "--json", "out/detections_raw_f32_native.json"), ("writes itself",)),
-    "eval-output-is-a-file": Case(lambda t, m: [*eval_of(mirror_model)(t, m)[:-2], "--output", gt(t, m)],
-                                  ("--output", "is a file")),
+    "eval-output-is-a-file": Case(lambda t, m: [*eval_of(mirror_model)(t, m)[:-2], "--out", gt(t, m)],
+                                  ("--out", "is a file")),
     "detect-out-is-an-image": Case(
         lambda t, m: ["detect", m / F32, "--like", "mb3-centernet-f32", _copy(m / "coco/val2017", t, 1),
                       "--out", t / "in" / "img0.jpg"], ("--out", "is a file")),
     "report-out-is-a-record": Case(with_record("report", "{rec}", "--out", "{rec}"), ("--out", "is a file")),
-    "merge-json-is-a-shard": Case(with_record("merge", "{rec}", "--json", "{rec}"), ("is also an input",)),
+    "merge-json-is-a-shard": Case(with_record("eval", "--merge", "{rec}", "--json", "{rec}"), ("is also an input",)),
     "doctor-json-is-results": Case(lambda t, m: ["doctor", *score()(t, m)[1:], "--json", t / "in" / "results.json"],
                                    ("is also an input", "--results")),
     "store-export-onto-itself": Case(lambda t, m: ["store", "export", store_holding(t, m), t / "in" / "runs.sqlite"],
@@ -222,8 +222,8 @@ CASES: dict[str, Case] = {
                                 ("no space left",), root=True),
     "json-in-a-read-only-folder": Case(lambda t, m: [*score()(t, m), "--json", readonly(t) / "run.json"],
                                        ("cannot write in", "read-only"), root=True),
-    "eval-output-read-only": Case(lambda t, m: [*eval_of(mirror_model)(t, m)[:-2], "--output", readonly(t) / "o"],
-                                  ("--output", "cannot write in"), root=True),
+    "eval-output-read-only": Case(lambda t, m: [*eval_of(mirror_model)(t, m)[:-2], "--out", readonly(t) / "o"],
+                                  ("--out", "cannot write in"), root=True),
     "report-out-read-only": Case(lambda t, m: [*with_record("report", "{rec}")(t, m), "--out", readonly(t) / "r"],
                                  ("--out", "cannot write in"), root=True),
     "store-import-read-only": Case(
@@ -233,9 +233,9 @@ CASES: dict[str, Case] = {
     "fetch-cache-read-only": Case(lambda t, m: [readonly(t) and "fetch", "coco-annotations-2017", "--quiet"],
                                   ("read-only",), root=True, env=(("HARNESS_CACHE", "{tmp}/ro/cache"),)),
     # ---- odd files: refused at once, never opened
-    "results-fifo": Case(lambda t, m: ["score", "--gt", gt(t, m), "--results", fifo("r.json")(t, m)],
+    "results-fifo": Case(lambda t, m: ["eval", "--gt", gt(t, m), "--results", fifo("r.json")(t, m)],
                          ("--results", "FIFO")),
-    "gt-fifo": Case(lambda t, m: ["score", "--gt", fifo("g.json")(t, m), "--results", results(t, m)],
+    "gt-fifo": Case(lambda t, m: ["eval", "--gt", fifo("g.json")(t, m), "--results", results(t, m)],
                     ("--gt", "FIFO")),
     "model-fifo": Case(eval_of(fifo("m.tflite")), ("MODEL", "FIFO")),
     "model-device": Case(eval_of(lambda t, m: Path("/dev/zero")), ("MODEL", "a device")),
@@ -244,9 +244,9 @@ CASES: dict[str, Case] = {
     "model-is-a-jpeg": Case(eval_of(lambda t, m: _as(m / "coco/val2017", t, "model.tflite")), ("model.tflite",)),
     "delegate-not-a-library": Case(lambda t, m: [*eval_of(mirror_model)(t, m), "--delegate",
                                                  _bytes(t, "libvx.so", b"not a shared library")], ("delegate",)),
-    "results-a-directory": Case(lambda t, m: ["score", "--gt", gt(t, m), "--results", t / "in"],
+    "results-a-directory": Case(lambda t, m: ["eval", "--gt", gt(t, m), "--results", t / "in"],
                                 ("is a directory",)),
-    "symlink-loop": Case(lambda t, m: ["score", "--gt", gt(t, m), "--results", _loop(t)], ("results",)),
+    "symlink-loop": Case(lambda t, m: ["eval", "--gt", gt(t, m), "--results", _loop(t)], ("results",)),
     # ---- odd JSON and odd numbers: one policy for results and ground truth
     "results-nested-deep": Case(score(text=nested(100_000)), ("nested",)),
     "results-nested-moderately": Case(score(text=nested(200)), ("nested",)),
@@ -265,7 +265,7 @@ CASES: dict[str, Case] = {
     "gt-area-string": Case(score(None, first_ann("area", "big")), ("area", "finite number")),
     "gt-bbox-nan": Case(score(None, first_ann("bbox", [1, 1, float("nan"), 2])), ("NaN",)),
     "gt-category-true": Case(score(None, first_ann("category_id", True)), ("category_id",)),
-    "gt-not-utf8": Case(lambda t, m: ["score", "--gt", _bytes(t, "gt.json", b"\xff\xfe{]"), "--results",
+    "gt-not-utf8": Case(lambda t, m: ["eval", "--gt", _bytes(t, "gt.json", b"\xff\xfe{]"), "--results",
                                       results(t, m)], ("not JSON",)),
     "record-nested-deep": Case(lambda t, m: ["report", _bytes(t, "r.json", nested(100_000).encode()), "--out",
                                              t / "rep"], ("nested",)),
@@ -278,7 +278,7 @@ CASES: dict[str, Case] = {
         _json(m / KNOWN / "instances_val2014_fakebbox100_results.json")))(t, m), "--json", t / "out" / "run.json"],
         ok=ap_is_the_known_answer),
     "paths-with-spaces-and-newline": Case(
-        lambda t, m: ["score", "--gt", _rename(gt(t, m), "g t\nx.json"), "--results", results(t, m), "--json",
+        lambda t, m: ["eval", "--gt", _rename(gt(t, m), "g t\nx.json"), "--results", results(t, m), "--json",
                       t / "out" / "run.json"], ok=ap_is_the_known_answer),
 }
 

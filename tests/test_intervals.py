@@ -30,7 +30,7 @@ HEADLINE = re.compile(r"^AP (\d+\.\d\d) \[(\d+\.\d\d), (\d+\.\d\d)\] \(95%, boot
 def _eval(mirror: Path, out: Path, capsys, *extra: str) -> tuple[dict, str]:
     out.mkdir(parents=True, exist_ok=True)
     assert main(["eval", "mb3-centernet-f32", "--mirror", str(mirror), "--max-images", "12", "--quiet",
-                 "--output", str(out), "--json", str(out / "eval.json"), *extra]) == 0
+                 "--out", str(out), "--json", str(out / "eval.json"), *extra]) == 0
     (rec,) = read_record_file(out / "eval.json")
     return rec, capsys.readouterr().out
 
@@ -71,8 +71,8 @@ def test_eval_without_interval_and_bad_options(mirror, tmp_path, capsys):
     rec, out = _eval(mirror, tmp_path / "b", capsys, "--ci-resamples", "0")
     assert "interval" not in rec["results"] and "interval_verdict" not in rec["comparison"]
     assert not HEADLINE.search(out) and "95% interval" not in out
-    assert main(["eval", "mb3-centernet-f32", "--mirror", str(mirror), "--ci-level", "95"]) == 2
-    assert "--ci-level is a confidence level" in capsys.readouterr().err
+    assert main(["eval", "mb3-centernet-f32", "--mirror", str(mirror), "--confidence", "95"]) == 2
+    assert "--confidence is a confidence level" in capsys.readouterr().err
     assert main(["eval", "mb3-centernet-f32", "--mirror", str(mirror), "--ci-resamples", "1"]) == 2
 
 
@@ -81,10 +81,10 @@ def test_merged_shards_get_the_interval(mirror, tmp_path, capsys):
     for i in (1, 2):
         out = tmp_path / f"s{i}"
         assert main(["eval", "mb3-centernet-f32", "--mirror", str(mirror), "--max-images", "12", "--quiet",
-                     "--shard", f"{i}/2", "--ci-resamples", "0", "--output", str(out),
+                     "--shard", f"{i}/2", "--ci-resamples", "0", "--out", str(out),
                      "--json", str(out / "eval.json")]) == 0
         paths.append(str(out / "eval.json"))
-    assert main(["merge", *paths, "--quiet", "--output", str(tmp_path / "m"), "--json",
+    assert main(["eval", "--merge", *paths, "--quiet", "--out", str(tmp_path / "m"), "--json",
                  str(tmp_path / "m" / "eval.json")]) == 0
     (rec,) = read_record_file(tmp_path / "m" / "eval.json")
     assert rec["results"]["interval"]["images"] == 12 and "interval_verdict" in rec["comparison"]

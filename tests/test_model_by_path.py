@@ -9,7 +9,7 @@ from harness.cli import main
 
 def _ap(tmp_path, name: str, *args: str) -> dict:
     out = tmp_path / f"{name}.json"
-    assert main(["eval", *args, "--max-images", "4", "--output", str(tmp_path / name), "--json", str(out),
+    assert main(["eval", *args, "--max-images", "4", "--out", str(tmp_path / name), "--json", str(out),
                  "--quiet"]) == 0
     return json.loads(out.read_text())
 

@@ -26,14 +26,14 @@ def _dir_sha256_by_hand(root: Path) -> str:
 def test_one_sha256_per_model_in_quantize_compare_and_pipeline(mirror, tmp_path):
     raw = mirror / "models/mb3-centernet/raw"
     out = tmp_path / "raw_dynamic.tflite"
-    assert main(["quantize", str(raw), "--mode", "dynamic", "--output", str(out)]) == 0
+    assert main(["quantize", str(raw), "--mode", "dynamic", "--out", str(out)]) == 0
     made = json.loads(Path(f"{out}.json").read_text())
     raw_sha = _dir_sha256_by_hand(raw)
     tflite_sha = hashlib.sha256(out.read_bytes()).hexdigest()
     assert made["source"]["sha256"] == raw_sha and made["output"]["sha256"] == tflite_sha
 
     compared = tmp_path / "compare.json"
-    assert main(["compare", str(raw), str(out), "--like", "mb3-centernet-f32", "--images",
+    assert main(["compare", "quant", str(raw), str(out), "--like", "mb3-centernet-f32", "--images",
                  str(mirror / "coco/val2017"), "--max-images", "1", "--json", str(compared), "--quiet"]) == 0
     rec = json.loads(compared.read_text())
     assert rec["float_model"]["sha256"] == raw_sha and rec["quant_model"]["sha256"] == tflite_sha
@@ -47,7 +47,7 @@ def test_one_sha256_per_model_in_quantize_compare_and_pipeline(mirror, tmp_path)
     for path, sha in ((raw, raw_sha), (out, tflite_sha)):
         ev, be = tmp_path / f"eval_{path.name}.json", tmp_path / f"bench_{path.name}.json"
         assert main(["eval", str(path), "--like", "mb3-centernet-f32", "--mirror", str(mirror), "--max-images", "1",
-                     "--output", str(tmp_path / "out"), "--json", str(ev), "--quiet"]) == 0
+                     "--out", str(tmp_path / "out"), "--json", str(ev), "--quiet"]) == 0
         assert main(["bench", str(path), "--like", "mb3-centernet-f32", "--random", "--warmup", "0", "--min-count", "1",
                      "--min-duration", "0", "--e2e-min-count", "1", "--e2e-min-duration", "0", "--json", str(be)]) == 0
         e, b = json.loads(ev.read_text()), json.loads(be.read_text())

@@ -104,12 +104,12 @@ def test_eval_over_ssh_is_a_local_evals_detections_and_a_second_run_copies_nothi
         tmp_path: Path, server, board_python: Path) -> None:
     shutil.rmtree(server.cache / "centernet-harness", ignore_errors=True)
     spec = server.spec(str(board_python))
-    local = harness(["eval", MODEL, "--max-images", 8, "--workers", 1, "--quiet", "--output", tmp_path / "local",
+    local = harness(["eval", MODEL, "--max-images", 8, "--workers", 1, "--quiet", "--out", tmp_path / "local",
                      "--json", tmp_path / "local.json", "--ci-resamples", 0], server.env())
     assert local.returncode == 0, local.stderr
     runs = []
     for n in (1, 2):
-        proc = harness(["eval", MODEL, "--max-images", 8, "--quiet", "--on", spec, "--output", tmp_path / f"on{n}",
+        proc = harness(["eval", MODEL, "--max-images", 8, "--quiet", "--on", spec, "--out", tmp_path / f"on{n}",
                         "--json", tmp_path / f"on{n}.json", "--ci-resamples", 0, "--store", tmp_path / "runs.sqlite"],
                        server.env())
         assert proc.returncode == 0, proc.stderr
@@ -149,7 +149,7 @@ def test_a_killed_connection_leaves_the_checkpoint_and_the_same_command_resumes(
         tmp_path: Path, server, board_python: Path) -> None:
     images = 12
     argv = ["eval", MODEL, "--max-images", images, "--threads", 1, "--on", server.spec(str(board_python)),
-            "--output", tmp_path / "on", "--json", tmp_path / "on.json", "--ci-resamples", 0]
+            "--out", tmp_path / "on", "--json", tmp_path / "on.json", "--ci-resamples", 0]
     env = {**server.env(), "PYTHONPATH": str(REPO), "HARNESS_MIRROR": str(MIRROR)}
     before = set(_pids(lambda a, _: True))
     first = subprocess.Popen([sys.executable, "-m", "harness", *map(str, argv)], env=env, cwd=REPO,
@@ -185,7 +185,7 @@ def test_a_killed_connection_leaves_the_checkpoint_and_the_same_command_resumes(
     assert again.returncode == 0, again.stderr
     record = json.loads((tmp_path / "on.json").read_text())
     assert record["resumed_images"] >= done
-    local = harness(["eval", MODEL, "--max-images", images, "--workers", 1, "--quiet", "--output", tmp_path / "local",
+    local = harness(["eval", MODEL, "--max-images", images, "--workers", 1, "--quiet", "--out", tmp_path / "local",
                      "--ci-resamples", 0], server.env())
     assert local.returncode == 0, local.stderr
     name = f"detections_{MODEL}_native.json"
@@ -229,9 +229,9 @@ def test_a_board_without_what_it_needs_is_one_line(tmp_path: Path, server) -> No
 def test_detect_on_a_board_brings_back_the_pictures(tmp_path: Path, server, board_python: Path) -> None:
     images = sorted((MIRROR / "coco" / "val2017").glob("*.jpg"))[:2]
     proc = harness(["detect", MODEL, *images, "--on", server.spec(str(board_python)), "--out", tmp_path / "d",
-                    "--json", "--quiet"], server.env())
+                    "--print-json", "--quiet"], server.env())
     assert proc.returncode == 0, proc.stderr
-    here = harness(["detect", MODEL, *images, "--out", tmp_path / "h", "--json"], server.env())
+    here = harness(["detect", MODEL, *images, "--out", tmp_path / "h", "--print-json"], server.env())
     got, want = json.loads(proc.stdout), json.loads(here.stdout)
     assert [i["detections"] for i in got["images"]] == [i["detections"] for i in want["images"]]
     assert [i["image"] for i in got["images"]] == [str(p) for p in images]

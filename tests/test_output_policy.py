@@ -51,7 +51,7 @@ def assert_one_line(rc: int, err: str, *fragments: str) -> None:
 def test_a_record_naming_the_ground_truth_is_refused_and_the_ground_truth_kept(pair, capsys) -> None:
     gt, res = pair
     before = gt.read_bytes()
-    rc, err = run_cli(capsys, "score", "--gt", gt, "--results", res, "--json", gt)
+    rc, err = run_cli(capsys, "eval", "--gt", gt, "--results", res, "--json", gt)
     assert_one_line(rc, err, "--json", "is also an input", "--gt")
     assert gt.read_bytes() == before
 
@@ -60,7 +60,7 @@ def test_a_record_naming_the_results_through_another_spelling_is_refused(pair, t
     gt, res = pair
     before = res.read_bytes()
     (tmp_path / "sub").mkdir()
-    rc, err = run_cli(capsys, "score", "--gt", gt, "--results", res, "--json", tmp_path / "sub" / ".." / res.name)
+    rc, err = run_cli(capsys, "eval", "--gt", gt, "--results", res, "--json", tmp_path / "sub" / ".." / res.name)
     assert_one_line(rc, err, "is also an input", "--results")
     assert res.read_bytes() == before
 
@@ -68,7 +68,7 @@ def test_a_record_naming_the_results_through_another_spelling_is_refused(pair, t
 def test_eval_refuses_a_record_named_like_its_own_detections_before_any_image(mirror, tmp_path, capsys,
                                                                              monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    rc, err = run_cli(capsys, "eval", "mb3-centernet-f32", "--mirror", mirror, "--max-images", 2, "--output", "out",
+    rc, err = run_cli(capsys, "eval", "mb3-centernet-f32", "--mirror", mirror, "--max-images", 2, "--out", "out",
                       "--json", "out/detections_mb3-centernet-f32_native.json", "--quiet")
     assert_one_line(rc, err, "--json", "writes itself")
     assert not (tmp_path / "out").exists()  # refused before any work
@@ -81,7 +81,7 @@ def test_a_fifo_as_input_is_refused_at_once(pair, tmp_path, flag) -> None:
     fifo = tmp_path / "pipe.json"
     os.mkfifo(fifo)
     argv = {"--results": ["--gt", gt, "--results", fifo], "--gt": ["--gt", fifo, "--results", res]}[flag]
-    proc = subprocess.run([sys.executable, "-m", "harness", "score", *map(str, argv)], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "harness", "eval", *map(str, argv)], capture_output=True,
                           text=True, timeout=120)
     assert_one_line(proc.returncode, proc.stderr, flag, "is a FIFO")
 
@@ -89,7 +89,7 @@ def test_a_fifo_as_input_is_refused_at_once(pair, tmp_path, flag) -> None:
 def test_an_output_folder_that_is_a_file_is_refused_and_the_file_kept(pair, tmp_path, capsys) -> None:
     gt, res = pair
     record = tmp_path / "run.json"
-    run_cli(capsys, "score", "--gt", gt, "--results", res, "--json", record)
+    run_cli(capsys, "eval", "--gt", gt, "--results", res, "--json", record)
     before = record.read_bytes()
     rc, err = run_cli(capsys, "report", record, "--out", record)
     assert_one_line(rc, err, "--out", "is a file", "wants a folder")
@@ -99,13 +99,13 @@ def test_an_output_folder_that_is_a_file_is_refused_and_the_file_kept(pair, tmp_
 def test_a_record_naming_a_folder_is_refused(pair, tmp_path, capsys) -> None:
     gt, res = pair
     (tmp_path / "records").mkdir()
-    rc, err = run_cli(capsys, "score", "--gt", gt, "--results", res, "--json", tmp_path / "records")
+    rc, err = run_cli(capsys, "eval", "--gt", gt, "--results", res, "--json", tmp_path / "records")
     assert_one_line(rc, err, "--json", "is a folder")
 
 
 def test_a_record_under_a_file_used_as_a_folder_is_refused(pair, tmp_path, capsys) -> None:
     gt, res = pair
-    rc, err = run_cli(capsys, "score", "--gt", gt, "--results", res, "--json", tmp_path / "results.json" / "r.json")
+    rc, err = run_cli(capsys, "eval", "--gt", gt, "--results", res, "--json", tmp_path / "results.json" / "r.json")
     assert_one_line(rc, err, "is a file where a folder is wanted")
 
 
@@ -142,7 +142,7 @@ def test_a_full_disk_is_one_line_and_the_previous_record_survives(pair, tmp_path
                 f.write(b"\0" * 4096)
         except OSError:
             pass
-    rc, err = run_cli(capsys, "score", "--gt", gt, "--results", res, "--json", record)
+    rc, err = run_cli(capsys, "eval", "--gt", gt, "--results", res, "--json", record)
     assert_one_line(rc, err, "run.json", "no space left")
     assert record.read_text() == '{"previous": true}\n'
     assert sorted(p.name for p in disk.iterdir()) == ["filler", "run.json"]  # no temporary file left
@@ -154,5 +154,5 @@ def test_a_record_in_a_read_only_folder_is_refused_before_the_work(pair, tmp_pat
     (tmp_path / "ro").mkdir()
     ro = mounted("--bind", "-o", "ro", str(tmp_path / "ro"), at=tmp_path / "ro")
     subprocess.run(["mount", "-o", "remount,bind,ro", str(ro)], check=True)
-    rc, err = run_cli(capsys, "score", "--gt", gt, "--results", res, "--json", ro / "run.json")
+    rc, err = run_cli(capsys, "eval", "--gt", gt, "--results", res, "--json", ro / "run.json")
     assert_one_line(rc, err, "--json", "cannot write in", "read-only")

@@ -227,7 +227,7 @@ def red_square_ap(world: tuple[Path, Path], out: Path) -> float:
     model, coco = world
     record = out / "record.json"
     assert harness_main(["eval", str(model), "--decoder", "ltrb_centernet", "--coco", str(coco), "--workers", "1",
-                         "--json", str(record), "--output", str(out), "--quiet"]) == 0
+                         "--json", str(record), "--out", str(out), "--quiet"]) == 0
     return float(json.loads(record.read_text())["results"]["stats"]["AP"])
 
 

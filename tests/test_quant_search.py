@@ -348,7 +348,7 @@ def test_a_plan_with_float_layers_replays_byte_for_byte_through_the_cli(small_mo
     plan = _small_plan(small_model, cal_dir, float_layers=tuple(names), float_ops=("MUL",))
     (tmp_path / "plan.json").write_text(json.dumps(plan.to_dict()))
     for out in ("a.tflite", "b.tflite"):
-        assert main(["quantize", "--plan", str(tmp_path / "plan.json"), "--output", str(tmp_path / out)]) == 0
+        assert main(["quantize", "--plan", str(tmp_path / "plan.json"), "--out", str(tmp_path / out)]) == 0
     assert _sha(tmp_path / "a.tflite") == _sha(tmp_path / "b.tflite")
     side = json.loads((tmp_path / "a.tflite.json").read_text())
     assert side["plan"]["key"] == plan.key() and side["float_layers"] == names
@@ -381,8 +381,8 @@ def test_a_plan_of_another_savedmodel_or_other_versions_is_refused(small_model, 
 def test_the_plan_cli_refuses_a_savedmodel_argument(small_model, tmp_path, capsys):
     from harness.cli import main
 
-    assert main(["quantize", str(small_model), "--plan", str(tmp_path / "p.json"), "--output", "x"]) != 0
-    assert "give only --output" in capsys.readouterr().err
+    assert main(["quantize", str(small_model), "--plan", str(tmp_path / "p.json"), "--out", "x"]) != 0
+    assert "give only --out" in capsys.readouterr().err
 
 
 def test_int8_with_named_layers_at_16_bit_activations(small_model, cal_dir, tmp_path):
@@ -414,7 +414,7 @@ def test_the_search_on_mb3_centernet_writes_a_record_and_a_plan_that_replays(mir
     raw = mirror / "models" / "mb3-centernet" / "raw"
     out = tmp_path / "chosen.tflite"
     assert main(["quantize", str(raw), "--max-drop", "2", "--target", "imx93", "--no-a16", "--max-steps", "1",
-                 "--screen-images", "20", "--mirror", str(mirror), "--output", str(out),
+                 "--screen-images", "20", "--mirror", str(mirror), "--out", str(out),
                  "--json", str(tmp_path / "search.json")]) == 0
     (rec,) = read_record_file(tmp_path / "search.json")
     assert rec["kind"] == "quant_search" and rec["calibration"]["overlap"] is False
@@ -434,7 +434,7 @@ def test_the_search_on_mb3_centernet_writes_a_record_and_a_plan_that_replays(mir
         assert rows[rec["chosen"]]["meets_budget"] and rows[rec["chosen"]]["images"] == 80
         rep = rec["reported"]
         assert rep["held_out"] and rep["images"] == 79 and rep["delta_ap"] == pytest.approx(rep["ap"] - rep["float_ap"])
-        assert main(["quantize", "--plan", f"{out}.plan.json", "--output", str(tmp_path / "again.tflite")]) == 0
+        assert main(["quantize", "--plan", f"{out}.plan.json", "--out", str(tmp_path / "again.tflite")]) == 0
         assert _sha(tmp_path / "again.tflite") == _sha(out)
     else:
         assert rec["closest"] in rows

@@ -229,7 +229,7 @@ def test_quantize_keeps_named_layers_float_and_records_them(tiny_saved_model, ca
     listing = tmp_path / "float.txt"
     listing.write_text(f"# keep the stem\n{stem}\n")
     out = tmp_path / "stem_float.tflite"
-    assert main(["quantize", str(tiny_saved_model), "--calib", str(calib_dir), "--count", "4", "--output", str(out),
+    assert main(["quantize", str(tiny_saved_model), "--calib", str(calib_dir), "--count", "4", "--out", str(out),
                  "--float-layers-from", str(listing)]) == 0
     rec = read_sidecar(out)
     assert rec["float_layers"] == [stem] and rec["float_ops"] == []
@@ -249,7 +249,7 @@ def test_quantize_writes_the_model_and_a_record_of_how_it_was_made(tiny_saved_mo
     first = draw_calibration(calib_dir, size=(SIZE, SIZE), count=5, seed=11).files[0]
     (eval_dir / first).write_bytes((calib_dir / first).read_bytes())
     assert main(["quantize", str(tiny_saved_model), "--calib", str(calib_dir), "--count", "5", "--seed", "11",
-                 "--output", str(out), "--eval-images", str(eval_dir)]) == 0
+                 "--out", str(out), "--images", str(eval_dir)]) == 0
     err = capsys.readouterr().err
     assert "1 of 5 calibration images are also evaluation images" in err
     rec = read_sidecar(out)
@@ -266,7 +266,7 @@ def test_quantize_writes_the_model_and_a_record_of_how_it_was_made(tiny_saved_mo
 def test_the_nxp_recipe_sets_mode_seed_count_and_filter(tiny_saved_model, calib_dir, tmp_path):
     out = tmp_path / "nxp.tflite"
     assert main(["quantize", str(tiny_saved_model), "--recipe", "nxp", "--calib", str(calib_dir), "--count", "12",
-                 "--output", str(out)]) == 0
+                 "--out", str(out)]) == 0
     rec = read_sidecar(out)
     assert rec["recipe"] == "nxp" and rec["mode"] == "int8"
     assert rec["calibration"]["seed"] == 1337 and rec["calibration"]["resize"] == "pil-default"
@@ -279,7 +279,7 @@ def test_layers_to_keep_float_come_from_a_compare_records_ranking(tiny_saved_mod
     record.write_text(json.dumps({"kind": "quant_compare", "layers": [
         {"name": names[0], "share": 0.9, "growth_db": 0.5}, {"name": names[1], "share": 0.1, "growth_db": 7.0}]}))
     out = tmp_path / f"{rank}.tflite"
-    assert main(["quantize", str(tiny_saved_model), "--calib", str(calib_dir), "--count", "4", "--output", str(out),
+    assert main(["quantize", str(tiny_saved_model), "--calib", str(calib_dir), "--count", "4", "--out", str(out),
                  "--float-layers-from", str(record), "--float-top", "1", "--float-rank", rank]) == 0
     assert read_sidecar(out)["float_layers"] == [names[kept]]
 
@@ -291,14 +291,14 @@ def test_layers_to_keep_float_come_from_a_compare_records_ranking(tiny_saved_mod
 ])
 def test_quantize_errors_are_one_line(tiny_saved_model, calib_dir, tmp_path, capsys, argv, message):
     argv = [a.replace("{calib}", str(calib_dir)) for a in argv]
-    assert main(["quantize", str(tiny_saved_model), "--output", str(tmp_path / "x.tflite"), *argv]) == 2
+    assert main(["quantize", str(tiny_saved_model), "--out", str(tmp_path / "x.tflite"), *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("harness: error:") and message in err and "\n" not in err
     assert not (tmp_path / "x.tflite").exists()
 
 
 def test_quantize_refuses_a_directory_that_is_not_a_saved_model(tmp_path, capsys):
-    assert main(["quantize", str(tmp_path), "--output", str(tmp_path / "x.tflite"), "--mode", "dynamic"]) == 2
+    assert main(["quantize", str(tmp_path), "--out", str(tmp_path / "x.tflite"), "--mode", "dynamic"]) == 2
     assert "not a SavedModel directory" in capsys.readouterr().err
 
 
@@ -323,7 +323,7 @@ def test_nxp_recipe_reproduces_the_mirror_int8_model_byte_for_byte(mirror, tmp_p
     assert main(["quantize", str(mirror / "models" / "mb3-centernet" / "raw"), "--recipe", "nxp",
                  "--calib", str(coco / "val2017_unlabeled"),
                  "--calib-list", str(coco / "calibration_nxp_recipe_100.json"),
-                 "--mirror", str(mirror), "--output", str(out)]) == 0
+                 "--mirror", str(mirror), "--out", str(out)]) == 0
     assert sha256_file(out) == sha256_file(mirror / "models" / "mb3-centernet" / "raw_int8.tflite")
     rec = read_sidecar(out)
     assert rec["calibration_overlap"]["by_name"] == [] and rec["calibration_overlap"]["by_content"] == []

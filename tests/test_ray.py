@@ -39,7 +39,7 @@ def test_ray_with_two_workers_equals_a_local_run(mirror, tmp_path):
 
 def test_an_unreachable_cluster_is_one_line(mirror, tmp_path, capsys):
     code = main(["eval", MODEL, "--mirror", str(mirror), "--max-images", "2", "--ray", "127.0.0.1:1",
-                 "--output", str(tmp_path), "--quiet", "--ci-resamples", "0"])
+                 "--out", str(tmp_path), "--quiet", "--ci-resamples", "0"])
     err = capsys.readouterr().err
     assert code == 2, err
     assert err.startswith("harness: error:") and err.count("\n") == 1

@@ -160,7 +160,7 @@ AP_TOLERANCE = 0.001
 def test_harness_eval_reproduces_the_independent_ap(name, mirror, tmp_path):
     record = tmp_path / "record.json"
     rc = harness_main(["eval", name, "--mirror", str(mirror), "--json", str(record),
-                       "--output", str(tmp_path / "out"), "--quiet"])
+                       "--out", str(tmp_path / "out"), "--quiet"])
     assert rc == 0
     got = json.loads(Path(record).read_text())
     assert got["dataset"]["image_count"] == 159

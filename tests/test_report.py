@@ -39,7 +39,7 @@ def records_dir(mirror, tmp_path_factory):
     d = tmp_path_factory.mktemp("records")
     for model in ("mb3-centernet-f32", "mb3-centernet-int8"):
         assert main(["eval", model, "--mirror", str(mirror), "--max-images", "12", "--quiet",
-                     "--output", str(d / "detections"), "--json", str(d / f"eval_{model}.json")]) == 0
+                     "--out", str(d / "detections"), "--json", str(d / f"eval_{model}.json")]) == 0
         assert main(["bench", model, "--mirror", str(mirror), *QUICK, "--json", str(d / f"bench_{model}.json")]) == 0
         local = json.loads((d / f"bench_{model}.json").read_text())
         for i, (board, speed) in enumerate((("imx8mp", 4.0), ("imx93", 7.0))):

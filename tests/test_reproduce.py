@@ -70,7 +70,7 @@ def server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, hub_archive: bytes, 
 
 
 def reproduce(tmp_path: Path, name: str, model: str = CARD) -> int:
-    return main(["eval", model, "--coco", "auto", "--quiet", "--output", str(tmp_path / name),
+    return main(["eval", model, "--coco", "auto", "--quiet", "--out", str(tmp_path / name),
                  "--json", str(tmp_path / f"{name}.json")])
 
 

@@ -148,7 +148,7 @@ def test_restore_checks_the_run_order(tmp_path: Path) -> None:
 
 
 def test_two_writers_of_one_checkpoint_are_refused(tmp_path: Path) -> None:
-    """Two evals into the same --output would interleave their lines: the second one stops instead."""
+    """Two evals into the same --out would interleave their lines: the second one stops instead."""
     path = tmp_path / "c.ckpt.jsonl"
     first = Checkpoint(path, KEY)
     first.append(1, dets(1))
@@ -175,7 +175,7 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def eval_args(mirror: Path, out: Path, n: int, *extra: object) -> list[str]:
-    return [str(a) for a in ("eval", MODEL, "--mirror", mirror, "--max-images", n, "--output", out, "--quiet",
+    return [str(a) for a in ("eval", MODEL, "--mirror", mirror, "--max-images", n, "--out", out, "--quiet",
                              *extra)]
 
 

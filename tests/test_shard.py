@@ -78,7 +78,7 @@ def eval_shards(capsys, mirror: Path, root: Path, n_images: int | None, count: i
     for i in range(1, count + 1):
         job = root / f"job{i}"
         rc, _, err = run(capsys, "eval", MODEL, "--mirror", mirror, *limit, "--shard", f"{i}/{count}", "--quiet",
-                         "--output", job, "--json", job / "record.json")
+                         "--out", job, "--json", job / "record.json")
         assert rc == 0, err
         records.append(job / "record.json")
     return records
@@ -88,7 +88,7 @@ def eval_shards(capsys, mirror: Path, root: Path, n_images: int | None, count: i
 def test_three_shards_merged_equal_one_run_on_the_mirror(capsys, mirror: Path, tmp_path: Path) -> None:
     """All 159 mirror images: the merged detections file is the single run's, byte for byte, and so
     are the 12 stats and the per-class APs."""
-    rc, _, err = run(capsys, "eval", MODEL, "--mirror", mirror, "--quiet", "--output", tmp_path / "single",
+    rc, _, err = run(capsys, "eval", MODEL, "--mirror", mirror, "--quiet", "--out", tmp_path / "single",
                      "--json", tmp_path / "single.json")
     assert rc == 0, err
     single = json.loads((tmp_path / "single.json").read_text())
@@ -97,7 +97,8 @@ def test_three_shards_merged_equal_one_run_on_the_mirror(capsys, mirror: Path, t
     records = eval_shards(capsys, mirror, tmp_path, None)
     sizes = [json.loads(r.read_text())["dataset"]["image_count"] for r in records]
     assert sizes == [53, 53, 53]
-    rc, out, err = run(capsys, "merge", *records, "--output", tmp_path / "merged", "--json", tmp_path / "merged.json")
+    rc, out, err = run(capsys, "eval", "--merge", *records, "--out", tmp_path / "merged", "--json",
+                       tmp_path / "merged.json")
     assert rc == 0, err
     assert "merged 3 shards: 159 images" in out
 
@@ -123,10 +124,10 @@ def shards(capsys, mirror: Path, tmp_path: Path) -> list[Path]:
 
 def test_merge_of_a_few_images_equals_the_single_run(capsys, mirror: Path, tmp_path: Path,
                                                      shards: list[Path]) -> None:
-    rc, _, _ = run(capsys, "eval", MODEL, "--mirror", mirror, "--max-images", 5, "--quiet", "--output",
+    rc, _, _ = run(capsys, "eval", MODEL, "--mirror", mirror, "--max-images", 5, "--quiet", "--out",
                    tmp_path / "single")
     assert rc == 0
-    rc, _, err = run(capsys, "merge", *reversed(shards), "--output", tmp_path / "merged")  # any order
+    rc, _, err = run(capsys, "eval", "--merge", *reversed(shards), "--out", tmp_path / "merged")  # any order
     assert rc == 0, err
     name = f"detections_{MODEL}_native.json"
     assert (tmp_path / "merged" / name).read_bytes() == (tmp_path / "single" / name).read_bytes()
@@ -146,7 +147,7 @@ def test_merge_finds_detections_beside_a_moved_record(capsys, tmp_path: Path, sh
         shutil.copytree(rec.parent, dest)
         shutil.rmtree(rec.parent)
         moved.append(dest / "record.json")
-    rc, _, err = run(capsys, "merge", *moved, "--output", tmp_path / "merged")
+    rc, _, err = run(capsys, "eval", "--merge", *moved, "--out", tmp_path / "merged")
     assert rc == 0, err
 
 
@@ -160,7 +161,8 @@ def rewrite(path: Path, change) -> Path:
 def test_merge_errors(capsys, mirror: Path, tmp_path: Path, shards: list[Path]) -> None:
     """Every way a set of shard records can be wrong ends in one line that says what to fix, and no output."""
     def merge(*records: object) -> str:
-        rc, _, err = run(capsys, "merge", *records, "--output", tmp_path / "merged", "--json", tmp_path / "m.json")
+        rc, _, err = run(capsys, "eval", "--merge", *records, "--out", tmp_path / "merged", "--json",
+                         tmp_path / "m.json")
         assert rc == 2, err
         assert len(err.splitlines()) == 1 and err.startswith("harness: error: ") and "Traceback" not in err
         assert not (tmp_path / "merged").exists() and not (tmp_path / "m.json").exists()

@@ -73,7 +73,7 @@ def test_eval_shard_auto_through_the_cli_merges_to_the_single_run(mirror: Path, 
 
     def run(name: str, *extra: str) -> dict:
         assert main(["eval", "mb3-centernet-f32", "--mirror", str(mirror), "--max-images", "4", "--quiet",
-                     "--ci-resamples", "0", "--output", str(tmp_path / name), "--json",
+                     "--ci-resamples", "0", "--out", str(tmp_path / name), "--json",
                      str(tmp_path / name / "record.json"), *extra]) == 0
         return json.loads((tmp_path / name / "record.json").read_text())
 
@@ -91,8 +91,8 @@ def test_eval_shard_auto_through_the_cli_merges_to_the_single_run(mirror: Path, 
     assert (first["shard"]["index"], first["shard"]["count"]) == (1, 2)
     assert (second["shard"]["index"], second["shard"]["count"]) == (2, 2)
     assert first["shard"]["image_ids"] == ids[0::2] and second["shard"]["image_ids"] == ids[1::2]
-    assert main(["merge", str(tmp_path / "gitlab" / "record.json"), str(tmp_path / "k8s" / "record.json"),
-                 "--ci-resamples", "0", "--output", str(tmp_path / "merged"), "--json",
+    assert main(["eval", "--merge", str(tmp_path / "gitlab" / "record.json"), str(tmp_path / "k8s" / "record.json"),
+                 "--ci-resamples", "0", "--out", str(tmp_path / "merged"), "--json",
                  str(tmp_path / "merged.json"), "--quiet"]) == 0
     merged = json.loads((tmp_path / "merged.json").read_text())
     assert merged["results"]["stats"] == single["results"]["stats"]
@@ -116,4 +116,4 @@ def test_kubernetes_example_is_an_indexed_job_that_runs_shard_auto() -> None:
     evaluated = re.search(r"harness eval (\S+) --coco /data/cache/coco", text)
     assert fetched and evaluated and evaluated.group(1) in fetched.group(1)
     assert {"coco-val2017", "coco-annotations-2017"} <= {w.strip(" ,\n") for w in fetched.group(1).split(",")}
-    assert "harness merge /data/shards/*/record.json" in text
+    assert "harness eval --merge /data/shards/*/record.json" in text

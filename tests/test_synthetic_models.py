@@ -67,7 +67,7 @@ def nxp_coco(tmp_path_factory) -> Path:
 
 def harness_eval(model: Path, like: str, coco: Path, out: Path, *extra: str) -> tuple[dict, list]:
     """`harness eval MODEL --like LIKE ...`, which must succeed; returns (run record, detections)."""
-    rc = main(["eval", str(model), "--like", like, "--coco", str(coco), "--output", str(out / "det"),
+    rc = main(["eval", str(model), "--like", like, "--coco", str(coco), "--out", str(out / "det"),
                "--json", str(out / "record.json"), "--quiet", *extra])
     assert rc == 0
     record = json.loads((out / "record.json").read_text())
@@ -207,7 +207,7 @@ def test_model_whose_outputs_do_not_match_its_card_is_one_line_error(nxp_models,
     One line, `harness: error: ...`, that names the outputs; no traceback and no nonsense mAP.
     """
     rc = main(["eval", str(nxp_models["f32"]), "--like", "mb3-centernet-f32", "--coco", str(nxp_coco),
-               "--output", str(tmp_path), "--quiet"])
+               "--out", str(tmp_path), "--quiet"])
     captured = capsys.readouterr()
     assert rc == 2
     lines = captured.err.strip().splitlines()
@@ -227,7 +227,7 @@ def test_annotation_file_without_images_is_one_line_error(nxp_models, tmp_path, 
     """An instances file that lists no images stops with exit 2 and one line, before any model time."""
     coco = make_coco(tmp_path / "coco", [])
     rc = main(["eval", str(nxp_models["f32"]), "--like", "centernet-mobilenetv2-fpn-512-f32", "--coco", str(coco),
-               "--output", str(tmp_path / "out"), "--quiet"])
+               "--out", str(tmp_path / "out"), "--quiet"])
     err = capsys.readouterr().err
     assert rc == 2
     assert err.startswith("harness: error:") and "no images" in err

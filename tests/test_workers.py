@@ -184,7 +184,7 @@ def test_a_broken_image_stops_the_run_but_every_image_before_it_is_kept(mirror, 
 
 def test_the_cli_takes_workers_and_writes_the_record(mirror, tmp_path, capsys):
     rec = tmp_path / "r.json"
-    assert main(["eval", MODEL, "--mirror", str(mirror), "--max-images", "4", "--workers", "2", "--output",
+    assert main(["eval", MODEL, "--mirror", str(mirror), "--max-images", "4", "--workers", "2", "--out",
                  str(tmp_path), "--json", str(rec), "--quiet", "--ci-resamples", "0"]) == 0
     assert json.loads(rec.read_text())["parallel"]["workers"] == 2
 
@@ -196,7 +196,7 @@ def test_an_eval_with_workers_killed_mid_run_resumes_to_the_same_output_and_leav
     ref_record, ref_bytes = one_worker
     out = tmp_path / "out"
     argv = [sys.executable, "-m", "harness", "eval", MODEL, "--mirror", str(mirror), "--max-images",
-            str(IMAGES), "--workers", "2", "--output", str(out), "--quiet", "--ci-resamples", "0"]
+            str(IMAGES), "--workers", "2", "--out", str(out), "--quiet", "--ci-resamples", "0"]
     ck = checkpoint_path(out / Path(ref_record["detections_file"]).name)
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120

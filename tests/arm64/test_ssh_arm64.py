@@ -93,7 +93,7 @@ def test_eval_over_ssh_is_the_eval_inside_the_board_and_a_second_run_copies_noth
     runs = []
     for n in (1, 2):
         proc = harness(["eval", MODEL, "--max-images", IMAGES, "--quiet", "--on", server.spec(BOARD_PYTHON),
-                        "--output", tmp_path / f"on{n}", "--json", tmp_path / f"on{n}.json", "--ci-resamples", 0],
+                        "--out", tmp_path / f"on{n}", "--json", tmp_path / f"on{n}.json", "--ci-resamples", 0],
                        server.env())
         assert proc.returncode == 0, proc.stderr[-3000:]
         runs.append(json.loads((tmp_path / f"on{n}.json").read_text()))
@@ -106,7 +106,7 @@ def test_eval_over_ssh_is_the_eval_inside_the_board_and_a_second_run_copies_noth
     try:
         env = [f"PYTHONPATH={at}/src", f"HARNESS_MIRROR={MIRROR_DIR.resolve()}"]
         argv = ["eval", MODEL, "--max-images", str(IMAGES), "--workers", "1", "--quiet", "--ci-resamples", "0",
-                "--output", f"{at}/out"]
+                "--out", f"{at}/out"]
         proc = subprocess.run([*prefix, "/usr/bin/env", *env, BOARD_PYTHON, "-m", "harness", *argv],
                               capture_output=True, text=True, timeout=1800)
         assert proc.returncode == 0, proc.stderr[-3000:]
