@@ -96,7 +96,7 @@ def evaluate(label: str, card: ModelCard, mirror: Mirror | None, gt: CocoGroundT
     check_options(ci_resamples, ci_level)
     proto_name = protocol or card.default_protocol
     card.protocol(proto_name)  # unknown protocol: fail before loading anything
-    if skip_images < 0 or skip_images >= len(gt.images):
+    if skip_images < 0 or (skip_images and skip_images >= len(gt.images)):
         raise HarnessError(f"cannot leave out {skip_images} of {len(gt.images)} images")
     images = gt.images[skip_images:]
     images = images[:max_images] if max_images else images
