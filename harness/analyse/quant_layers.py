@@ -40,7 +40,7 @@ class _Graph:
     def quant(self, index: int) -> tuple[float, int] | None:
         """(scale, zero point) of a per-tensor quantized tensor, else None."""
         t = self.tensors[index]
-        return None if t.scale is None else (t.scale, t.zero_point)
+        return None if t.scale is None or t.zero_point is None else (t.scale, t.zero_point)
 
     def dtype(self, index: int) -> str:
         return self.tensors[index].dtype
@@ -186,7 +186,7 @@ def layerwise_errors(saved_model: str | Path, calibration, batches: Callable[[],
 def _same_quantization(quant_path: str | Path, params: dict[str, tuple[float, int]]) -> dict:
     run = _Graph(quant_path)
     compared = equal = 0
-    differ = []
+    differ: list[str] = []
     for name, (scale, zp) in params.items():
         if name not in run.by_name:
             continue

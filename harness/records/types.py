@@ -18,10 +18,6 @@ from typing import Any, Literal, TypedDict, cast, overload
 Json = Any  # a JSON value whose shape no reader relies on
 
 
-# --------------------------------------------------------------------------------------------------
-# Shared blocks
-
-
 class _Host(TypedDict):
     fingerprint: str
 
@@ -74,9 +70,15 @@ class Baseline(TypedDict, total=False):
 
 
 class Dataset(TypedDict, total=False):
-    split: str
+    """harness.scoring.coco.CocoGroundTruth.describe: the images and annotations a run saw."""
+
+    split: str | None
+    annotations: str
+    annotation_sha256: str
+    images_dir: str | None
     image_count: int
     image_ids_sha256: str
+    annotation_count: int
 
 
 class Interval(TypedDict, total=False):
@@ -157,10 +159,6 @@ class Protocol(TypedDict, total=False):
     preprocess: dict[str, Json]
     decoder: str | None
     decoder_settings: dict[str, Json]
-
-
-# --------------------------------------------------------------------------------------------------
-# The envelope and the kinds
 
 
 class _Envelope(TypedDict):
@@ -314,10 +312,7 @@ class DoctorRecord(_Doctor, total=False):
     results_file: str
 
 
-class SearchCandidate(TypedDict, total=False):
-    name: str
-    ap: float | None
-    plan: dict[str, Json]
+SearchCandidate = dict[str, Json]  # harness.analyse.quant_trials' row: name, status, ap, p50_ms, plan, ...
 
 
 class _QuantSearch(RunRecord):
@@ -368,14 +363,6 @@ class OpProfileRecord(_OpProfile, total=False):
     memory: dict[str, Json] | None
 
 
-# The kinds `validate` knows (schema.REQUIRED); a record of another kind is a RunRecord.
-KINDS: dict[str, type] = {
-    "eval": EvalRecord, "score": ScoreRecord, "bench": BenchRecord, "ab_bench": ABBenchRecord,
-    "quant_compare": QuantCompareRecord, "doctor": DoctorRecord, "quant_search": QuantSearchRecord,
-    "path_compare": PathCompareRecord, "op_profile": OpProfileRecord,
-}
-
-
 @overload
 def of_kind(records: Iterable[RunRecord], kind: Literal["eval"]) -> list[EvalRecord]: ...
 @overload
@@ -408,6 +395,6 @@ def fields(record: RunRecord) -> Mapping[str, Json]:
     return cast(Mapping[str, Json], record)
 
 
-__all__ = ["KINDS", "ABBenchRecord", "BenchRecord", "DoctorRecord", "EvalRecord", "HostInfo", "ModelBlock",
+__all__ = ["ABBenchRecord", "BenchRecord", "DoctorRecord", "EvalRecord", "HostInfo", "ModelBlock",
            "OpProfileRecord", "PathCompareRecord", "PhaseName", "QuantCompareRecord", "QuantSearchRecord", "RunRecord",
            "ScoreRecord", "fields", "of_kind"]

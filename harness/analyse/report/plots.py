@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from typing import Any
 
 import matplotlib
 
@@ -15,7 +16,7 @@ from harness.records.selection import latest_benches, model_name
 from harness.records.types import PhaseName, RunRecord
 
 
-def _png(fig) -> bytes:
+def _png(fig: Any) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
