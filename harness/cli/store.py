@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.records.types import fields
+from harness.records.selection import fields
 
 NAME = "store"
 HELP = "the SQLite record store: import, export, list or set aside run records"

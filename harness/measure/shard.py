@@ -22,8 +22,8 @@ from typing import Any, TypeVar, cast
 from harness.common.fileio import sha256_file
 from harness.errors import HarnessError
 from harness.measure.checkpoint import image_ids_sha256, key_difference
+from harness.records.selection import fields as record_fields
 from harness.records.types import EvalRecord
-from harness.records.types import fields as record_fields
 
 T = TypeVar("T")
 _SHARD_FIELDS = ("shard", "image_ids_sha256")  # the parts of a run key that differ between shards

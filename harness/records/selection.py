@@ -8,22 +8,60 @@ validated records and returns those of its kind, typed as that kind (harness.rec
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterable, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from typing import Any, Literal, TypeVar, cast, overload
 
 from harness.records.types import (
     ABBenchRecord,
     BenchRecord,
+    DoctorRecord,
     EvalRecord,
+    Json,
+    OpProfileRecord,
+    PathCompareRecord,
+    QuantCompareRecord,
     QuantSearchRecord,
     RunRecord,
-    of_kind,
+    ScoreRecord,
 )
 
 FLOAT = "float32"
 R = TypeVar("R", bound=RunRecord)
 K = TypeVar("K", bound=Hashable)
 Key = tuple[Hashable, ...]
+
+
+@overload
+def of_kind(records: Iterable[RunRecord], kind: Literal["eval"]) -> list[EvalRecord]: ...
+@overload
+def of_kind(records: Iterable[RunRecord], kind: Literal["score"]) -> list[ScoreRecord]: ...
+@overload
+def of_kind(records: Iterable[RunRecord], kind: Literal["bench"]) -> list[BenchRecord]: ...
+@overload
+def of_kind(records: Iterable[RunRecord], kind: Literal["ab_bench"]) -> list[ABBenchRecord]: ...
+@overload
+def of_kind(records: Iterable[RunRecord], kind: Literal["quant_compare"]) -> list[QuantCompareRecord]: ...
+@overload
+def of_kind(records: Iterable[RunRecord], kind: Literal["doctor"]) -> list[DoctorRecord]: ...
+@overload
+def of_kind(records: Iterable[RunRecord], kind: Literal["quant_search"]) -> list[QuantSearchRecord]: ...
+@overload
+def of_kind(records: Iterable[RunRecord], kind: Literal["path_compare"]) -> list[PathCompareRecord]: ...
+@overload
+def of_kind(records: Iterable[RunRecord], kind: Literal["op_profile"]) -> list[OpProfileRecord]: ...
+def of_kind(records: Iterable[RunRecord], kind: str) -> list[Any]:
+    """The records of one kind, typed as that kind: the one place a validated record is narrowed.
+
+    Only records that went through `validate` belong here (every reader in harness.records returns such).
+    """
+    return [r for r in records if r["kind"] == kind]
+
+
+def fields(record: RunRecord) -> Mapping[str, Json]:
+    """The record as a plain mapping, for code that reads it whatever its kind (the store's index columns,
+    an export's file name): a key its kind's type does not declare is then an ordinary `.get`."""
+    return cast(Mapping[str, Json], record)
+
 
 
 def model_name(rec: EvalRecord | BenchRecord) -> str:

@@ -23,7 +23,8 @@ from typing import TypeVar
 
 from harness.errors import HarnessError
 from harness.records.schema import digest, validate
-from harness.records.types import RunRecord, fields
+from harness.records.selection import fields
+from harness.records.types import RunRecord
 
 T = TypeVar("T")
 

@@ -2,8 +2,9 @@
 
 A record that passed `harness.records.schema.validate` has the envelope's required keys and, per kind,
 the keys in REQUIRED and the values in SHAPES: those are required keys here (readers index them), every
-other key is optional (readers `.get` it). Nothing here runs at read time but `of_kind`; the JSON on disk
-is what the writers make, and these types describe it for the type checker (`nox -s lint`).
+other key is optional (readers `.get` it). Nothing here runs at read time; the JSON on disk
+is what the writers make, and these types describe it for the type checker (`nox -s lint`);
+harness.records.selection.of_kind narrows validated records to a kind's type.
 
 Required and optional keys are split the portable way (a total base class, a `total=False` subclass), since
 the board side runs Pythons without `typing.Required`. A key that only some kinds carry is declared on those
@@ -12,8 +13,7 @@ kinds, never on the envelope: TypedDict forbids retyping a key in a subclass.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any, Literal, TypedDict, cast, overload
+from typing import Any, Literal, TypedDict
 
 Json = Any  # a JSON value whose shape no reader relies on
 
@@ -111,11 +111,8 @@ class Comparison(TypedDict, total=False):
     interval_verdict: dict[str, Json] | None
 
 
-class LatencyStats(TypedDict, total=False):
-    """harness.measure.profiler.summarize of raw samples (seconds); only `count` when there were none."""
-
+class _Spread(TypedDict, total=False):
     count: int
-    p50_s: float
     p90_s: float
     p99_s: float
     p10_s: float
@@ -128,10 +125,22 @@ class LatencyStats(TypedDict, total=False):
     total_s: float
 
 
-class Phase(TypedDict):
-    """One timed phase of a bench: its stats (SHAPES guarantees p50_s) and every raw sample."""
+class LatencyStats(_Spread, total=False):
+    """harness.measure.profiler.summarize of raw samples (seconds); only `count` when there were none."""
 
-    stats: LatencyStats
+    p50_s: float
+
+
+class PhaseStats(_Spread):
+    """A bench phase's stats: SHAPES guarantees the p50."""
+
+    p50_s: float
+
+
+class Phase(TypedDict):
+    """One timed phase of a bench: its stats and every raw sample."""
+
+    stats: PhaseStats
     samples_s: list[float]
 
 
@@ -363,38 +372,6 @@ class OpProfileRecord(_OpProfile, total=False):
     memory: dict[str, Json] | None
 
 
-@overload
-def of_kind(records: Iterable[RunRecord], kind: Literal["eval"]) -> list[EvalRecord]: ...
-@overload
-def of_kind(records: Iterable[RunRecord], kind: Literal["score"]) -> list[ScoreRecord]: ...
-@overload
-def of_kind(records: Iterable[RunRecord], kind: Literal["bench"]) -> list[BenchRecord]: ...
-@overload
-def of_kind(records: Iterable[RunRecord], kind: Literal["ab_bench"]) -> list[ABBenchRecord]: ...
-@overload
-def of_kind(records: Iterable[RunRecord], kind: Literal["quant_compare"]) -> list[QuantCompareRecord]: ...
-@overload
-def of_kind(records: Iterable[RunRecord], kind: Literal["doctor"]) -> list[DoctorRecord]: ...
-@overload
-def of_kind(records: Iterable[RunRecord], kind: Literal["quant_search"]) -> list[QuantSearchRecord]: ...
-@overload
-def of_kind(records: Iterable[RunRecord], kind: Literal["path_compare"]) -> list[PathCompareRecord]: ...
-@overload
-def of_kind(records: Iterable[RunRecord], kind: Literal["op_profile"]) -> list[OpProfileRecord]: ...
-def of_kind(records: Iterable[RunRecord], kind: str) -> list[Any]:
-    """The records of one kind, typed as that kind: the one place a validated record is narrowed.
-
-    Only records that went through `validate` belong here (every reader in harness.records returns such).
-    """
-    return [r for r in records if r["kind"] == kind]
-
-
-def fields(record: RunRecord) -> Mapping[str, Json]:
-    """The record as a plain mapping, for code that reads it whatever its kind (the store's index columns,
-    an export's file name): a key its kind's type does not declare is then an ordinary `.get`."""
-    return cast(Mapping[str, Json], record)
-
-
 __all__ = ["ABBenchRecord", "BenchRecord", "DoctorRecord", "EvalRecord", "HostInfo", "ModelBlock",
            "OpProfileRecord", "PathCompareRecord", "PhaseName", "QuantCompareRecord", "QuantSearchRecord", "RunRecord",
-           "ScoreRecord", "fields", "of_kind"]
+           "ScoreRecord"]
