@@ -13,12 +13,16 @@ false-alarm rates of both as measured by benchmarks/gate_noise.py.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.records.selection import ab_key, bench_key, latest_evals, model_name, quant_pairs, series
+from harness.records.selection import ab_series, bench_series, latest_evals, model_name, quant_pairs
+from harness.records.types import EvalRecord, PhaseName, QuantSearchRecord, RunRecord
 
 
 @dataclass(frozen=True)
@@ -58,11 +62,11 @@ def mann_whitney_greater(new: np.ndarray, old: np.ndarray) -> float:
     return 0.5 * math.erfc(z / math.sqrt(2))
 
 
-def _ap(rec: dict) -> float:
+def _ap(rec: EvalRecord) -> float:
     return 100.0 * float(rec["results"]["stats"]["AP"])
 
 
-def gate_baseline(records: list[dict], tolerance: float, expected: dict[str, float], allow_unlike: bool
+def gate_baseline(records: Sequence[RunRecord], tolerance: float, expected: dict[str, float], allow_unlike: bool
                   ) -> list[Finding]:
     """|AP - reference| <= tolerance (AP points). The reference is `expected[model]` where given (a subset run
     has its own known answer), else the card's published baseline when the run is like for like."""
@@ -72,8 +76,8 @@ def gate_baseline(records: list[dict], tolerance: float, expected: dict[str, flo
         cmp = rec.get("comparison") or {}
         if name in expected:
             ref, what = expected[name], "expected"
-        elif cmp.get("baseline") and (cmp.get("like_for_like") or allow_unlike):
-            ref, what = float(cmp["baseline"]["ap"]), "published"
+        elif (base := cmp.get("baseline")) and (cmp.get("like_for_like") or allow_unlike):
+            ref, what = float(base["ap"]), "published"
         else:
             continue
         ap = _ap(rec)
@@ -87,8 +91,8 @@ def gate_baseline(records: list[dict], tolerance: float, expected: dict[str, flo
     return out
 
 
-def gate_quant_drop(records: list[dict], max_drop: float, confidence: float | None = None,
-                    inconclusive: str = "pass", base_dir=None, resamples: int = 1000) -> list[Finding]:
+def gate_quant_drop(records: Sequence[RunRecord], max_drop: float, confidence: float | None = None,
+                    inconclusive: str = "pass", base_dir: Path | None = None, resamples: int = 1000) -> list[Finding]:
     """float AP - quantized AP <= max_drop (AP points), for each quantized eval with a float sibling.
 
     With `confidence`, the drop is the paired bootstrap interval over the images both scored (from the
@@ -109,7 +113,8 @@ def gate_quant_drop(records: list[dict], max_drop: float, confidence: float | No
     return out
 
 
-def _drop_with_confidence(f: dict, q: dict, max_drop: float, confidence: float, inconclusive: str, base_dir,
+def _drop_with_confidence(f: EvalRecord, q: EvalRecord, max_drop: float, confidence: float, inconclusive: str,
+                          base_dir: Path | None,
                           resamples: int, gate: str = "quant-drop", allowed: str | None = None,
                           limit: str | None = None) -> Finding:
     from harness.analyse.paired import paired_interval
@@ -138,8 +143,9 @@ def _drop_with_confidence(f: dict, q: dict, max_drop: float, confidence: float, 
 RATIO_SLACK = 1e-9  # AP points: 9.999 is 99% of 10.1, yet 100 x 0.09999 < 0.99 x (100 x 0.101) in floats
 
 
-def gate_relative_accuracy(records: list[dict], min_ratio: float, confidence: float | None = None,
-                           inconclusive: str = "pass", base_dir=None, resamples: int = 1000) -> list[Finding]:
+def gate_relative_accuracy(records: Sequence[RunRecord], min_ratio: float, confidence: float | None = None,
+                           inconclusive: str = "pass", base_dir: Path | None = None, resamples: int = 1000
+                           ) -> list[Finding]:
     """quantized AP >= min_ratio x float AP (MLPerf's "99% of FP32" is 0.99): each quantized eval against
     the float sibling gate_quant_drop pairs it with, and the plan each quant_search record chose (or, where
     none met its budget, the closest one) against the search's float model.
@@ -175,20 +181,21 @@ def _ratio_finding(subject: str, head: str, ap: float, float_ap: float, min_rati
                    f"{head}, ratio {ratio} (min {min_ratio:g}: AP >= {min_ratio * float_ap:.3f}){note}")
 
 
-def _search_ratio(rec: dict, min_ratio: float, confidence: float | None) -> Finding:
+def _search_ratio(rec: QuantSearchRecord, min_ratio: float, confidence: float | None) -> Finding:
     from harness.records.selection import search_subject
 
     subject = f"{search_subject(rec)} search for {rec.get('target')}"
-    by_name = {c.get("name"): c for c in rec.get("candidates", [])}
+    by_name = {c.get("name"): c for c in rec["candidates"]}
     which = "chosen" if rec.get("chosen") else "closest (none met the search's budget)"
     plan = by_name.get(rec.get("chosen") or rec.get("closest"))
-    float_ap = (rec.get("float") or {}).get("ap")
-    if plan is None or plan.get("ap") is None or float_ap is None:
+    float_ap = rec["float"].get("ap")
+    ap = None if plan is None else plan.get("ap")
+    if plan is None or ap is None or float_ap is None:
         return Finding("relative-accuracy", subject, False,
                        f"{subject}: no measured plan to check (chosen {rec.get('chosen')}, closest "
                        f"{rec.get('closest')})")
     note = " (point values: a search record keeps no detections to resample)" if confidence is not None else ""
-    ap, fap = float(plan["ap"]), float(float_ap)  # AP points, as the search keeps them
+    ap, fap = float(ap), float(float_ap)  # AP points, as the search keeps them
     return _ratio_finding(subject, f"{subject}: {which} plan {plan.get('name')} AP {ap:.3f} vs float {fap:.3f}",
                           ap, fap, min_ratio, note)
 
@@ -197,7 +204,7 @@ HISTORY = 10  # the series gate's baseline: the median p50 of this many runs bef
 NOISE_Z = 3.0  # ... and a slowdown must also leave the band of NOISE_Z robust deviations of their p50s
 
 
-def gate_latency(records: list[dict], max_ratio: float, alpha: float, phase: str = "model_only",
+def gate_latency(records: Sequence[RunRecord], max_ratio: float, alpha: float, phase: PhaseName = "model_only",
                  history: int = HISTORY, noise_z: float = NOISE_Z) -> list[Finding]:
     """Newest bench vs the last `history` runs before it on the same host fingerprint and settings.
 
@@ -209,7 +216,7 @@ def gate_latency(records: list[dict], max_ratio: float, alpha: float, phase: str
     pooled samples is significant at `alpha`.
     """
     out = []
-    for key, runs in series(records, "bench", bench_key).items():
+    for key, runs in bench_series(records).items():
         if len(runs) < 2:
             continue
         prior, new = runs[-1 - history:-1], runs[-1]
@@ -233,11 +240,11 @@ def gate_latency(records: list[dict], max_ratio: float, alpha: float, phase: str
     return out
 
 
-def gate_ab(records: list[dict], max_ratio: float) -> list[Finding]:
+def gate_ab(records: Sequence[RunRecord], max_ratio: float) -> list[Finding]:
     """Interleaved A/B records: fail only when the lower bound of the candidate/baseline p50 ratio's interval
     is above `max_ratio`, i.e. the candidate is slower by more than allowed with the record's confidence."""
     out = []
-    for key, runs in series(records, "ab_bench", ab_key).items():
+    for key, runs in ab_series(records).items():
         rec = runs[-1]
         r = rec["ratios"].get("candidate/baseline")
         if r is None:
@@ -251,15 +258,16 @@ def gate_ab(records: list[dict], max_ratio: float) -> list[Finding]:
     return out
 
 
-def gate_slowdown(records: list[dict], max_ratio: float, alpha: float, history: int = HISTORY) -> list[Finding]:
+def gate_slowdown(records: Sequence[RunRecord], max_ratio: float, alpha: float, history: int = HISTORY
+                  ) -> list[Finding]:
     """--max-slowdown: the A/B gate on ab_bench records and the series gate on bench records."""
     return gate_ab(records, max_ratio) + gate_latency(records, max_ratio, alpha, history=history)
 
 
-def run_gates(records: list[dict], *, tolerance: float | None = None, expected: dict[str, float] | None = None,
+def run_gates(records: Sequence[RunRecord], *, tolerance: float | None = None, expected: dict[str, float] | None = None,
               allow_unlike: bool = False, max_quant_drop: float | None = None, max_slowdown: float | None = None,
               alpha: float = 0.01, skip_missing: bool = False, confidence: float | None = None,
-              inconclusive: str = "pass", base_dir=None, resamples: int = 1000,
+              inconclusive: str = "pass", base_dir: Path | None = None, resamples: int = 1000,
               min_relative_accuracy: float | None = None, history: int = HISTORY) -> list[Finding]:
     """Run the requested gates; a requested gate that finds nothing to check raises HarnessError, or with
     `skip_missing` (a first run on a new host has no history yet) yields a passing "skipped" finding."""
@@ -290,23 +298,24 @@ def run_gates(records: list[dict], *, tolerance: float | None = None, expected: 
     if inconclusive not in ("pass", "fail"):
         raise HarnessError(f"--inconclusive is pass or fail, got {inconclusive!r}")
     findings: list[Finding] = []
-    requested = [
-        ("--ap-tolerance", tolerance is not None,
-         lambda: gate_baseline(records, tolerance, expected or {}, allow_unlike),
-         "no eval record with a like-for-like baseline or an --expect value"),
-        ("--max-quant-drop", max_quant_drop is not None,
-         lambda: gate_quant_drop(records, max_quant_drop, confidence, inconclusive, base_dir, resamples),
-         "no quantized eval record with a float sibling of the same family on the same images"),
-        ("--min-relative-accuracy", min_relative_accuracy is not None,
-         lambda: gate_relative_accuracy(records, min_relative_accuracy, confidence, inconclusive, base_dir,
-                                        resamples),
-         "no quantized eval record with a float sibling on the same images, and no quant_search record"),
-        ("--max-slowdown", max_slowdown is not None, lambda: gate_slowdown(records, max_slowdown, alpha, history),
-         "no A/B bench record and no two bench records of one model with the same host fingerprint and settings"),
-    ]
-    for flag, wanted, gate, nothing in requested:
-        if not wanted:
-            continue
+    requested: list[tuple[str, Callable[[], list[Finding]], str]] = []
+    if tolerance is not None:
+        requested.append(("--ap-tolerance", partial(gate_baseline, records, tolerance, expected or {}, allow_unlike),
+                          "no eval record with a like-for-like baseline or an --expect value"))
+    if max_quant_drop is not None:
+        requested.append(("--max-quant-drop", partial(gate_quant_drop, records, max_quant_drop, confidence,
+                                                      inconclusive, base_dir, resamples),
+                          "no quantized eval record with a float sibling of the same family on the same images"))
+    if min_relative_accuracy is not None:
+        requested.append(("--min-relative-accuracy", partial(gate_relative_accuracy, records, min_relative_accuracy,
+                                                             confidence, inconclusive, base_dir, resamples),
+                          "no quantized eval record with a float sibling on the same images, and no quant_search "
+                          "record"))
+    if max_slowdown is not None:
+        requested.append(("--max-slowdown", partial(gate_slowdown, records, max_slowdown, alpha, history),
+                          "no A/B bench record and no two bench records of one model with the same host fingerprint "
+                          "and settings"))
+    for flag, gate, nothing in requested:
         found = gate()
         if not found and skip_missing:
             found = [Finding(flag.lstrip("-"), "-", True, f"skipped: nothing to check ({nothing})")]

@@ -15,14 +15,15 @@ from harness.errors import HarnessError
 from harness.models.backends import BackendOptions
 from harness.models.mirror import Mirror, root_of
 from harness.quantize.options import CalibrationOptions
+from harness.records.types import BenchRecord
 
 
 @dataclass
 class LatencyComparison:
     """Two bench records of one host and their stats side by side (B over A)."""
 
-    a: dict
-    b: dict
+    a: BenchRecord
+    b: BenchRecord
     phases: dict  # phase -> stat -> {"a", "b", "b_over_a"}
 
     @property

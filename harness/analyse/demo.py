@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # `harness --help` builds every parser: keep this module's import light
+    from harness.analyse.report.build import Report
     from harness.models.mirror import Mirror
+    from harness.records.types import RunRecord
 
 DEMO_MODELS = ("mb3-centernet-hub", "mb3-centernet-f32", "mb3-centernet-int8", "mb3-centernet-16x8")
 # (warmup, model-only rule, end-to-end rule) for models whose kernels are slow: the 16x8 model takes about
@@ -28,10 +30,10 @@ SHORT_COMPARE = {"mb3-centernet-16x8": 4}
 
 @dataclass
 class DemoResult:
-    records: list[dict] = field(default_factory=list)
+    records: list[RunRecord] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what the demo did differently from the commands' defaults
     output: Path = Path(".")
-    report: object = None  # harness.analyse.report.build's result: .markdown_text, .html
+    report: Report | None = None
 
 
 def quant_pairs(models: Sequence[str]) -> list[tuple[str, str]]:
@@ -59,6 +61,7 @@ def run_demo(mirror: Mirror, models: Sequence[str] = DEMO_MODELS, *, max_images:
     from harness.measure.profiler import StopRule
     from harness.models.backends import BackendOptions
     from harness.models.zoo import get_card
+    from harness.records.schema import validate
     from harness.records.store import RecordStore
 
     gt = ground_truth(None, mirror)
@@ -80,7 +83,7 @@ def run_demo(mirror: Mirror, models: Sequence[str] = DEMO_MODELS, *, max_images:
     def keep(record: dict, name: str, store: RecordStore) -> None:
         write_json_atomic(output / name, record, indent=1)
         store.add([record])
-        result.records.append(record)
+        result.records.append(validate(record, name))
         on_record(record)
 
     with RecordStore(output / "runs.sqlite") as store:

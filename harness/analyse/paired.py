@@ -10,8 +10,10 @@ here, the answer says which, and callers fall back to what the records alone can
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.records.selection import model_name
 
@@ -33,7 +35,7 @@ class MatchCache:
     matches: dict = field(default_factory=dict)
 
 
-def _ground_truth(record: dict, base_dir: Path | None, cache: MatchCache):
+def _ground_truth(record: Mapping[str, Any], base_dir: Path | None, cache: MatchCache):
     from harness.analyse.report.gallery import resolve_path
     from harness.scoring.coco import CocoGroundTruth
 
@@ -46,7 +48,7 @@ def _ground_truth(record: dict, base_dir: Path | None, cache: MatchCache):
     return cache.gts[key]
 
 
-def record_matches(record: dict, base_dir: Path | None = None, cache: MatchCache | None = None):
+def record_matches(record: Mapping[str, Any], base_dir: Path | None = None, cache: MatchCache | None = None):
     """(Matches, ground truth) of an eval record's detections on the images it scored, or a reason string."""
     from harness.analyse.report.gallery import load_detections, scored_image_ids
     from harness.scoring.matching import match_once
@@ -73,7 +75,7 @@ def record_matches(record: dict, base_dir: Path | None = None, cache: MatchCache
     return cache.matches[key]
 
 
-def paired_interval(f: dict, q: dict, base_dir: Path | None = None, *, resamples: int = 1000,
+def paired_interval(f: Mapping[str, Any], q: Mapping[str, Any], base_dir: Path | None = None, *, resamples: int = 1000,
                     level: float = 0.95, seed: int = 0, cache: MatchCache | None = None) -> Paired:
     """The paired bootstrap of quantized minus float on the images both scored."""
     from harness.scoring.bootstrap import paired_delta
@@ -98,7 +100,7 @@ def paired_interval(f: dict, q: dict, base_dir: Path | None = None, *, resamples
     return Paired(paired_delta(a[0], b[0], resamples=resamples, level=level, seed=seed))
 
 
-def counts_from_ground_truth(record: dict, base_dir: Path | None = None,
+def counts_from_ground_truth(record: Mapping[str, Any], base_dir: Path | None = None,
                              cache: MatchCache | None = None) -> dict[str, dict[str, int]]:
     """Ground-truth boxes and images per class on the images a record scored, for records written before
     eval kept them per class; {} when the annotation file is not here."""

@@ -15,16 +15,15 @@ from pathlib import Path
 import numpy as np
 
 from harness.analyse.quant_stats import SNR_CAP_DB, TOP, ErrorStats
-from harness.models.backends import BackendOptions, create_backend
-from harness.models.backends.delegation import DELEGATE_OP
+from harness.models.backends import BackendOptions
+from harness.models.backends.tflite import open_tflite
+from harness.models.backends.tflite_inspect import DELEGATE_OP
 
 
 def tensor_errors(model: str | Path, options_a: BackendOptions, options_b: BackendOptions,
                   batches: Sequence[np.ndarray], progress: Callable[[int], None] | None = None) -> dict:
     """Every op output of path B against path A over `batches`: rows in execution order and the worst."""
-    a, b = (create_backend("tflite", model, {}, replace(o, keep_tensors=True)) for o in (options_a, options_b))
-    a.load()
-    b.load()
+    a, b = (open_tflite(model, replace(o, keep_tensors=True)) for o in (options_a, options_b))
     ops = [op for op in a.ops() if op.op != DELEGATE_OP]
     names = a.tensors()
     stats = {t: ErrorStats() for op in ops for t in op.outputs}

@@ -19,8 +19,9 @@ Per layer, three measures, because "which layer costs the accuracy" has three an
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +56,7 @@ def head_errors(float_model, quant_model, batches: Iterable[np.ndarray],
     return {head: s.to_dict() for head, s in stats.items()}
 
 
-def delta_ap(float_eval: dict, quant_eval: dict) -> dict:
+def delta_ap(float_eval: Mapping[str, Any], quant_eval: Mapping[str, Any]) -> dict:
     """AP lost by the quantized model, overall, per object size and per class, from two eval records."""
     reasons = []
     fd, qd = float_eval.get("dataset", {}), quant_eval.get("dataset", {})
@@ -72,7 +73,7 @@ def delta_ap(float_eval: dict, quant_eval: dict) -> dict:
     fs, qs = float_eval["results"]["stats"], quant_eval["results"]["stats"]
     overall = {k: {"float": fs[k], "quant": qs[k], "delta": qs[k] - fs[k]}
                for k in ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR100") if k in fs and k in qs}
-    per_class = {}
+    per_class: dict[str, dict[str, Any]] = {}
     fc, qc = float_eval["results"].get("per_class", {}), quant_eval["results"].get("per_class", {})
     for name, f in fc.items():
         q = qc.get(name)

@@ -17,7 +17,8 @@ import numpy as np
 
 from harness.analyse.quant_stats import ErrorStats, Layer
 from harness.errors import HarnessError, first_line
-from harness.models.backends import BackendOptions, create_backend
+from harness.models.backends import BackendOptions, tflite_inspect
+from harness.models.backends.tflite import open_tflite
 
 _CASTS = ("DEQUANTIZE", "QUANTIZE")
 
@@ -26,8 +27,7 @@ class _Graph:
     """A .tflite model loaded with every tensor kept, with its ops indexed by the tensors they produce."""
 
     def __init__(self, path: str | Path, runtime: str | None = None) -> None:
-        self.backend = create_backend("tflite", path, {}, BackendOptions(runtime=runtime, keep_tensors=True))
-        self.backend.load()
+        self.backend = open_tflite(path, BackendOptions(runtime=runtime, keep_tensors=True))
         self.tensors = self.backend.tensors()
         self.ops = self.backend.ops()
         self.input = self.backend.input_index
@@ -40,7 +40,7 @@ class _Graph:
     def quant(self, index: int) -> tuple[float, int] | None:
         """(scale, zero point) of a per-tensor quantized tensor, else None."""
         t = self.tensors[index]
-        return None if t.scale is None else (t.scale, t.zero_point)
+        return None if t.scale is None or t.zero_point is None else (t.scale, t.zero_point)
 
     def dtype(self, index: int) -> str:
         return self.tensors[index].dtype
@@ -159,16 +159,16 @@ def layerwise_errors(saved_model: str | Path, calibration, batches: Callable[[],
     except Exception as exc:  # converter errors come in many types
         raise HarnessError(f"QuantizationDebugger failed on {saved_model}: {first_line(exc)}") from None
     interp = tf_interpreter(model_content=debug_model, experimental_preserve_all_tensors=True)
-    details = interp.get_tensor_details()
+    tensors = tflite_inspect.tensors(interp)
     pairs = []  # (float name, quantized tensor index, float tensor index, scale, zero point)
-    for op in interp._get_ops_details():
-        if op["op_name"] != "NumericVerify":
+    for op in tflite_inspect.ops(interp, "the layer-wise error"):
+        if op.op != "NumericVerify":
             continue
-        qi, fi = op["inputs"][:2]
-        qp = details[qi]["quantization_parameters"]
-        if len(qp["scales"]) != 1:
+        qi, fi = op.inputs[:2]
+        q = tensors[qi]
+        if q.scale is None or q.zero_point is None:  # quantized per channel: no one scale
             continue
-        pairs.append((details[fi]["name"], qi, fi, float(qp["scales"][0]), int(qp["zero_points"][0])))
+        pairs.append((tensors[fi].name, qi, fi, q.scale, q.zero_point))
     stats = {p[0]: ErrorStats() for p in pairs}
     inp = interp.get_input_details()[0]
     for batch in batches():
@@ -186,7 +186,7 @@ def layerwise_errors(saved_model: str | Path, calibration, batches: Callable[[],
 def _same_quantization(quant_path: str | Path, params: dict[str, tuple[float, int]]) -> dict:
     run = _Graph(quant_path)
     compared = equal = 0
-    differ = []
+    differ: list[str] = []
     for name, (scale, zp) in params.items():
         if name not in run.by_name:
             continue

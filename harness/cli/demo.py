@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from harness.cli.options import add_max_images, add_mirror, add_out, add_quiet
+from harness.errors import HarnessError
 
 NAME = "demo"
 HELP = "evaluate the mirror's four mb3-centernet artifacts and compare them"
@@ -42,9 +43,12 @@ def run(args: argparse.Namespace) -> int:
                       workers=parse_workers(args.workers))
     for note in result.notes:
         print(f"note: {note}")
+    report = result.report
+    if report is None:  # run_demo ends with the report; none means it stopped short
+        raise HarnessError("the demo made no report")
     if not args.quiet:
         print()
-        print(result.report.markdown_text)
+        print(report.markdown_text)
     print(f"records: {out}/eval_*.json, {out}/bench_*.json and the store {out}/runs.sqlite")
-    print(f"report: {result.report.html}")
+    print(f"report: {report.html}")
     return 0

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from harness.cli.options import add_quiet
 from harness.errors import HarnessError
+from harness.records.selection import fields
 
 NAME = "store"
 HELP = "the SQLite record store: import, export, list or set aside run records"
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(table(["row", "kind", "model", "host", "created"], [
         (row, "unreadable", "", "", "") if r is None else
-        (row, r["kind"], r.get("model", {}).get("name", "") if isinstance(r.get("model"), dict) else "",
+        (row, r["kind"], m.get("name", "") if isinstance(m := fields(r).get("model"), dict) else "",
          r["host"]["fingerprint"], r.get("created")) for row, r in rows]))
     return 0
 

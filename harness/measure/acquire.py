@@ -30,11 +30,12 @@ def fetch_model(card: ModelCard, mirror: Mirror | None, cache: Path | None = Non
     the copy came from a mirror or the card's own hash.
     """
     cache = cache or cache_root()
-    pinned = card.source.sha256 is None and card.source.url is not None
-    before = read_pins(cache).get(card.source.url) if pinned else None
+    url = card.source.url
+    pinned = card.source.sha256 is None and url is not None
+    before = read_pins(cache).get(url) if pinned and url else None
     with downloads_recorded() as got:
         path = resolve_model(card, root_of(mirror), cache)
-    after = read_pins(cache).get(card.source.url) if pinned else None
+    after = read_pins(cache).get(url) if pinned and url else None
     item = {"name": card.name, "kind": "model", "path": str(path), "downloaded": bool(got),
             "url": card.source.url, "sha256": card.source.sha256 or (got[-1]["sha256"] if got else None),
             "confirmed": card.source.sha256 is not None,

@@ -10,8 +10,10 @@ import os
 import resource
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -123,11 +125,11 @@ def set_affinity(cpus: str | None) -> list[int] | None:
     return sorted(os.sched_getaffinity(0))
 
 
-def compare_records(a: dict, b: dict) -> dict:
+def compare_records(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict:
     """Like-for-like latency comparison of two bench records: refused unless the host fingerprints match."""
     fa, fb = a["host"]["fingerprint"], b["host"]["fingerprint"]
     if fa != fb:
-        def who(r: dict) -> str:
+        def who(r: Mapping[str, Any]) -> str:
             h = r["host"]
             return f"{h.get('board') or h.get('cpu_model')} x{h.get('cores')} ({h['fingerprint']})"
 

@@ -77,6 +77,8 @@ def receive(stream) -> dict:
             if not member.isfile() or len(name) != 64 or any(c not in "0123456789abcdef" for c in name):
                 raise ValueError(f"unexpected member {name!r} in the stream")
             src = tar.extractfile(member)
+            if src is None:  # isfile() above: a regular member always has a reader
+                raise ValueError(f"member {name!r} cannot be read")
             tmp = os.path.join(cas, f".{name}.{os.getpid()}.tmp")
             digest = hashlib.sha256()
             with open(tmp, "wb") as out:

@@ -96,7 +96,7 @@ def evaluate(label: str, card: ModelCard, mirror: Mirror | None, gt: CocoGroundT
     check_options(ci_resamples, ci_level)
     proto_name = protocol or card.default_protocol
     card.protocol(proto_name)  # unknown protocol: fail before loading anything
-    if skip_images < 0 or skip_images >= len(gt.images):
+    if skip_images < 0 or (skip_images and skip_images >= len(gt.images)):
         raise HarnessError(f"cannot leave out {skip_images} of {len(gt.images)} images")
     images = gt.images[skip_images:]
     images = images[:max_images] if max_images else images
@@ -156,7 +156,7 @@ def merge_shards(paths: Sequence[str | Path], *, gt_path: str | Path | None = No
     dataset = {**gt.describe(merged.image_ids), "images_dir": first["dataset"].get("images_dir")}
     return eval_record(
         card, label=first.get("model_label"), protocol=proto_name, backend=first["backend"], dataset=dataset,
-        protocol_block=first["protocol"],
+        protocol_block=dict(first["protocol"]),
         result=result, timing=combine_timings([r["timing"] for r in merged.records]),
         detections_file=detections_file,
         run_key={**first["run_key"], "shard": None, "image_ids_sha256": image_ids_sha256(merged.image_ids)},

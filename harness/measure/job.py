@@ -207,40 +207,15 @@ def eval_job(job: dict, run_dir: Path, inputs: Path, out: Path, restart: bool) -
 def detect_all(pipeline, images, path_of: Callable, checkpoint, progress: Callable[[int], None]):
     """Every image through the pipeline in order, the checkpoint's first: (results, Timing, resumed, parallel).
 
-    The loop of harness.measure.runner.run_eval without the evaluator: the same per-image path (run_images),
-    the same order (InOrder) and the same checkpoint lines, so the detections are a local eval's entry for entry.
+    harness.measure.runner.run_detections, the eval's own loop, so the detections are a local eval's entry
+    for entry.
     """
-    from harness.measure.runner import InOrder, InProcess, Timing
-
-    done = checkpoint.restore([i.id for i in images])
-    results = [r for _, entries in done for r in entries]
-    timing = Timing()
-    clock = time.perf_counter
-    progress(len(done))
-
-    def take(d) -> None:
-        t0 = clock()
-        results.extend(d.results)
-        checkpoint.append(d.image_id, d.results)
-        timing.checkpoint_s += clock() - t0
-        timing.model_times_s.append(d.model_s)
-        timing.decode_s += d.decode_s
-        timing.wait_s += d.wait_s
-        timing.images += 1
-        progress(len(done) + timing.images)
+    from harness.measure.runner import InProcess, run_detections
 
     executor = InProcess(pipeline)
-    in_order = InOrder(len(done), take)
-    pending = [(k, images[k], path_of(images[k])) for k in range(len(done), len(images))]
-    start = clock()
-    try:
-        for finished in executor.run(pending):
-            in_order.add(finished)
-    finally:
-        checkpoint.close()
-    timing.wall_s = clock() - start
-    timing.model_s = float(sum(timing.model_times_s))
-    return results, timing, len(done), executor.describe()
+    progress(len(checkpoint.done))  # the restored images, before the first new one
+    per_image, timing, resumed = run_detections(executor, images, path_of, checkpoint, progress)
+    return [r for _, entries in per_image for r in entries], timing, resumed, executor.describe()
 
 
 def bench_job(job: dict, run_dir: Path, inputs: Path, out: Path, restart: bool) -> None:

@@ -221,17 +221,31 @@ def run_eval(pipeline: Pipeline, gt: CocoGroundTruth, images: Sequence[ImageInfo
     evaluator = CocoEvaluator(gt, engine, proto.box_convention, proto.score_threshold)
     check_annotations(gt)
     check_images_exist(gt, images)
-    done = checkpoint.restore([i.id for i in images]) if checkpoint else []
-    for image_id, results in done:  # exactly what process() added for these images when they ran
+    per_image, timing, _ = run_detections(executor or InProcess(pipeline), images, gt.image_path, checkpoint,
+                                          progress)
+    for image_id, results in per_image:  # exactly what process() adds for each image, in the images' order
         evaluator.image_ids.append(image_id)
         evaluator.results.extend(results)
+    return evaluator.evaluate(), evaluator.results, timing
+
+
+def run_detections(executor: Executor, images: Sequence[ImageInfo], path_of: Callable[[ImageInfo], Path],
+                   checkpoint: Checkpoint | None = None, progress: Callable[[int], None] | None = None,
+                   ) -> tuple[list[tuple[int, list[dict]]], Timing, int]:
+    """Every image through `executor` in the images' order, the checkpoint's images first and not run again:
+    ([(image id, results entries)], timing of the images run here, how many the checkpoint restored).
+
+    The eval's loop without the evaluator, so an eval on a board (harness.measure.job) writes a local
+    eval's detections entry for entry.
+    """
+    done = checkpoint.restore([i.id for i in images]) if checkpoint else []
+    per_image = list(done)
     timing = Timing()
     clock = time.perf_counter
 
     def take(d: ImageDone) -> None:
         t0 = clock()
-        evaluator.image_ids.append(d.image_id)
-        evaluator.results.extend(d.results)
+        per_image.append((d.image_id, d.results))
         if checkpoint:
             checkpoint.append(d.image_id, d.results)
         timing.checkpoint_s += clock() - t0
@@ -243,10 +257,10 @@ def run_eval(pipeline: Pipeline, gt: CocoGroundTruth, images: Sequence[ImageInfo
             progress(len(done) + timing.images)
 
     in_order = InOrder(len(done), take)
-    pending = [(k, images[k], gt.image_path(images[k])) for k in range(len(done), len(images))]
+    pending = [(k, images[k], path_of(images[k])) for k in range(len(done), len(images))]
     start = clock()
     try:
-        for finished in (executor or InProcess(pipeline)).run(pending):
+        for finished in executor.run(pending):
             in_order.add(finished)
     except HarnessError as exc:
         if checkpoint and (kept := len(done) + timing.images):
@@ -258,4 +272,4 @@ def run_eval(pipeline: Pipeline, gt: CocoGroundTruth, images: Sequence[ImageInfo
             checkpoint.close()
     timing.wall_s = clock() - start
     timing.model_s = float(sum(timing.model_times_s))
-    return evaluator.evaluate(), evaluator.results, timing
+    return per_image, timing, len(done)

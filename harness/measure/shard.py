@@ -17,11 +17,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from harness.common.fileio import sha256_file
 from harness.errors import HarnessError
 from harness.measure.checkpoint import image_ids_sha256, key_difference
+from harness.records.selection import fields as record_fields
+from harness.records.types import EvalRecord
 
 T = TypeVar("T")
 _SHARD_FIELDS = ("shard", "image_ids_sha256")  # the parts of a run key that differ between shards
@@ -138,7 +140,7 @@ def interleave(parts: Sequence[Sequence[T]]) -> list[T]:
 class Merged:
     """The shards put back together: the single run's image ids and detections, in its order."""
 
-    records: list[dict]  # in shard order
+    records: list[EvalRecord]  # in shard order
     image_ids: list[int]
     results: list[dict]
 
@@ -150,7 +152,7 @@ _NOT_ONE_SPLIT = ("the shards' image lists do not add up to the run's image list
                   "were the records edited or taken from different runs?")
 
 
-def read_records(paths: Sequence[str | Path]) -> list[tuple[Path, dict]]:
+def read_records(paths: Sequence[str | Path]) -> list[tuple[Path, EvalRecord]]:
     """Read shard run records (validated and upgraded by the one record reader), refusing anything that is
     not the record of `harness eval --shard`."""
     from harness.records.reader import read_record
@@ -159,18 +161,18 @@ def read_records(paths: Sequence[str | Path]) -> list[tuple[Path, dict]]:
     for p in map(Path, paths):
         if not p.exists():
             raise HarnessError(f"run record not found: {p}")
-        rec = read_record(p)
+        rec = record_fields(read_record(p))
         if not (rec.get("kind") == "eval" and _has(rec, _RECORD) and _has(rec["shard"], _SHARD_BLOCK)):
             raise HarnessError(f"{p} is not the record of a sharded eval (harness eval --shard i/N --json FILE)")
-        out.append((p, rec))
+        out.append((p, cast(EvalRecord, rec)))  # an eval record, with its shard block checked above
     return out
 
 
-def _has(d: dict, fields: dict[str, type]) -> bool:
+def _has(d: Mapping[str, Any], fields: Mapping[str, type]) -> bool:
     return all(isinstance(d.get(k), t) for k, t in fields.items())
 
 
-def merge(records: Sequence[tuple[Path, dict]], gt) -> Merged:
+def merge(records: Sequence[tuple[Path, EvalRecord]], gt) -> Merged:
     """Check that the records are the N shards of one run, then join their detections in run order."""
     from harness.scoring.coco import load_results
 
@@ -190,7 +192,7 @@ def merge(records: Sequence[tuple[Path, dict]], gt) -> Merged:
     return Merged([rec for _, rec in ordered], image_ids, [r for i in image_ids for r in per_image[i]])
 
 
-def _check_one_run(ordered: Sequence[tuple[Path, dict]], gt) -> None:
+def _check_one_run(ordered: Sequence[tuple[Path, EvalRecord]], gt) -> None:
     """Same model, protocol, settings and data in every shard, and the ground truth they were run on."""
     first_path, first = ordered[0]
     for path, rec in ordered[1:]:
@@ -203,7 +205,7 @@ def _check_one_run(ordered: Sequence[tuple[Path, dict]], gt) -> None:
         raise HarnessError(f"the shards were evaluated against another annotation file than {gt.path}")
 
 
-def _run_image_ids(shards: Sequence[dict]) -> list[int]:
+def _run_image_ids(shards: Sequence[EvalRecord]) -> list[int]:
     """The single run's image list, rebuilt from the shards and checked against the hash they recorded."""
     parts = [rec["shard"]["image_ids"] for rec in shards]
     total = shards[0]["shard"]["of_images"]
@@ -215,12 +217,12 @@ def _run_image_ids(shards: Sequence[dict]) -> list[int]:
     return image_ids
 
 
-def _complete_set(records: Sequence[tuple[Path, dict]]) -> dict[int, tuple[Path, dict]]:
+def _complete_set(records: Sequence[tuple[Path, EvalRecord]]) -> dict[int, tuple[Path, EvalRecord]]:
     counts = {rec["shard"]["count"] for _, rec in records}
     if len(counts) != 1:
         raise HarnessError(f"the records come from splits into different numbers of shards: {sorted(counts)}")
     count = counts.pop()
-    by_index: dict[int, tuple[Path, dict]] = {}
+    by_index: dict[int, tuple[Path, EvalRecord]] = {}
     for path, rec in records:
         i = rec["shard"]["index"]
         if i in by_index:
@@ -236,7 +238,7 @@ def _common_key(key: dict) -> dict:
     return {k: v for k, v in key.items() if k not in _SHARD_FIELDS}
 
 
-def _detections_path(record_path: Path, rec: dict) -> Path:
+def _detections_path(record_path: Path, rec: EvalRecord) -> Path:
     """The shard's detections file: where the record says, else beside the record (a CI artifact moved
     as one folder); its sha256 must be the one recorded, so a stale file from another run is refused."""
     named = Path(rec.get("detections_file", ""))

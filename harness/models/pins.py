@@ -103,9 +103,9 @@ def resolve_pinned(card: ModelCard, cache: Path, fetcher: Callable[..., Path]) -
             raise
         raise HarnessError(f"{card.name}: {exc}; if the publisher really changed the model, delete its pin "
                            f"({url}) from {pins} to check and pin the new file") from None
-    got = model_sha256(path)
-    if got != pin["content_sha256"]:
+    content = model_sha256(path)
+    if content != pin["content_sha256"]:
         raise HarnessError(f"{card.name}: the cached copy {path} is not the one pinned on first use (model "
-                           f"sha256 {got}, pinned {pin['content_sha256']} in {pins}); delete {path} to fetch "
+                           f"sha256 {content}, pinned {pin['content_sha256']} in {pins}); delete {path} to fetch "
                            "it again")
     return path

@@ -132,27 +132,24 @@ def _precision(dtype: object) -> str:
 def graph_ops(model_path: str | Path) -> list[OpInfo]:
     """The ops of a .tflite with what the cost model needs, read by the harness's TFLite runtime with the default
     delegates off (tf.lite's own interpreter cannot prepare the int8->int16 QUANTIZE of mixed models)."""
-    from harness.models.backends import BackendOptions, create_backend
+    from harness.models.backends import BackendOptions
+    from harness.models.backends.tflite import open_tflite
 
-    backend = create_backend("tflite", model_path, {}, BackendOptions(keep_tensors=True))
-    backend.load()
-    interp = backend.interpreter
-    t = {d["index"]: d for d in interp.get_tensor_details()}
-    produced = set()
+    backend = open_tflite(model_path, BackendOptions(keep_tensors=True))
+    t = backend.tensors()
+    produced: set[int] = set()
     ops = []
-    for op in interp._get_ops_details():
-        outs = tuple(int(i) for i in op["outputs"] if i >= 0)
-        ins = tuple(int(i) for i in op["inputs"] if i >= 0)
+    for op in backend.ops():
+        ins, outs = op.inputs, op.outputs
         if not outs:
             continue
-        weights = [i for i in ins if i not in produced and len(t[i]["shape"]) >= 2 and i != ins[0]]
-        w_shape = tuple(int(s) for s in t[weights[0]]["shape"]) if weights else None
-        in_shape = tuple(int(s) for s in t[ins[0]]["shape"]) if ins else ()
+        weights = [i for i in ins if i not in produced and len(t[i].shape) >= 2 and i != ins[0]]
+        w_shape = t[weights[0]].shape if weights else None
+        in_shape = t[ins[0]].shape if ins else ()
         out = t[outs[0]]
         # A conv's precision is that of its input activation (int8 in a 16x8 model writes int16 outputs).
-        ops.append(OpInfo(int(op["index"]), op["op_name"], _precision(out["dtype"]),
-                          _macs(op["op_name"], tuple(int(s) for s in out["shape"]), in_shape, w_shape),
-                          ins, outs, int(np.prod(out["shape"])) * np.dtype(out["dtype"]).itemsize))
+        ops.append(OpInfo(op.index, op.op, _precision(out.dtype), _macs(op.op, out.shape, in_shape, w_shape),
+                          ins, outs, int(np.prod(out.shape)) * np.dtype(out.dtype).itemsize))
         produced.update(outs)
     return ops
 

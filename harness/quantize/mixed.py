@@ -13,8 +13,6 @@ import re
 import time
 from pathlib import Path
 
-import numpy as np
-
 from harness.common.fileio import write_bytes_atomic
 from harness.common.identity import model_sha256
 from harness.errors import HarnessError, first_line
@@ -45,12 +43,12 @@ def mixed_recipe(names: list[str] | tuple[str, ...]) -> list[dict]:
 
 
 def _input_details(path: str | Path) -> dict:
-    """Read with the harness's runtime: tf.lite's interpreter cannot prepare an int8->int16 QUANTIZE."""
-    from harness.models.backends import BackendOptions, create_backend
+    """dtype, shape and quantization of the input, read with the harness's runtime: tf.lite's interpreter
+    cannot prepare an int8->int16 QUANTIZE."""
+    from harness.models.backends import BackendOptions
+    from harness.models.backends.tflite import open_tflite
 
-    backend = create_backend("tflite", path, {}, BackendOptions(keep_tensors=True))
-    backend.load()
-    return backend.interpreter.get_input_details()[0]
+    return open_tflite(path, BackendOptions(keep_tensors=True)).describe()["input"]
 
 
 def quantize_mixed(saved_model: str | Path, output: str | Path, plan) -> dict:
@@ -87,8 +85,7 @@ def quantize_mixed(saved_model: str | Path, output: str | Path, plan) -> dict:
         "recipe": None,
         "source": {"path": str(saved_model), "sha256": model_sha256(saved_model)},
         "output": {"path": str(output), "sha256": hashlib.sha256(model).hexdigest(), "bytes": len(model),
-                   "input_dtype": np.dtype(inp["dtype"]).name,
-                   "input_quantization": [float(inp["quantization"][0]), int(inp["quantization"][1])]},
+                   "input_dtype": inp["dtype"], "input_quantization": inp["quantization"]},
         "calibration": cal.to_dict(),
         "float_layers": [],
         "a16_tensors": list(plan.a16_tensors),

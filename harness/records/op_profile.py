@@ -26,9 +26,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from harness.common.fileio import sha256_file
 from harness.errors import HarnessError
+from harness.records.types import OpProfileRecord
 
 _TABLE = re.compile(r"=+ (.+?) =+")
 _PROFILE_TABLE = re.compile(r"=+ (Run Order|Top by .+?|Summary by node type) =+")
@@ -211,7 +213,7 @@ def _read_memory(line: str, memory: dict) -> bool:
     return False
 
 
-def op_profile_record(path: str | Path, host_name: str | None = None) -> dict:
+def op_profile_record(path: str | Path, host_name: str | None = None) -> OpProfileRecord:
     """The op_profile record of one benchmark_model log; its host is the board it names, not this machine."""
     from harness.records import host
     from harness.records.schema import new_record
@@ -234,7 +236,7 @@ def op_profile_record(path: str | Path, host_name: str | None = None) -> dict:
     name = host_name or "unknown-board"
     record["host"] = {"fingerprint": f"imported:{name}", "name": name,
                       "note": f"measured by benchmark_model on {name}; imported on {importer['fingerprint']}"}
-    return record
+    return cast(OpProfileRecord, record)  # new_record's envelope with the op_profile body: what the type says
 
 
 __all__ = ["LAYOUTS", "MARKERS", "looks_like_op_profile", "op_profile_record", "parse_op_profile"]

@@ -7,13 +7,14 @@ and a file that is not a record would fail later with a KeyError instead of one 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 from harness.errors import HarnessError
 from harness.models.zoo import ModelCard
 from harness.records.schema import SCHEMA, digest, read_record_file
+from harness.records.types import BenchRecord, EvalRecord, ModelBlock, RunRecord
 
 # What a record of each kind is called in an error, and the command that writes it.
 _WRITTEN_BY = {
@@ -26,7 +27,13 @@ _WRITTEN_BY = {
 }
 
 
-def read_record(path: str | Path, kind: str | None = None) -> dict:
+@overload
+def read_record(path: str | Path, kind: Literal["eval"]) -> EvalRecord: ...
+@overload
+def read_record(path: str | Path, kind: Literal["bench"]) -> BenchRecord: ...
+@overload
+def read_record(path: str | Path, kind: str | None = None) -> RunRecord: ...
+def read_record(path: str | Path, kind: str | None = None) -> RunRecord:
     """The one run record in a file, validated (and upgraded); with `kind`, it must be of that kind."""
     records = read_record_file(path)
     if len(records) != 1:
@@ -37,9 +44,9 @@ def read_record(path: str | Path, kind: str | None = None) -> dict:
     return record
 
 
-def collect(paths: Sequence[str | Path]) -> list[dict]:
+def collect(paths: Sequence[str | Path]) -> list[RunRecord]:
     """Records from files and directories (every *.json under a directory that is a run record)."""
-    out: list[dict] = []
+    out: list[RunRecord] = []
     for p in map(Path, paths):
         if p.is_dir():
             for f in sorted(p.rglob("*.json")):
@@ -67,13 +74,13 @@ def _looks_like_record(path: Path) -> bool:
 
 
 def load_records(paths: Sequence[str | Path], store: str | Path | None = None,
-                 warn: Callable[[str], None] | None = None) -> list[dict]:
+                 warn: Callable[[str], None] | None = None) -> list[RunRecord]:
     """Records from a store and/or record files (report, check); none at all is an input error.
 
     A record both in the store and in a file counts once. A store row that cannot be read is left out and
     `warn` (default: a `harness: warning:` line on stderr) is told which, so one bad row never stops a report.
     """
-    records: list[dict] = []
+    records: list[RunRecord] = []
     if store:
         from harness.records.store import RecordStore
 
@@ -87,7 +94,7 @@ def load_records(paths: Sequence[str | Path], store: str | Path | None = None,
     return list({digest(r): r for r in records}.values())
 
 
-def card_from_record(model: dict) -> ModelCard:
+def card_from_record(model: ModelBlock) -> ModelCard:
     """The model card a record's `model` block was written from (ModelCard.to_dict read back).
 
     merge scores the shards of one run again and compares with the baseline the shards carried: the
@@ -111,13 +118,14 @@ def card_from_record(model: dict) -> ModelCard:
                                           o.get("position"))
                              for head, o in model["outputs"].items()}
         fields["protocols"] = {name: protocol(p) for name, p in model["protocols"].items()}
-        fields["baseline"] = Baseline(**_known(Baseline, model["baseline"])) if model.get("baseline") else None
+        baseline = model.get("baseline")
+        fields["baseline"] = Baseline(**_known(Baseline, baseline)) if baseline else None
         return ModelCard(**fields)
     except (KeyError, TypeError, AttributeError) as exc:
         raise HarnessError(f"the record's model block is not a model card ({exc.__class__.__name__}: {exc})") from None
 
 
-def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+def _known(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
     """The keys of `data` that are fields of dataclass `cls` (a newer record may carry more)."""
     import dataclasses
 

@@ -31,10 +31,12 @@ import math
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import cast
 
 from harness import __version__
 from harness.errors import HarnessError
 from harness.records import host
+from harness.records.types import RunRecord
 
 SCHEMA = "centernet-harness/run"
 SCHEMA_VERSION = 3
@@ -91,10 +93,11 @@ def new_record(kind: str, **body: object) -> dict:
     }
 
 
-def validate(record: object, where: str) -> dict:
+def validate(record: object, where: str) -> RunRecord:
     """Check a record read from a file or the store; returns it upgraded to the current version.
 
     `where` names the file (or store row) in the error, so a bad record among hundreds can be found.
+    What this checks is what harness.records.types declares required: the envelope, REQUIRED, SHAPES.
     """
     if not isinstance(record, dict):
         raise HarnessError(f"{where}: not a run record (expected a JSON object, got {type(record).__name__})")
@@ -113,13 +116,13 @@ def validate(record: object, where: str) -> dict:
     missing = [k for k in REQUIRED.get(kind, ()) if not isinstance(record.get(k), dict | list)]
     if missing:
         raise HarnessError(f"{where}: {kind} record lacks {', '.join(missing)}")
-    if not isinstance(record.get("host"), dict) or "fingerprint" not in record["host"]:
+    if not isinstance(record.get("host"), dict) or not isinstance(record["host"].get("fingerprint"), str):
         raise HarnessError(f"{where}: the record has no host fingerprint")
     for path, expected in SHAPES.get(kind, ()):
         if not _has(record, path, expected):
             raise HarnessError(f"{where}: {kind} record has no {expected} at {path}; it cannot be reported "
                                "(re-run the measurement, or set this record aside)")
-    return _upgrade(record)
+    return cast(RunRecord, _upgrade(record))
 
 
 def _is_number(value: object) -> bool:
@@ -177,12 +180,12 @@ def _upgrade_input(rec: dict) -> None:
             proto.setdefault("decoder_settings", settings)
 
 
-def digest(record: dict) -> str:
+def digest(record: RunRecord | dict) -> str:
     """A content hash: the same record imported twice (from a board and from CI) is stored once."""
     return hashlib.sha256(json.dumps(record, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def read_record_file(path: str | Path) -> list[dict]:
+def read_record_file(path: str | Path) -> list[RunRecord]:
     """Records in a file: one JSON record, a JSON list of them, or JSON Lines; each validated."""
     from harness.common.fileio import parse_json_bounded, read_regular_bytes
 

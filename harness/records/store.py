@@ -17,11 +17,16 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from harness.errors import HarnessError
 from harness.records.schema import digest, validate
+from harness.records.selection import fields
+from harness.records.types import RunRecord
+
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -94,7 +99,7 @@ class RecordStore:
                 last = exc
         raise last
 
-    def _retry(self, op, attempts: int = 50):
+    def _retry(self, op: Callable[[], T], attempts: int = 50) -> T:
         """Schema set-up and WAL switch can see SQLITE_BUSY before the busy handler applies; retry briefly."""
         for i in range(attempts):
             try:
@@ -103,7 +108,7 @@ class RecordStore:
                 if ("locked" not in str(exc) and "busy" not in str(exc)) or i == attempts - 1:
                     raise
                 time.sleep(0.05 * (i + 1))
-        return None
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def close(self) -> None:
         self._db.close()
@@ -114,15 +119,15 @@ class RecordStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def add(self, records: Iterable[dict], where: str = "record") -> int:
+    def add(self, records: Iterable[object], where: str = "record") -> int:
         """Validate and append records in one transaction; returns how many were new (duplicates are skipped)."""
         rows = []
         for i, rec in enumerate(records):
-            rec = validate(rec, f"{where} #{i + 1}")
-            fp = rec.get("host", {}).get("fingerprint")
-            model = rec.get("model", {}).get("name") if isinstance(rec.get("model"), dict) else None
-            rows.append((digest(rec), rec["schema_version"], rec["kind"], rec.get("created"), model, fp,
-                         json.dumps(rec, separators=(",", ":"))))
+            valid = validate(rec, f"{where} #{i + 1}")
+            model = fields(valid).get("model")
+            name = model.get("name") if isinstance(model, dict) else None
+            rows.append((digest(valid), valid["schema_version"], valid["kind"], valid.get("created"), name,
+                         valid["host"]["fingerprint"], json.dumps(valid, separators=(",", ":"))))
         if not rows:
             return 0
 
@@ -142,18 +147,17 @@ class RecordStore:
 
         return self._retry(write)
 
-    def records(self, kind: str | None = None) -> list[dict]:
+    def records(self, kind: str | None = None) -> list[RunRecord]:
         """Every record in insertion order, validated on read; rows set aside are left out, and a row that
         cannot be read is left out with one line in `self.skipped` that names it."""
         return [rec for _, rec in self.rows(kind) if rec is not None]
 
-    def rows(self, kind: str | None = None) -> list[tuple[int, dict | None]]:
+    def rows(self, kind: str | None = None) -> list[tuple[int, RunRecord | None]]:
         """(row id, record) in insertion order; None for a row that cannot be read (see `skipped`)."""
         aside = self._set_aside_ids()
-        sql, args = "SELECT id, body FROM records", ()
-        if kind:
-            sql, args = sql + " WHERE kind = ?", (kind,)
-        out: list[tuple[int, dict | None]] = []
+        args: tuple[str, ...] = (kind,) if kind else ()
+        sql = "SELECT id, body FROM records" + (" WHERE kind = ?" if kind else "")
+        out: list[tuple[int, RunRecord | None]] = []
         self.skipped = []
         for row_id, body in self._db.execute(sql + " ORDER BY id", args):
             if row_id in aside:
@@ -196,7 +200,7 @@ class RecordStore:
         return total - len(self._set_aside_ids())
 
 
-def export_records(records: list[dict], dest: str | Path) -> Path:
+def export_records(records: Sequence[RunRecord], dest: str | Path) -> Path:
     """Write records as one JSON list (dest ends in .json) or one file per record in a directory."""
     from harness.common.fileio import write_json_atomic
 
@@ -205,7 +209,8 @@ def export_records(records: list[dict], dest: str | Path) -> Path:
         return write_json_atomic(dest, records, indent=1)
     dest.mkdir(parents=True, exist_ok=True)
     for rec in records:
-        model = (rec.get("model") or {}).get("name", "none") if isinstance(rec.get("model"), dict) else "none"
+        block = fields(rec).get("model")
+        model = block.get("name", "none") if isinstance(block, dict) else "none"
         name = f"{rec['kind']}_{model}_{rec['host']['fingerprint']}_{digest(rec)[:12]}.json"
         write_json_atomic(dest / name.replace("/", "_"), rec, indent=1)
     return dest

@@ -10,12 +10,14 @@ import datetime as _dt
 import html
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.analyse.report import dashboard, plots, render, tables, tradeoff
 from harness.common.fileio import write_bytes_atomic, write_json_atomic, write_text_atomic
 from harness.records.selection import latest_evals, latest_searches, model_name, quant_pairs
+from harness.records.types import RunRecord
 
 ACCURACY_MD = ["model", "runtime", "protocol", "images", "AP", "AP CI", "AP50", "AP75", "published AP",
                "published images", "diff", "like for like", "within sampling error"]
@@ -43,20 +45,20 @@ class Report:
     tables: dict = field(default_factory=dict)
 
 
-def _hosts(records: list[dict]) -> list[dict]:
+def _hosts(records: Sequence[RunRecord]) -> list[dict]:
     seen: dict[str, dict] = {}
     for r in records:
         h = r["host"]
         seen.setdefault(h["fingerprint"], {
             "host": h["fingerprint"], "board": h.get("board") or "", "cpu": h.get("cpu_model"),
             "machine": h.get("machine"), "cores": h.get("cores"),
-            "memory GiB": round(h["memory_bytes"] / 2**30, 1) if h.get("memory_bytes") else None,
+            "memory GiB": round(memory / 2**30, 1) if (memory := h.get("memory_bytes")) else None,
             "os": h.get("os_release"), "records": 0})
         seen[h["fingerprint"]]["records"] += 1
     return list(seen.values())
 
 
-def _gallery(records: list[dict], n: int, base_dir: Path | None, threshold: float) -> str:
+def _gallery(records: Sequence[RunRecord], n: int, base_dir: Path | None, threshold: float) -> str:
     """Float vs quantized pictures, worst disagreement first; a single model's where there is no pair."""
     if n <= 0:
         return '<p class="note">gallery disabled (--gallery 0)</p>'
@@ -82,7 +84,7 @@ def _gallery_block(title: str, items: list, missing: str) -> str:
     return f"<h4>{html.escape(title)}</h4><div class='gallery'>{figs}</div>"
 
 
-def _paired(records: list[dict], base_dir: Path | None, resamples: int) -> tuple[dict, dict]:
+def _paired(records: Sequence[RunRecord], base_dir: Path | None, resamples: int) -> tuple[dict, dict]:
     """Paired ΔAP intervals of the quant pairs, and class counts for float records that lack them."""
     from harness.analyse.paired import MatchCache, counts_from_ground_truth, paired_interval
 
@@ -96,7 +98,7 @@ def _paired(records: list[dict], base_dir: Path | None, resamples: int) -> tuple
     return paired, counts
 
 
-def build_report(records: list[dict], out_dir: str | Path, *, gallery_images: int = 4,
+def build_report(records: Sequence[RunRecord], out_dir: str | Path, *, gallery_images: int = 4,
                  base_dir: Path | None = None, title: str = "CenterNet harness report",
                  gallery_threshold: float = 0.3, ci_resamples: int = 1000,
                  min_instances: int = MIN_INSTANCES) -> Report:
@@ -165,14 +167,14 @@ def _n(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def _kinds(records: list[dict]) -> str:
+def _kinds(records: Sequence[RunRecord]) -> str:
     counts: dict[str, int] = {}
     for r in records:
         counts[r["kind"]] = counts.get(r["kind"], 0) + 1
     return ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
 
 
-def _markdown(t: dict, records: list[dict], title: str) -> str:
+def _markdown(t: dict, records: Sequence[RunRecord], title: str) -> str:
     parts = [f"## {title}\n", f"{len(records)} records ({_kinds(records)}) from {_n(len(t['hosts']), 'host')}.\n",
              "### Accuracy vs published baselines\n", render.markdown_table(t["accuracy"], ACCURACY_MD)]
     unlike = t["accuracy"][t["accuracy"]["like for like"] == "NO"] if len(t["accuracy"]) else t["accuracy"]
@@ -196,7 +198,7 @@ def _markdown(t: dict, records: list[dict], title: str) -> str:
     return "\n".join(parts)
 
 
-def _html(t: dict, figs: dict, records: list[dict], title: str, created: str, gallery_html: str,
+def _html(t: dict, figs: dict, records: Sequence[RunRecord], title: str, created: str, gallery_html: str,
           min_instances: int = MIN_INSTANCES) -> str:
     intro = (f'<p class="note">Generated {created} from {len(records)} run records ({_kinds(records)}) '
              f"on {_n(len(t['hosts']), 'host')}. AP in points (COCO AP@[.5:.95] x 100); latency in ms.</p>")

@@ -6,17 +6,22 @@ series must not mix "lower is better" latencies with "higher is better" accuraci
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from harness.records.selection import latest_benches, latest_evals, model_name
+from harness.records.types import PhaseName, RunRecord
+
+_PHASES: tuple[tuple[PhaseName, str], ...] = (("model_only", "invoke"), ("end_to_end", "end-to-end"))
 
 
-def smaller_is_better(records: list[dict]) -> list[dict]:
+def smaller_is_better(records: Sequence[RunRecord]) -> list[dict]:
     """Invoke and end-to-end p50 (ms) per model, host and settings; p90/p99 and n ride along in `extra`."""
     out = []
     for rec in sorted(latest_benches(records), key=lambda r: (model_name(r), r["host"]["fingerprint"])):
         s = rec.get("settings", {})
         where = (f"{rec['host']['fingerprint']}, threads {s.get('threads') or 'default'}, "
                  f"delegate {s.get('delegate') or 'none'}")
-        for phase, label in (("model_only", "invoke"), ("end_to_end", "end-to-end")):
+        for phase, label in _PHASES:
             st = rec["phases"][phase]["stats"]
             out.append({
                 "name": f"{model_name(rec)} {label} p50 ({where})", "unit": "ms",
@@ -28,7 +33,7 @@ def smaller_is_better(records: list[dict]) -> list[dict]:
     return out
 
 
-def bigger_is_better(records: list[dict]) -> list[dict]:
+def bigger_is_better(records: Sequence[RunRecord]) -> list[dict]:
     """COCO AP and AP50 (points) per model, runtime, protocol and image set."""
     out = []
     for rec in sorted(latest_evals(records), key=model_name):

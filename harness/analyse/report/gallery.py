@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness.common.identity import image_ids_sha256
 from harness.errors import HarnessError
@@ -51,7 +52,7 @@ def resolve_path(path: str | None, base_dir: Path | None, by_name: bool = False)
     return next((c for c in candidates if c.exists()), None)
 
 
-def load_detections(record: dict, base_dir: Path | None = None) -> list[dict] | None:
+def load_detections(record: Mapping[str, Any], base_dir: Path | None = None) -> list[dict] | None:
     """An eval record's detections: record["detections"] if embedded, else the JSON at record["detections_file"]
     (absolute, or relative to cwd, or relative to base_dir = the record file's directory, or a file of the same
     name in base_dir); None if not found."""
@@ -80,7 +81,7 @@ class _Scored:
     label: str
 
 
-def _prepare(record: dict, base_dir: Path | None) -> _Scored | None:
+def _prepare(record: Mapping[str, Any], base_dir: Path | None) -> _Scored | None:
     """Ground truth and detections of a record, or None when a file it names cannot be found."""
     from harness.scoring.coco import CocoGroundTruth
 
@@ -103,7 +104,7 @@ def _prepare(record: dict, base_dir: Path | None) -> _Scored | None:
     return _Scored(gt, by_image, scored_image_ids(record, gt, by_image), str(label))
 
 
-def scored_image_ids(record: dict, gt, by_image: dict[int, list[dict]]) -> list[int]:
+def scored_image_ids(record: Mapping[str, Any], gt, by_image: dict[int, list[dict]]) -> list[int]:
     """The images an eval scored: the first `image_count` ids of its ground truth (what --max-images takes),
     checked against the record's id hash; if the hash does not match, the images it has detections on."""
     dataset = record.get("dataset") or {}
@@ -115,7 +116,7 @@ def scored_image_ids(record: dict, gt, by_image: dict[int, list[dict]]) -> list[
     return sorted(by_image)
 
 
-def _same_dataset(a: dict, b: dict) -> bool:
+def _same_dataset(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     da, db = a.get("dataset") or {}, b.get("dataset") or {}
     if da.get("annotation_sha256") and db.get("annotation_sha256"):
         return da["annotation_sha256"] == db["annotation_sha256"]
@@ -195,7 +196,7 @@ def short_labels(a: str, b: str) -> tuple[str, str]:
 # The API the report calls
 
 
-def single_gallery(record: dict, n: int = 4, base_dir: Path | None = None,
+def single_gallery(record: Mapping[str, Any], n: int = 4, base_dir: Path | None = None,
                    score_threshold: float = 0.3) -> list[GalleryItem]:
     """Up to n images where the record did worst (lowest per-image AP50; among equals more ground truth
     first, then image id), each as ground truth | predictions. [] when its files cannot be found."""
@@ -222,7 +223,7 @@ def single_gallery(record: dict, n: int = 4, base_dir: Path | None = None,
     return items
 
 
-def pair_gallery(record_a: dict, record_b: dict, n: int = 4, base_dir: Path | None = None,
+def pair_gallery(record_a: Mapping[str, Any], record_b: Mapping[str, Any], n: int = 4, base_dir: Path | None = None,
                  score_threshold: float = 0.3) -> list[GalleryItem]:
     """Up to n images both records scored, where they disagree most, each as ground truth | A | B.
 

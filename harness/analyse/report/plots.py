@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
+from typing import Any
 
 import matplotlib
 
@@ -11,9 +13,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from harness.records.selection import latest_benches, model_name
+from harness.records.types import PhaseName, RunRecord
 
 
-def _png(fig) -> bytes:
+def _png(fig: Any) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
@@ -45,7 +48,7 @@ def ap_vs_latency(points: pd.DataFrame) -> bytes | None:
     return _png(fig)
 
 
-def latency_distributions(records: list[dict], phase: str = "model_only") -> bytes | None:
+def latency_distributions(records: Sequence[RunRecord], phase: PhaseName = "model_only") -> bytes | None:
     """Box plots of the raw samples of each model on each host: the spread, not just the median."""
     benches = sorted(latest_benches(records), key=lambda r: (model_name(r), r["host"]["fingerprint"]))
     data = [(f"{model_name(r)}\n{r['host']['fingerprint']} t={r.get('settings', {}).get('threads') or 'def'}",

@@ -6,12 +6,15 @@ the host fingerprint beside a latency, and a like-for-like flag with its reasons
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from harness.models.zoo import ZOO
-from harness.records.selection import latest_benches, latest_evals, model_name, precision, quant_pairs
+from harness.records.selection import latest_benches, latest_evals, model_name, of_kind, precision, quant_pairs
+from harness.records.types import QuantCompareRecord, QuantLayer, RunRecord
 
 STATS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 SIZE_STATS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
@@ -22,7 +25,7 @@ def _pct(x: float | None) -> float | None:
     return None if x is None or x < 0 else round(100.0 * float(x), 2)
 
 
-def accuracy(records: list[dict]) -> pd.DataFrame:
+def accuracy(records: Sequence[RunRecord]) -> pd.DataFrame:
     """One row per model x runtime x protocol x image set (the newest run), stats in AP points,
     beside the card's published baseline and whether the comparison is like for like."""
     rows = []
@@ -30,7 +33,7 @@ def accuracy(records: list[dict]) -> pd.DataFrame:
         cmp = rec.get("comparison") or {}
         base = cmp.get("baseline") or {}
         ds = rec.get("dataset", {})
-        row = {
+        row: dict[str, Any] = {
             "model": model_name(rec), "precision": precision(rec),
             "runtime": rec.get("backend", {}).get("runtime"), "protocol": rec.get("protocol", {}).get("name"),
             "images": ds.get("image_count"), "split": ds.get("split"), "host": rec["host"]["fingerprint"],
@@ -54,7 +57,7 @@ def accuracy(records: list[dict]) -> pd.DataFrame:
     return df
 
 
-def baselines(records: list[dict]) -> pd.DataFrame:
+def baselines(records: Sequence[RunRecord]) -> pd.DataFrame:
     """Every published number with its provenance: as the records carry it for models that were run
     (a record is self-contained, so an old run is shown beside the baseline it was measured against),
     then today's zoo cards that have no run yet."""
@@ -69,11 +72,11 @@ def baselines(records: list[dict]) -> pd.DataFrame:
                                  "source": b.get("source"), "note": b.get("note", ""), "measured here": "yes",
                                  "from": "run record"}
     for card in ZOO.values():
-        b = card.baseline
-        if b is None or card.name in rows:
+        cb = card.baseline
+        if cb is None or card.name in rows:
             continue
-        rows[card.name] = {"model": card.name, "precision": card.precision, "published AP": b.ap, "split": b.split,
-                           "images": b.images, "protocol": b.protocol, "source": b.source, "note": b.note,
+        rows[card.name] = {"model": card.name, "precision": card.precision, "published AP": cb.ap, "split": cb.split,
+                           "images": cb.images, "protocol": cb.protocol, "source": cb.source, "note": cb.note,
                            "measured here": "no run yet", "from": "zoo card"}
     df = pd.DataFrame(list(rows.values()))
     if len(df):
@@ -81,20 +84,20 @@ def baselines(records: list[dict]) -> pd.DataFrame:
     return df
 
 
-def _bracket(stat: dict | None) -> str | None:
+def _bracket(stat: Mapping[str, Any] | None) -> str | None:
     from harness.scoring.intervals import bracket
 
-    return bracket(stat) or None
+    return bracket(None if stat is None else dict(stat)) or None  # bracket takes a dict: a copy of the mapping
 
 
-def _width(stat: dict | None) -> float | None:
+def _width(stat: Mapping[str, Any] | None) -> float | None:
     if not stat or stat.get("lo") is None or stat.get("hi") is None:
         return None
     w = 100.0 * (stat["hi"] - stat["lo"])
     return None if w != w else round(w, 2)
 
 
-def quant_overall(records: list[dict], paired: dict[tuple[str, str], object] | None = None) -> pd.DataFrame:
+def quant_overall(records: Sequence[RunRecord], paired: dict[tuple[str, str], object] | None = None) -> pd.DataFrame:
     """Float vs quantized siblings: each stat in AP points for both and the difference (quantized - float).
 
     With `paired` ({(float, quantized): harness.analyse.paired.Paired}), the AP of each model gets its own
@@ -104,7 +107,7 @@ def quant_overall(records: list[dict], paired: dict[tuple[str, str], object] | N
     """
     rows = []
     for f, q in quant_pairs(latest_evals(records)):
-        row = {"float": model_name(f), "quantized": model_name(q), "precision": precision(q),
+        row: dict[str, Any] = {"float": model_name(f), "quantized": model_name(q), "precision": precision(q),
                "images": q.get("dataset", {}).get("image_count")}
         for k in SIZE_STATS:
             a, b = _pct(f["results"]["stats"].get(k)), _pct(q["results"]["stats"].get(k))
@@ -126,7 +129,7 @@ def quant_overall(records: list[dict], paired: dict[tuple[str, str], object] | N
     return pd.DataFrame(rows)
 
 
-def quant_per_class(records: list[dict], min_instances: int = 10,
+def quant_per_class(records: Sequence[RunRecord], min_instances: int = 10,
                     counts: dict[str, dict[str, dict[str, int]]] | None = None) -> pd.DataFrame:
     """Per class: float AP, quantized AP and ΔAP (points) for each pair, with the class's ground-truth boxes
     and images; largest drops first among classes with at least `min_instances` boxes, then the rest
@@ -160,12 +163,13 @@ def quant_per_class(records: list[dict], min_instances: int = 10,
     return df.reset_index(drop=True)
 
 
-def latency(records: list[dict]) -> pd.DataFrame:
+def latency(records: Sequence[RunRecord]) -> pd.DataFrame:
     """p50/p90/p99 (ms) per model x host x threads x delegate, for the model-only and end-to-end phases."""
     rows = []
     for rec in latest_benches(records):
         s, h = rec.get("settings", {}), rec["host"]
-        row = {"model": model_name(rec), "host": h["fingerprint"], "board": h.get("board") or h.get("cpu_model"),
+        row: dict[str, Any] = {"model": model_name(rec), "host": h["fingerprint"],
+                               "board": h.get("board") or h.get("cpu_model"),
                "cores": h.get("cores"), "threads": s.get("threads") or "default",
                "delegate": s.get("delegate") or "none", "runtime": s.get("runtime")}
         for phase in ("model_only", "end_to_end"):
@@ -174,14 +178,14 @@ def latency(records: list[dict]) -> pd.DataFrame:
             row.update({f"{tag} p50 ms": round(st["p50_s"] * 1e3, 2), f"{tag} p90 ms": round(st["p90_s"] * 1e3, 2),
                         f"{tag} p99 ms": round(st["p99_s"] * 1e3, 2), f"{tag} n": st["count"]})
         row["first inference ms"] = round(rec["phases"]["first_inference_s"] * 1e3, 1)
-        row["peak RSS MiB"] = round(rec["peak_rss_bytes"] / 2**20) if rec.get("peak_rss_bytes") else None
+        row["peak RSS MiB"] = round(rss / 2**20) if (rss := rec.get("peak_rss_bytes")) else None
         rows.append(row)
     df = pd.DataFrame(rows)
     return df.sort_values(["model", "host", "threads"], key=lambda c: c.astype(str), kind="stable"
                           ).reset_index(drop=True) if len(df) else df
 
 
-def ap_vs_latency(records: list[dict]) -> pd.DataFrame:
+def ap_vs_latency(records: Sequence[RunRecord]) -> pd.DataFrame:
     """One point per model and host: the model's AP (newest eval of that model, any host: accuracy does not
     depend on the host) beside its invoke p50 on that host."""
     ap = {}
@@ -196,11 +200,11 @@ def ap_vs_latency(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def npu_compile(records: list[dict]) -> pd.DataFrame:
+def npu_compile(records: Sequence[RunRecord]) -> pd.DataFrame:
     """What an NPU compiler made of each model (`harness compile`, kind npu_compile): the newest record per model
     file, target and compiler options, with the compiler's own estimate and who made it."""
-    latest: dict[tuple, dict] = {}
-    for rec in sorted((r for r in records if r.get("kind") == "npu_compile"), key=lambda r: str(r.get("created"))):
+    latest: dict[tuple, Any] = {}
+    for rec in sorted(of_kind(records, "npu_compile"), key=lambda r: str(r.get("created"))):
         comp = rec.get("compiler") or {}
         key = (rec["model"].get("sha256"), rec.get("target"), comp.get("version"),
                tuple(sorted((comp.get("options") or {}).items())))
@@ -225,7 +229,7 @@ NPU_COMPILE_COLUMNS = ["model", "target", "NPU", "estimated ms", "NPU ops", "CPU
                        "DRAM KiB", "system config", "estimate by"]
 
 
-def quant_error_heads(records: list[dict]) -> pd.DataFrame:
+def quant_error_heads(records: Sequence[RunRecord]) -> pd.DataFrame:
     """Per-head output error of each quantization comparison (`harness compare quant FLOAT QUANT`)."""
     rows = []
     for rec in _latest_quant_compares(records):
@@ -240,7 +244,7 @@ def _short(name: str | None) -> str | None:
     return name.split(";")[0] if name else name
 
 
-def quant_error_layers(records: list[dict], top: int = 10) -> pd.DataFrame:
+def quant_error_layers(records: Sequence[RunRecord], top: int = 10) -> pd.DataFrame:
     """The layers that add the most quantization error, per comparison (`share` of the summed added error),
     with the accumulated SNR against the float model and how much each layer grows the error it receives."""
     rows = []
@@ -256,13 +260,13 @@ def quant_error_layers(records: list[dict], top: int = 10) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def quant_error_summary(records: list[dict]) -> pd.DataFrame:
+def quant_error_summary(records: Sequence[RunRecord]) -> pd.DataFrame:
     """Per comparison: where the error starts (first layer past the threshold), where it grows most, and the
     op types that add most of it."""
     rows = []
     for rec in _latest_quant_compares(records):
         by_name = {x.get("name"): x for x in rec["layers"]}
-        first = by_name.get(rec.get("first_bad_layer"), {})
+        first: QuantLayer = by_name.get(rec.get("first_bad_layer"), {})
         thr = rec.get("threshold") or {}
         ops = sorted((rec.get("share_by_op") or {}).items(), key=lambda kv: -kv[1].get("share", 0.0))[:3]
         rows.append({
@@ -277,19 +281,17 @@ def quant_error_summary(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _latest_quant_compares(records: list[dict]) -> list[dict]:
-    latest: dict[tuple, dict] = {}
-    for rec in sorted((r for r in records if r.get("kind") == "quant_compare"), key=lambda r: str(r.get("created"))):
+def _latest_quant_compares(records: Sequence[RunRecord]) -> list[QuantCompareRecord]:
+    latest: dict[tuple[str | None, str | None], QuantCompareRecord] = {}
+    for rec in sorted(of_kind(records, "quant_compare"), key=lambda r: str(r.get("created"))):
         latest[(rec["float_model"].get("name"), rec["quant_model"].get("name"))] = rec
     return list(latest.values())
 
 
-def doctor(records: list[dict]) -> pd.DataFrame:
+def doctor(records: Sequence[RunRecord]) -> pd.DataFrame:
     """`harness doctor` findings, ranked as the doctor ranked them: what to fix first to match a published mAP."""
     rows = []
-    for rec in records:
-        if rec.get("kind") != "doctor":
-            continue
+    for rec in of_kind(records, "doctor"):
         model = rec.get("model")
         subject = model.get("name") if isinstance(model, dict) else rec.get("results_file")
         for rank, f in enumerate(rec.get("findings", []), 1):

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from harness.records.selection import latest_searches, search_subject
+from harness.records.types import QuantSearchRecord, RunRecord
 
 ROLES = ("chosen", "closest")
 REFERENCES = ("float32", "int8", "int16x8")  # the keys of the record's "references"
@@ -52,24 +54,24 @@ def _delta(c: dict, float_ap: float | None) -> float | None:
     return round(float(c["ap"]) - float(float_ap), 2)
 
 
-def label(rec: dict) -> str:
+def label(rec: QuantSearchRecord) -> str:
     """How a search is named in tables and plots: what was searched, for which target."""
     return f"{search_subject(rec)} for {rec.get('target')}"
 
 
-def _source(rec: dict) -> str:
+def _source(rec: QuantSearchRecord) -> str:
     """Where a search's cost figures come from; before records said so, every NPU figure was modelled."""
     if rec.get("cost_source"):
         return str(rec["cost_source"])
     return "measured p50 on this host" if rec.get("target") == "cpu" else "modelled"
 
 
-def candidates(rec: dict) -> list[dict]:
+def candidates(rec: QuantSearchRecord) -> list[dict]:
     """One row per candidate of one search, plus the float block when no candidate is the float model."""
     refs = {v: k for k, v in (rec.get("references") or {}).items() if v}
     fl = rec.get("float") or {}
     float_ap = fl.get("ap")
-    rows = []
+    rows: list[dict[str, Any]] = []
     for c in rec.get("candidates", []):
         roles = [r for r in ROLES if rec.get(r) is not None and rec.get(r) == c.get("name")]
         if c.get("name") in refs and c.get("status") == "measured":  # else the float block stands in (below)
@@ -103,7 +105,7 @@ COLUMNS = ["search", "candidate", "status", "AP", "ΔAP", "p50 ms", "size MB", "
            "front (latency)", "front (cost)", "role", "reason"]
 
 
-def table(records: list[dict]) -> pd.DataFrame:
+def table(records: Sequence[RunRecord]) -> pd.DataFrame:
     """Every candidate of the newest search per model, target and validation set."""
     rows = [row for rec in sorted(latest_searches(records), key=label) for row in candidates(rec)]
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -120,7 +122,7 @@ def _image_set(block: dict | None) -> str:
     return f"{count if count is not None else '?'} images of {name or '?'}"
 
 
-def summary(records: list[dict]) -> pd.DataFrame:
+def summary(records: Sequence[RunRecord]) -> pd.DataFrame:
     """One row per search: the budget, the image sets (and whether they overlap), the outcome."""
     rows = []
     for rec in sorted(latest_searches(records), key=label):

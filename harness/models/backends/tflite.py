@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 
 from harness.errors import HarnessError, first_line
+from harness.models.backends import tflite_inspect
 from harness.models.backends.base import (
     Backend,
+    BackendOptions,
     ModelInput,
     ModelOutput,
     dequantize,
@@ -25,6 +27,7 @@ from harness.models.backends.base import (
     quantize,
     register_backend,
 )
+from harness.models.backends.tflite_inspect import OpInfo, TensorInfo
 
 
 @dataclass(frozen=True)
@@ -88,27 +91,6 @@ def select_runtime(name: str | None) -> Runtime:
         except ImportError:
             continue
     raise HarnessError("no TFLite runtime found: pip install ai-edge-litert (or tflite-runtime, or tensorflow)")
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    """One tensor of a loaded model; `scale`/`zero_point` only for a per-tensor quantized integer tensor."""
-
-    index: int
-    name: str
-    dtype: str
-    scale: float | None
-    zero_point: int | None
-
-
-@dataclass(frozen=True)
-class OpInfo:
-    """One op in execution order: its type (e.g. CONV_2D) and the tensor indices it reads and writes."""
-
-    index: int
-    op: str
-    inputs: tuple[int, ...]
-    outputs: tuple[int, ...]
 
 
 # Execution paths of the built-in ops: kernels name -> (OpResolverType member, default delegate applied).
@@ -224,16 +206,15 @@ class TFLiteBackend(Backend):
         return int(self._input["index"])
 
     def tensors(self) -> dict[int, TensorInfo]:
-        """Every tensor of the model by index, with its per-tensor quantization."""
+        """Every tensor of the model by index, with its shape and per-tensor quantization."""
         if self._tensors is None:
-            self._tensors = {int(t["index"]): _tensor_info(t) for t in self.interpreter.get_tensor_details()}
+            self._tensors = tflite_inspect.tensors(self.interpreter)
         return self._tensors
 
     def ops(self) -> list[OpInfo]:
-        """The model's ops in execution order (optional inputs, index -1, left out)."""
-        return [OpInfo(o["index"], o["op_name"], tuple(int(i) for i in o["inputs"] if i >= 0),
-                       tuple(int(i) for i in o["outputs"]))
-                for o in self.interpreter._get_ops_details()]
+        """The model's ops in execution order (optional inputs, index -1, left out); with keep_tensors, no
+        delegate partitions among them unless "xnnpack" kernels were asked for."""
+        return tflite_inspect.ops(self.interpreter, f"reading the ops of {self.model_path.name}")
 
     def tensor(self, key: int | str) -> np.ndarray | None:
         """A tensor's value after the last invoke, as float32 (dequantized), by index or name.
@@ -294,21 +275,23 @@ class TFLiteBackend(Backend):
         uses_default = KERNELS[self.options.kernels][1] if self.options.kernels else True
         return "XNNPACK (runtime default)" if uses_default else None
 
-    def coverage(self) -> dict:
-        """Which ops the delegate took and which stayed on the CPU (harness.models.backends.delegation)."""
-        from harness.models.backends.delegation import delegate_coverage
-
-        try:
-            ops = self.interpreter._get_ops_details()
-        except AttributeError:  # an old tflite-runtime: no op listing, so no coverage either
-            return {"delegate": self.delegate_asked(), "note": f"{self.runtime.name} {self.runtime.version} "
-                                                               "does not list its ops: coverage unknown"}
-        return delegate_coverage(ops, self.delegate_asked())
+    def coverage(self) -> dict[str, Any]:
+        """Which ops the delegate took and which stayed on the CPU (tflite_inspect.coverage; "unknown" on a
+        runtime that does not list its ops)."""
+        runtime = f"{self.runtime.name} {self.runtime.version}"
+        return tflite_inspect.coverage(self.interpreter, self.delegate_asked(), runtime)
 
     def _mapped_as(self, head: str, idx: object) -> str:
         """The output's name; for a head found by position, that it was (NXP's rule, not the model's names)."""
         pos, out = next((i, o) for i, o in enumerate(self._outputs) if o.key == idx)
         return f"by position {pos} ({out.names[0]})" if self._rules.get(head) == "position" else out.names[0]
+
+
+def open_tflite(path: str | Path, options: BackendOptions | None = None) -> TFLiteBackend:
+    """A loaded TFLite backend with no heads mapped: where the graph readers (ops, tensors, values) start."""
+    backend = TFLiteBackend(path, {}, options or BackendOptions())
+    backend.load()
+    return backend
 
 
 def _open(runtime: Runtime, path: Path, threads: int | None, delegates: list | None, *,
@@ -338,14 +321,7 @@ def _open(runtime: Runtime, path: Path, threads: int | None, delegates: list | N
     return interpreter
 
 
-def _tensor_info(t: dict) -> TensorInfo:
-    q = t["quantization_parameters"]
-    per_tensor = len(q["scales"]) == 1 and np.issubdtype(t["dtype"], np.integer)
-    return TensorInfo(int(t["index"]), t["name"], np.dtype(t["dtype"]).name,
-                      float(q["scales"][0]) if per_tensor else None, int(q["zero_points"][0]) if per_tensor else None)
-
-
-__all__ = ["KERNELS", "RUNTIMES", "OpInfo", "TFLiteBackend", "TensorInfo", "select_runtime"]
+__all__ = ["KERNELS", "RUNTIMES", "OpInfo", "TFLiteBackend", "TensorInfo", "open_tflite", "select_runtime"]
 
 
 def _free_half_loaded_delegate(exc: BaseException) -> None:
