@@ -1,4 +1,4 @@
-"""`harness compare-paths MODEL A B`: one model under two execution paths, its error per head and tensor, and AP.
+"""`harness compare paths MODEL A B`: one model under two execution paths, its error per head and tensor, and AP.
 
 The tiny CUMSUM model (tests/test_delegate_coverage.py) computes relu(cumsum(2x + 1) - 3): on x = 0..7 the
 cumsum of the odd numbers 1, 3, 5, ... is 1, 4, 9, ..., 64 (the squares), exact in float32 on any kernels, so

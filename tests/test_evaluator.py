@@ -46,7 +46,7 @@ def expected_stats(known_answer: Path) -> tuple[list[float], list[float]]:
 
 @pytest.mark.parametrize("engine", ENGINE_NAMES)
 def test_known_answer_through_the_cli(engine: str, known_answer: Path, tmp_path: Path) -> None:
-    """`harness score` reproduces the 12 stats pycocotools prints for the demo, to 1e-12."""
+    """`harness eval --results` reproduces the 12 stats pycocotools prints for the demo, to 1e-12."""
     full, rounded = expected_stats(known_answer)
     assert len(full) == len(rounded) == 12
     record = tmp_path / "score.json"

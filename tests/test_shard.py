@@ -1,4 +1,4 @@
-"""Sharded eval: `harness eval --shard i/N` on N machines, then `harness merge`, equals one run exactly.
+"""Sharded eval: `harness eval --shard i/N` on N machines, then `harness eval --merge`, equals one run exactly.
 
 The slow test runs the real mb3-centernet-f32 over all of the mirror's 159 val2017 images once whole
 and once as 3 shards; the others run 3 shards over a few images and then break the records on purpose.

@@ -67,7 +67,8 @@ def test_every_index_is_one_shard_and_all_systems_agree() -> None:
 def test_eval_shard_auto_through_the_cli_merges_to_the_single_run(mirror: Path, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    """Shard 1 from GitLab's variables, shard 2 from Kubernetes': `harness merge` gives the unsharded run's stats."""
+    """Shard 1 from GitLab's variables, shard 2 from Kubernetes': `harness eval --merge` gives the unsharded
+    run's stats."""
     for name in ("JOB_COMPLETION_INDEX", "JOB_COMPLETIONS", "CI_NODE_INDEX", "CI_NODE_TOTAL"):
         monkeypatch.delenv(name, raising=False)
 

@@ -34,9 +34,10 @@ NAME = "eval"
 HELP = "COCO mAP of a model (compared with its published baseline), of a results file, or of merged shards"
 
 # The options of a model run and their defaults: given with --results or --merge they are refused.
-MODEL_RUN = {"model": None, "mirror": None, "like": None, "decoder": None, "threads": None, "runtime": None,
-             "delegate": None, "delegate_option": [], "coco": None, "protocol": None, "shard": None,
-             "restart": False, "workers": "auto", "ray": None, "on": [], "accept_host_key": False, "store": None}
+MODEL_RUN: dict[str, object] = {
+    "model": None, "mirror": None, "like": None, "decoder": None, "threads": None, "runtime": None, "delegate": None,
+    "delegate_option": [], "coco": None, "protocol": None, "shard": None, "restart": False, "workers": "auto",
+    "ray": None, "on": [], "accept_host_key": False, "store": None}
 
 
 def configure(p: argparse.ArgumentParser) -> None:

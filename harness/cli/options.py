@@ -28,6 +28,9 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 
+# A parser, an argument group or a mutually exclusive group: the builders add to any of them.
+Container = argparse._ActionsContainer
+
 EXIT_USAGE = 2
 EXIT_GATE_FAILED = 1  # `harness check`: a gate failed (bad input stays EXIT_USAGE)
 
@@ -36,59 +39,59 @@ MAX_IMAGES_HELP = ("use only the first N images of the image set, in image id or
 MIRROR_HELP = "a local mirror of models and COCO (default: $HARNESS_MIRROR)"
 
 
-def add_out(p: argparse.ArgumentParser, what: str, *, default: str | None = None, required: bool = False,
+def add_out(p: Container, what: str, *, default: str | None = None, required: bool = False,
             metavar: str = "DIR") -> None:
     """--out: what the command writes (`what` says what goes there)."""
     p.add_argument("--out", metavar=metavar, default=default, required=required,
                    help=what + (" (required)" if required else ""))
 
 
-def add_json(p: argparse.ArgumentParser, record: str = "run") -> None:
+def add_json(p: Container, record: str = "run") -> None:
     """--json FILE: the command's record."""
     p.add_argument("--json", metavar="FILE", help=f"write the {record} record here (default: none)")
 
 
-def add_quiet(p: argparse.ArgumentParser, what: str = "no progress lines") -> None:
+def add_quiet(p: Container, what: str = "no progress lines") -> None:
     """--quiet; `what` says what it leaves out on this command."""
     p.add_argument("--quiet", action="store_true", help=what)
 
 
-def add_max_images(p: argparse.ArgumentParser, default: int | None = None) -> None:
+def add_max_images(p: Container, default: int | None = None) -> None:
     p.add_argument("--max-images", type=int, default=default, metavar="N",
                    help=MAX_IMAGES_HELP + ("" if default else " (default: all)"))
 
 
-def add_mirror(p: argparse.ArgumentParser) -> None:
+def add_mirror(p: Container) -> None:
     p.add_argument("--mirror", metavar="DIR", help=MIRROR_HELP)
 
 
-def add_like(p: argparse.ArgumentParser, default: str | None = None) -> None:
+def add_like(p: Container, default: str | None = None) -> None:
     p.add_argument("--like", metavar="ZOO_NAME", default=default,
                    help="for a model path: use this zoo card's contract" + ("" if default else " (default: none)"))
 
 
-def add_gt(p: argparse.ArgumentParser, when: str, *, required: bool = False) -> None:
+def add_gt(p: Container, when: str, *, required: bool = False) -> None:
     p.add_argument("--gt", metavar="FILE", required=required,
                    help=f"ground truth, an instances_*.json annotation file: {when}")
 
 
-def add_coco(p: argparse.ArgumentParser, extra: str = "") -> None:
+def add_coco(p: Container, extra: str = "") -> None:
     p.add_argument("--coco", metavar="DIR", help="a COCO root, val2017/ beside annotations/instances_val2017.json "
                                                  f"(default: the mirror's coco/){extra}")
 
 
-def add_images(p: argparse.ArgumentParser, what: str) -> None:
+def add_images(p: Container, what: str) -> None:
     p.add_argument("--images", metavar="DIR", help=what)
 
 
-def add_engine(p: argparse.ArgumentParser) -> None:
+def add_engine(p: Container) -> None:
     from harness.scoring.evaluator import DEFAULT_ENGINE, ENGINES
 
     p.add_argument("--engine", default=DEFAULT_ENGINE, choices=sorted(ENGINES),
                    help="scoring engine: faster (the harness's, same numbers) or pycocotools")
 
 
-def add_runtime(p: argparse.ArgumentParser, dest: str = "runtime", flag: str = "--runtime", what: str = "") -> None:
+def add_runtime(p: Container, dest: str = "runtime", flag: str = "--runtime", what: str = "") -> None:
     from harness.models.backends.tflite import RUNTIMES
 
     p.add_argument(flag, dest=dest, choices=list(RUNTIMES), metavar="NAME",
@@ -96,20 +99,20 @@ def add_runtime(p: argparse.ArgumentParser, dest: str = "runtime", flag: str = "
                         "order)")
 
 
-def add_threads(p: argparse.ArgumentParser, what: str = "") -> None:
+def add_threads(p: Container, what: str = "") -> None:
     p.add_argument("--threads", type=int, metavar="N", help=f"interpreter threads{what} (default: the runtime's)")
 
 
-def add_confidence(p: argparse.ArgumentParser, what: str, default: float | None = 0.95) -> None:
+def add_confidence(p: Container, what: str, default: float | None = 0.95) -> None:
     """--confidence LEVEL: the level of an interval, wherever one is made."""
     p.add_argument("--confidence", type=float, default=default, metavar="LEVEL", help=what)
 
 
-def add_resamples(p: argparse.ArgumentParser, what: str) -> None:
+def add_resamples(p: Container, what: str) -> None:
     p.add_argument("--ci-resamples", type=int, default=1000, metavar="N", help=f"bootstrap resamples {what}")
 
 
-def add_model_options(p: argparse.ArgumentParser, *, optional: bool = False) -> None:
+def add_model_options(p: Container, *, optional: bool = False) -> None:
     """MODEL and how to run it: the options of eval, bench, detect and doctor."""
     from harness.models.decoders import DECODERS
 
@@ -128,20 +131,20 @@ def add_model_options(p: argparse.ArgumentParser, *, optional: bool = False) -> 
                    help="option for the external delegate (repeatable; default: none)")
 
 
-def add_interval_options(p: argparse.ArgumentParser) -> None:
+def add_interval_options(p: Container) -> None:
     """How sure is the AP: the bootstrap over images after scoring (eval)."""
     add_resamples(p, "for the confidence intervals of AP and the other stats (0: no interval)")
     add_confidence(p, "confidence level of those intervals")
 
 
-def add_record_sources(p: argparse.ArgumentParser) -> None:
+def add_record_sources(p: Container) -> None:
     p.add_argument("records", nargs="*", help="run record files or directories of them (default: none, with "
                                               "--store)")
     p.add_argument("--store", metavar="STORE", help="a record store (SQLite) to read, alone or with record files "
                                                     "(default: none)")
 
 
-def add_calibration_options(p: argparse.ArgumentParser) -> None:
+def add_calibration_options(p: Container) -> None:
     from harness.models.images import RESIZE_FILTERS
     from harness.quantize.calibration import DRAWS
     from harness.quantize.modes import RECIPES
@@ -161,7 +164,7 @@ def add_calibration_options(p: argparse.ArgumentParser) -> None:
                                                                   "or the recipe's)")
 
 
-def add_board_options(p: argparse.ArgumentParser, *, records: bool = True) -> None:
+def add_board_options(p: Container, *, records: bool = True) -> None:
     """--on TARGET and what goes with it: the options of eval, bench and detect (harness.cli.on runs them;
     their --quiet also silences the board's progress lines).
 

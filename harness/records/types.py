@@ -213,7 +213,7 @@ class _Score(RunRecord):
 
 
 class ScoreRecord(_Score, total=False):
-    """`harness score`: a results file scored against ground truth."""
+    """`harness eval --results`: a results file scored against ground truth."""
 
     results_file: str
 
@@ -292,7 +292,7 @@ class _QuantCompare(RunRecord):
 
 
 class QuantCompareRecord(_QuantCompare, total=False):
-    """`harness compare-quant FLOAT QUANT`: per-head and per-layer quantization error."""
+    """`harness compare quant FLOAT QUANT`: per-head and per-layer quantization error."""
 
     first_bad_layer: str | None
     threshold: dict[str, Json]
@@ -353,7 +353,7 @@ class _PathCompare(RunRecord):
 
 
 class PathCompareRecord(_PathCompare, total=False):
-    """`harness compare-paths`: one .tflite on two execution paths (harness.analyse.execution_paths)."""
+    """`harness compare paths`: one .tflite on two execution paths (harness.analyse.execution_paths)."""
 
     images: dict[str, Json]
     tensors: dict[str, Json] | None
