@@ -300,7 +300,7 @@ BAD_INPUT: dict[str, Bad] = {
     "model-outputs-not-the-card's": Bad(with_model(lambda p: p.read_bytes(), like="centernet-mobilenetv2-fpn-512-f32"),
                                         ("outputs do not match the card", "object_center", "heatmap")),
     "model-without-a-contract": Bad(bare_model(), ("--like", "--decoder")),
-    "model-unknown-decoder": Bad(bare_model("--decoder", "nope"), ("unknown decoder 'nope'", "ltrb_centernet")),
+    "model-unknown-decoder": Bad(bare_model("--decoder", "nope"), ("invalid choice: 'nope'", "ltrb_centernet")),
     "model-unknown-zoo-name": Bad(eval_of("no-such-model"), ("unknown model 'no-such-model'", MODEL)),
     "model-unknown-like": Bad(with_model(lambda _: b"x", like="no-such-card"), ("unknown model 'no-such-card'",)),
     "model-not-in-the-mirror": Bad(coco_only_mirror, ("not in the mirror", "raw_f32.tflite")),

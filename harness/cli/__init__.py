@@ -59,10 +59,11 @@ class HelpFormatter(argparse.HelpFormatter):
 
 
 class _Parser(argparse.ArgumentParser):
-    """Usage errors (a missing argument, `--max-images abc`) in the same one-line form as every other error."""
+    """Usage errors (a missing argument, `--max-images abc`, a choice not in a registry) in the same one-line
+    form and exit status as every other error: main() prints them."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        raise HarnessError(f"{message} (see {self.prog} --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,8 +90,8 @@ def _record_spellings(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         check_paths(args.command, args)
         return COMMANDS[args.command].run(args)
     except HarnessError as exc:
