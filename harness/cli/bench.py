@@ -58,7 +58,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     ab.add_argument("--block-size", type=int, default=2, help="A/B: invokes of each side per round (default 2)")
     ab.add_argument("--instances", type=int, default=4, help="A/B: interpreters loaded per side, taking turns "
                                                              "(default 4; one load can run 15%% off another)")
-    add_confidence(ab, "A/B: confidence level of the ratio's interval")
+    add_confidence(ab, "of the A/B ratio's interval")
     add_board_options(p)
 
 

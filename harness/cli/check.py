@@ -15,17 +15,20 @@ def configure(p: argparse.ArgumentParser) -> None:
     add_record_sources(p)
     p.add_argument("--ap-tolerance", type=float, metavar="POINTS",
                    help="accuracy gate: |AP - reference| <= POINTS; the reference is --expect or the published "
-                        "baseline of a like-for-like run")
+                        "baseline of a like-for-like run (default: no accuracy gate)")
     p.add_argument("--expect", action="append", default=[], metavar="MODEL=AP",
-                   help="the AP (points) MODEL must reach on the records' image set (repeatable)")
+                   help="the AP (points) MODEL must reach on the records' image set (repeatable; default: none, the "
+                        "published baseline)")
     p.add_argument("--allow-unlike", action="store_true",
                    help="also gate runs that are not like for like against the published baseline")
     p.add_argument("--max-quant-drop", type=float, metavar="POINTS",
-                   help="quantization gate: float AP - quantized AP <= POINTS, siblings of one family")
+                   help="quantization gate: float AP - quantized AP <= POINTS, siblings of one family (default: no "
+                        "quantization gate)")
     p.add_argument("--min-relative-accuracy", type=float, metavar="RATIO",
                    help="relative accuracy gate: quantized AP >= RATIO x its float sibling's AP (0.99: MLPerf's "
-                        "99%% of FP32), for quantized evals and the plan a quantize search chose")
-    add_confidence(p, default=None, what="quantization gate with a paired bootstrap interval of the drop (e.g. "
+                        "99%% of FP32), for quantized evals and the plan a quantize search chose (default: no such "
+                        "gate)")
+    add_confidence(p, default=None, what="of a paired bootstrap interval of the quantization gate's drop (e.g. "
                                          "0.95): fail when the drop exceeds POINTS with this confidence, pass when "
                                          "it is below, else inconclusive (needs the records' detection files; "
                                          "default: none, the gate compares point values)")
@@ -36,7 +39,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-slowdown", type=float, metavar="RATIO",
                    help="latency gates: an A/B record fails when its p50 ratio's interval lies wholly above RATIO; "
                         "a series of bench records on one host fails when the newest p50 / median of the earlier "
-                        "p50s exceeds RATIO and the host's noise band, significantly")
+                        "p50s exceeds RATIO and the host's noise band, significantly (default: no latency gate)")
     p.add_argument("--alpha", type=float, default=0.01, help="significance level of the latency gate (0.01)")
     p.add_argument("--history", type=int, default=10, metavar="K",
                    help="latency series gate: compare the newest run with the median p50 of the K runs before it "

@@ -104,8 +104,8 @@ def add_threads(p: Container, what: str = "") -> None:
 
 
 def add_confidence(p: Container, what: str, default: float | None = 0.95) -> None:
-    """--confidence LEVEL: the level of an interval, wherever one is made."""
-    p.add_argument("--confidence", type=float, default=default, metavar="LEVEL", help=what)
+    """--confidence LEVEL: the level of an interval, wherever one is made (`what`: of which interval)."""
+    p.add_argument("--confidence", type=float, default=default, metavar="LEVEL", help=f"confidence level {what}")
 
 
 def add_resamples(p: Container, what: str) -> None:
@@ -134,7 +134,7 @@ def add_model_options(p: Container, *, optional: bool = False) -> None:
 def add_interval_options(p: Container) -> None:
     """How sure is the AP: the bootstrap over images after scoring (eval)."""
     add_resamples(p, "for the confidence intervals of AP and the other stats (0: no interval)")
-    add_confidence(p, "confidence level of those intervals")
+    add_confidence(p, "of those intervals")
 
 
 def add_record_sources(p: Container) -> None:

@@ -34,7 +34,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("saved_model", nargs="?", help="the float SavedModel directory (leave out with --plan)")
     add_out(p, "the .tflite file to write (the chosen one with --max-drop); the record of how it was made goes "
-               "to FILE.json", metavar="FILE")
+               "to FILE.json (required)", metavar="FILE")
     p.add_argument("--mode", choices=list(MODES), help="int8 (default; NXP's: int8 input, float outputs), 16x8, "
                                                        "dynamic, float32")
     add_calibration_options(p)
