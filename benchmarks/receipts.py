@@ -78,3 +78,164 @@ def write_artifact(path: str | Path, name: str, provenance: dict, data: object, 
     record["load_average"] = {**provenance["load_average"], "end": list(os.getloadavg())}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     return write_json_atomic(path, record, indent=1)
+
+
+# --------------------------------------------------------------------------------------------------
+# Rendering an artifact as Markdown
+
+
+def _table(header: list[str], rows: list[list[object]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header),
+            *("| " + " | ".join(str(c) for c in row) + " |" for row in rows)]
+
+
+def under_load(artifact: dict) -> bool:
+    """The 1-minute load average, at the start or the end, above the number of cores."""
+    la, cores = artifact["load_average"], artifact["machine"]["nproc"]
+    return max(la["start"][0], la.get("end", la["start"])[0]) > cores
+
+
+def caption(artifact: dict) -> str:
+    m, la = artifact["machine"], artifact["load_average"]
+    load = f"load average {la['start'][0]:.2f} at the start, {la.get('end', la['start'])[0]:.2f} at the end"
+    label = "measured under load" if under_load(artifact) else "measured"
+    commit = (artifact.get("git_commit") or "unknown")[:7] + (" with local changes" if artifact.get("git_dirty")
+                                                              else "")
+    return (f"*{label.capitalize()} {artifact['date'][:10]} on {m['nproc']} cores of {m['cpu_model']} ({load}), "
+            f"Python {m['python']}, commit {commit}: `{artifact['command']}`.*")
+
+
+def render_scaling(artifact: dict) -> list[str]:
+    rows = [[r["model"].removeprefix("mb3-centernet-"), r["images"], f"{r['workers']} x {r['threads']}",
+             f"{r['loop_wall_s']:.2f}", f"{r['startup_s']:.2f}", f"{r['invoke_sum_s']:.2f}", f"{r['ratio']:.3f}",
+             f"{r['loop_over_invoke']:.3f}"] for r in artifact["data"]]
+    return _table(["model", "images", "workers x threads", "loop wall s", "start-up s", "sum of invoke s", "ratio",
+                   "loop / invoke"], rows)
+
+
+def render_gate_noise(artifact: dict) -> list[str]:
+    s, settings = artifact["data"]["summary"], artifact["data"]["settings"]
+
+    def spread(d: dict, digits: int = 3) -> str:
+        return f"{d['min']:.{digits}f}-{d['max']:.{digits}f} (median {d['median']:.{digits}f})"
+
+    rows = []
+    for key, name in (("aa", "A/A f32 vs f32"), ("ab", "A/B int8 vs f32")):
+        g = s[key]
+        rows.append([f"{name}, `--max-slowdown {s['max_slowdown']:g}`", g["runs"], f"**{g['fails']}**",
+                     f"{g['width']['median']:.3f} / {g['width']['max']:.3f}", spread(g["ratio"])])
+    for label, v in s["series"].items():
+        limit, rule = label.split(" ", 1)
+        rows.append([f"series, `--max-slowdown {limit}`, {rule}", f"{v['checks']} checks", f"**{v['fails']}**", "",
+                     ""])
+    threads = settings.get("threads") or "the runtime's default"
+    ref = s["reference_ratio"]
+    return [*_table(["gate", "runs", "fails", "interval width (median / max)", "ratio"], rows), "",
+            f"{settings['rounds']} rounds, {settings['instances']} instances per side, {settings['blocks']} blocks of "
+            f"{settings['block_size']}, threads: {threads}. Plain f32 p50: {spread(s['plain_p50_ms'], 1)} ms "
+            f"(CV {s['plain_p50_ms']['cv_percent']:.1f}%). Reference ratio: f32 / reference "
+            f"{spread(ref['f32/reference'], 2)} (CV {ref['f32/reference']['cv_percent']:.1f}%), int8 / reference "
+            f"{spread(ref['int8/reference'], 2)} (CV {ref['int8/reference']['cv_percent']:.1f}%)."]
+
+
+RENDERERS: dict[str, Callable[[dict], list[str]]] = {
+    "scaling": render_scaling,
+    "gate_noise": render_gate_noise,
+}
+
+
+def render(path: str, table: str) -> str:
+    """The body of one marked block: the caption, a blank line, the rendered table (each line ends in \\n)."""
+    import json
+
+    if table not in RENDERERS:
+        raise ValueError(f"no renderer {table!r}; known: {', '.join(RENDERERS)}")
+    if not (REPO / path).is_file():
+        raise ValueError(f"artifact not found: {path}")
+    artifact = json.loads((REPO / path).read_text())
+    return "\n".join([caption(artifact), "", *RENDERERS[table](artifact)]) + "\n"
+
+
+def markdown_files() -> list[Path]:
+    files = []
+    for name in MARKDOWN:
+        p = REPO / name
+        files += sorted(p.rglob("*.md")) if p.is_dir() else [p]
+    return files
+
+
+def rerender(text: str) -> str:
+    """`text` with every marked block's body replaced by its rendering."""
+    return BLOCK.sub(lambda m: m.group(1) + render(m["path"], m["table"]) + m.group(5), text)
+
+
+def stale_blocks(text: str) -> list[str]:
+    """`PATH table=NAME` for each marked block of `text` whose body differs from its rendering."""
+    return [f"{m['path']} table={m['table']}" for m in BLOCK.finditer(text)
+            if m["body"] != render(m["path"], m["table"])]
+
+
+# A table header naming a measured quantity, and a sentence that says "measured" next to a figure with a unit.
+MEASURED_HEADER = re.compile(r"\b(ms|s|p50|p90|p99|wall|ratio|fails|latency|speed-?up|throughput|dB|cosine)\b", re.I)
+MEASURED_PROSE = re.compile(r"\bmeasured\b[^.]*?\d+(\.\d+)?\s?(ms|s|%|x|min)\b|\d+(\.\d+)?\s?(ms|s|%|x|min)\b[^.]*?"
+                            r"\bmeasured\b", re.I)
+
+
+def unmarked_measurements(text: str) -> list[str]:
+    """Lines outside the receipt blocks and code fences that look measured: a table whose header names a
+    measured quantity, or a sentence that says "measured" beside a figure with a unit."""
+    text = BLOCK.sub("", text)
+    text = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+    found = []
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        is_header = line.startswith("|") and i + 1 < len(lines) and lines[i + 1].startswith("| ---")
+        if is_header and MEASURED_HEADER.search(line):
+            found.append(f"table: {line}")
+    for paragraph in re.split(r"\n\s*\n", text):
+        flat = " ".join(paragraph.split())
+        if not flat.startswith("|") and MEASURED_PROSE.search(flat):
+            found.append(f"prose: {MEASURED_PROSE.search(flat).group(0)}")
+    return found
+
+
+def stale() -> list[str]:
+    """`FILE: ...` for each stale block and each unmarked measured table or sentence, in every Markdown file."""
+    out = []
+    for f in markdown_files():
+        text = f.read_text()
+        out += [f"{f.relative_to(REPO)}: block {b} differs from its artifact" for b in stale_blocks(text)]
+        out += [f"{f.relative_to(REPO)}: outside a receipt block: {u}" for u in unmarked_measurements(text)]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--write", action="store_true", help="re-render every marked block in place (default: check only)")
+    args = p.parse_args(argv)
+    try:
+        return _check_or_write(args.write)
+    except ValueError as exc:
+        print(f"receipts: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _check_or_write(write: bool) -> int:
+    if not write:
+        bad = stale()
+        for line in bad:
+            print(line)
+        return 1 if bad else 0
+    from harness.common.fileio import write_text_atomic
+
+    for f in markdown_files():
+        text = f.read_text()
+        new = rerender(text)
+        if new != text:
+            write_text_atomic(f, new)
+            print(f"rendered: {f.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
