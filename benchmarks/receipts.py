@@ -31,8 +31,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 MARKDOWN = ("README.md", "docs")
-BLOCK = re.compile(r"(<!-- receipt: (?P<path>\S+) table=(?P<table>[\w-]+) -->\n)(?P<body>.*?)(<!-- /receipt -->)",
-                   re.S)
+BLOCK = re.compile(r"(^<!-- receipt: (?P<path>\S+) table=(?P<table>[\w-]+) -->\n)(?P<body>.*?)(^<!-- /receipt -->)",
+                   re.S | re.M)
 PACKAGES = ("ai-edge-litert", "tensorflow-cpu", "numpy", "faster-coco-eval")
 
 
