@@ -138,7 +138,27 @@ def render_gate_noise(artifact: dict) -> list[str]:
             f"{spread(ref['int8/reference'], 2)} (CV {ref['int8/reference']['cv_percent']:.1f}%)."]
 
 
+def render_demo(artifact: dict) -> list[str]:
+    d = artifact["data"]
+    latency = {r["model"]: r for r in d["latency"]}
+
+    def num(value: str | None) -> str:
+        return "" if value in (None, "") else f"{float(value):.2f}"
+
+    rows = []
+    for r in d["accuracy"]:
+        lat = latency.get(r["model"], {})
+        rows.append([r["model"], r["runtime"], num(r["AP"]), num(r["AP50"]), num(r["AP75"]), num(r["published AP"]),
+                     r["like for like"], num(lat.get("invoke p50 ms")), num(lat.get("invoke p90 ms")),
+                     num(lat.get("invoke p99 ms")), num(lat.get("e2e p50 ms"))])
+    wall = d["harness_demo_wall_s"]
+    return [f"`harness demo` took {int(wall // 60)} min {wall % 60:.0f} s.", "",
+            *_table(["model", "runtime", "AP", "AP50", "AP75", "published AP", "like for like", "invoke p50 ms",
+                     "invoke p90 ms", "invoke p99 ms", "end-to-end p50 ms"], rows)]
+
+
 RENDERERS: dict[str, Callable[[dict], list[str]]] = {
+    "demo": render_demo,
     "scaling": render_scaling,
     "gate_noise": render_gate_noise,
 }
