@@ -64,6 +64,9 @@ def machine() -> dict:
 
 def start(argv: list[str]) -> dict:
     """The artifact's provenance, taken before measuring: command, date, commit, machine, load average."""
+    script = Path(argv[0]).resolve()
+    if script.is_relative_to(REPO):  # the script as the repository names it, wherever it was run from
+        argv = [str(script.relative_to(REPO)), *argv[1:]]
     return {"command": " ".join(["python", *argv]), "date": datetime.datetime.now(datetime.timezone.utc)
             .isoformat(timespec="seconds"), "git_commit": _git("rev-parse", "HEAD"),
             "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")), "machine": machine(),

@@ -62,8 +62,8 @@ def test_every_relative_link_resolves():
 
 def test_the_doctor_example_prints_what_the_readme_shows(mirror, tmp_path, monkeypatch, capsys):
     """Runs the README's own snippet (plant the fault) and command, with ../shared/mirror pointing at the mirror.
-    The expected output is the README's text; that the fix restores AP 50.5 is pycocotools' published 0.505 for
-    this results file (its evaluation demo), which the README's table must show as the AP after."""
+    The expected output is the README's text; the AP after the fix must be pycocotools' published AP for this
+    results file (the cocoapi demo's, in the mirror's known_answer/EXPECTED.txt)."""
     text = _text()
     snippet = re.search(r"python3 - <<'EOF'\n(.*?)\nEOF\n", text, re.S)
     console = re.search(r"```console\n\$ (harness doctor .*?)\n(.*?)```", text, re.S)
@@ -81,7 +81,10 @@ def test_the_doctor_example_prints_what_the_readme_shows(mirror, tmp_path, monke
     printed = capsys.readouterr().out
     assert printed.strip("\n") == console[2].strip("\n")
     top = console[2].splitlines()[1].split()
-    assert top[:2] == ["1", "box-xyxy"] and top[3] == "50.5"
+    expected = (mirror / "coco" / "known_answer" / "EXPECTED.txt").read_text()
+    published_ap = float(re.search(r"^bbox \(instances_val2014_fakebbox100_results\.json\): ([\d.]+)",
+                                   expected, re.M)[1])
+    assert top[:2] == ["1", "box-xyxy"] and float(top[3]) == round(100 * published_ap, 1)
 
 
 def test_every_docs_page_the_package_cites_exists():
