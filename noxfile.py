@@ -1,4 +1,4 @@
-"""Sessions: tests (the suite CI runs), demo (the README's main job), bench, reliability, lint.
+"""Sessions: tests (the suite CI runs), demo (the README's main job), bench, reliability, lint, docs, receipts.
 
 `python3 -m pip install nox uv` is the only thing to install by hand; every session builds its own
 virtual environment (with uv when it is there, which takes seconds instead of a minute).
@@ -76,3 +76,17 @@ def gate_noise(session: nox.Session) -> None:
     """False-alarm rates of `harness check --max-slowdown`: 20 A/A, 20 A/B and 20 plain bench runs (minutes)."""
     session.install("-e", ".[board]")
     session.run("python", "benchmarks/gate_noise.py", "--mirror", MIRROR, *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site, built strict (a broken link or a missing page fails) into site/."""
+    session.install("-e", ".[docs]")
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs)
+
+
+@nox.session
+def receipts(session: nox.Session) -> None:
+    """Re-render the measured tables of README.md and docs/ from their artifacts in benchmarks/results/."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/receipts.py", "--write", *session.posargs)

@@ -9,7 +9,8 @@ Then `harness check --max-slowdown` is applied as CI would: each A/A and A/B rec
 never fail, A/B always), and the series gate to each plain run against the runs before it (nothing changed,
 so every failure is a false alarm), with the robust rule (median of the last 5 or 10 runs, `--history`)
 and with the old one (the previous run only, `--history 1`). Prints a summary and writes it to
-OUT/summary.json beside the records.
+OUT/summary.json beside the records; `--artifact FILE` also writes it as a receipts artifact
+(benchmarks/receipts.py), from which the docs' false-alarm table is rendered.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from receipts import start, write_artifact
 
 from harness.analyse.check import gate_ab, gate_latency
 from harness.records.reader import read_record
@@ -53,8 +55,11 @@ def main() -> int:
     p.add_argument("--threads", help="interpreter threads for every bench (default: the runtime's); the issue's "
                                      "'int8 about 2x slower than f32' holds at 2 threads on this x86 CPU")
     p.add_argument("--out", default="reports/gate-noise")
+    p.add_argument("--artifact", help="also write the summary as a receipts artifact, e.g. "
+                                      "benchmarks/results/gate_noise.json (default: none)")
     p.add_argument("--analyse-only", action="store_true", help="gate the records already in OUT, run nothing")
     args = p.parse_args()
+    args.provenance = start(sys.argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.analyse_only:
@@ -112,6 +117,10 @@ def report(args: argparse.Namespace, out: Path, aa: list[dict], ab: list[dict], 
         },
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    if args.artifact:
+        settings = {k: getattr(args, k) for k in ("rounds", "blocks", "block_size", "instances", "threads")}
+        write_artifact(args.artifact, "gate_noise", args.provenance, {"settings": settings, "summary": summary},
+                       wall_s)
     print(json.dumps(summary, indent=1))
     return 0
 

@@ -24,9 +24,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
+import receipts  # noqa: E402  (benchmarks/receipts.py: the artifact's provenance)
 from synthetic_sets import weak_detector_set  # noqa: E402
 
-from harness.common.fileio import write_json_atomic  # noqa: E402
 from harness.scoring.accumulate import fast_stats  # noqa: E402
 from harness.scoring.bootstrap import METHODS, bootstrap, match_once, resample_weights  # noqa: E402
 
@@ -51,10 +51,12 @@ def main() -> int:
     p.add_argument("--images", type=int, default=5000, help="images in the set (default: 5000)")
     p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default: 1000, eval's)")
     args = p.parse_args()
+    provenance = receipts.start(sys.argv)
+    begun = time.perf_counter()
     sets = {name: measure(args.images, args.resamples, **knobs) for name, knobs in SETS.items()}
     out = {"what": " ".join(__doc__.split("\n\n")[1].split()), "resamples": args.resamples, "level": 0.95,
            "sets": sets}
-    write_json_atomic(Path(args.out), out, indent=1)
+    receipts.write_artifact(args.out, "interval_point", provenance, out, round(time.perf_counter() - begun, 1))
     print(f"wrote {args.out}")
     return 0
 

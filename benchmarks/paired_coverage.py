@@ -25,10 +25,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
+import receipts  # noqa: E402  (benchmarks/receipts.py: the artifact's provenance)
 from synthetic_sets import degraded  # noqa: E402
 from test_bootstrap import FULL_SET, synthetic_set  # noqa: E402
 
-from harness.common.fileio import write_json_atomic  # noqa: E402
 from harness.scoring.bootstrap import ap_from_weights, match_once, paired_delta  # noqa: E402
 
 SIBLINGS = {"drop": {"jitter": 0.05, "score_noise": 0.3, "image_effect": 0.2},
@@ -87,12 +87,14 @@ def main() -> int:
                    help="subsets of 100, 300 and 1000 images (default: 600 300 100)")
     p.add_argument("--seed", type=int, default=1, help="seed of the sibling and of the subsets (default: 1)")
     args = p.parse_args()
+    provenance = receipts.start(sys.argv)
+    begun = time.perf_counter()
     plan = list(zip((100, 300, 1000), args.subsets, strict=True))
     t0 = time.perf_counter()
     result = {"what": __doc__.split("\n\n")[2].replace("\n", " "), "level": 0.95, "population_images": FULL_SET,
               "seed": args.seed, "scenarios": measure(plan, args.resamples, args.seed),
               "seconds": round(time.perf_counter() - t0, 1)}
-    write_json_atomic(Path(args.out), result)
+    receipts.write_artifact(args.out, "paired_coverage", provenance, result, round(time.perf_counter() - begun, 1))
     print(f"wrote {args.out}")
     return 0
 

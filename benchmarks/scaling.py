@@ -8,7 +8,8 @@ reference `one_thread_invoke_s`. Each configuration WxT is then run with W worke
 leaves the model load out; `startup_s`, spawning the workers and loading the model in each, is shown
 beside it), `ideal_s` = one_thread_invoke_s / W, `ratio` = loop_wall_s / ideal_s (target <= 1.15), and
 `loop_over_invoke` is the largest worker's loop time over its own invoke time (target <= 1.1).
-benchmarks/test_bench_workers.py asserts both targets; this script prints the table.
+benchmarks/test_bench_workers.py asserts both targets; this script prints the table and, with `--out FILE`,
+writes it as a receipts artifact (benchmarks/receipts.py) that the docs' scaling table is rendered from.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ import argparse
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
+
+from receipts import start, write_artifact
 
 from harness.common.summary import table
 from harness.measure.evaluate import evaluate
@@ -73,10 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--configs", nargs="+", default=[f"1x{n}", f"{n}x1"], metavar="WxT",
                    help=f"workers x threads (default: 1x{n} {n}x1 on this {n}-core machine)")
     p.add_argument("--images", type=int, help="the first N images (default: all the mirror's 159)")
+    p.add_argument("--out", help="write the rows as an artifact, e.g. benchmarks/results/scaling.json (default: none)")
     args = p.parse_args(argv)
     configs = [tuple(int(v) for v in c.split("x")) for c in args.configs]
+    provenance, t0 = start(sys.argv if argv is None else [__file__, *argv]), time.perf_counter()
     rows = [r for m in args.models for r in scaling_table(Path(args.mirror), m, configs, args.images)]  # type: ignore[arg-type]
     print_rows(rows)
+    if args.out:
+        write_artifact(args.out, "scaling", provenance, rows, time.perf_counter() - t0)
     print(f"ratio = loop_wall_s / (one_thread_invoke_s / workers), target <= {RATIO_TARGET}; "
           f"loop_over_invoke target <= {LOOP_TARGET}; {n} cores; startup_s is not in loop_wall_s")
     return 0

@@ -110,17 +110,30 @@ def _docs() -> str:
     return "\n".join(" ".join(p.read_text().split()) for p in paths)
 
 
+def _cited(quote: str) -> list[str]:
+    """The fragments a quote cites after `models.md:` (the repository's docs/models.md)."""
+    return re.findall(r"models\.md: ([^;\"]+?)(?:;|$)", quote)
+
+
 @pytest.mark.parametrize("name", sorted(n for n, c in ZOO.items() if c.baseline))
 def test_every_baseline_quotes_its_source_and_invents_nothing(name):
     """Each baseline quotes the passage that gives its split and protocol; every quoted fragment (between
-    double quotes, or after `design.md:` / `MODEL_CARD.md:`) is in docs/design.md or the mirror's model card."""
+    double quotes, or cited from docs/models.md) is in the project's design notes (../shared/docs/design.md,
+    the source the figures were taken from) or the mirror's model card."""
     quote = get_card(name).baseline.quote
     assert quote, f"{name} has no quote"
     docs = _docs()
-    fragments = re.findall(r'"([^"]+)"', quote) + re.findall(r"design\.md: ([^;\"]+?)(?:;|$)", quote)
+    fragments = re.findall(r'"([^"]+)"', quote) + _cited(quote)
     assert fragments, quote
     for frag in fragments:
         assert " ".join(frag.split()) in docs, frag
+
+
+@pytest.mark.parametrize("name", sorted(n for n, c in ZOO.items() if c.baseline and "models.md:" in c.baseline.quote))
+def test_what_a_baseline_cites_from_docs_models_md_is_on_that_page(name):
+    page = " ".join((Path(__file__).resolve().parents[1] / "docs" / "models.md").read_text().split())
+    for frag in _cited(get_card(name).baseline.quote):
+        assert " ".join(frag.split()) in page, f"docs/models.md lacks {frag!r}, which {name}'s baseline cites"
 
 
 # --------------------------------------------------------------------------------------------------

@@ -6,8 +6,8 @@ check is an input error, not a pass: a CI step that silently checks nothing guar
 Latency has two gates under --max-slowdown. An interleaved A/B record (harness bench --baseline) fails
 only when its ratio's interval lies wholly above the allowed ratio. The series gate compares the newest
 plain bench with the median of the runs before it on one host, and fails only when the slowdown exceeds
-the allowed ratio, the host's run-to-run noise band and a Mann-Whitney U test; the README quotes the
-false-alarm rates of both as measured by benchmarks/gate_noise.py.
+the allowed ratio, the host's run-to-run noise band and a Mann-Whitney U test. benchmarks/gate_noise.py
+measures the false-alarm rates of both (docs/latency.md renders its artifact).
 """
 
 from __future__ import annotations
@@ -200,7 +200,7 @@ def _search_ratio(rec: QuantSearchRecord, min_ratio: float, confidence: float | 
                           ap, fap, min_ratio, note)
 
 
-HISTORY = 10  # the series gate's baseline: the median p50 of this many runs before the newest (README)
+HISTORY = 10  # the series gate's baseline: the median p50 of this many runs before the newest (docs/latency.md)
 NOISE_Z = 3.0  # ... and a slowdown must also leave the band of NOISE_Z robust deviations of their p50s
 
 

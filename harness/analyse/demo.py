@@ -18,13 +18,13 @@ if TYPE_CHECKING:  # `harness --help` builds every parser: keep this module's im
     from harness.records.types import RunRecord
 
 DEMO_MODELS = ("mb3-centernet-hub", "mb3-centernet-f32", "mb3-centernet-int8", "mb3-centernet-16x8")
-# (warmup, model-only rule, end-to-end rule) for models whose kernels are slow: the 16x8 model takes about
-# 1.5 s an image on a 2-core x86 machine, so the default rule (20 + 10 timed runs) would cost 50 s of the
-# demo. Fewer runs widen its latency interval; the demo says so in its output.
+# (warmup, model-only rule, end-to-end rule) for models whose kernels are slow: the 16x8 model runs on TFLite's
+# own kernels (XNNPACK has no 16x8 ones), many times slower than its siblings, so the default rule (20 + 10
+# timed runs) would dominate the demo's time. Fewer runs widen its latency interval; the demo says so in its output.
 SHORT_BENCH = {"mb3-centernet-16x8": (1, (5, 1.0, 8.0), (3, 1.0, 5.0))}
 DEFAULT_BENCH = (3, (20, 2.0, 30.0), (10, 1.0, 30.0))
 # Images for the float-vs-quantized layer comparison of a slow model: it runs with every tensor kept and the
-# fast kernels off, about 13 s an image for the 16x8 model here (its pair would otherwise take 2 minutes).
+# fast kernels off, which for the 16x8 model costs seconds an image (its pair would otherwise take minutes).
 SHORT_COMPARE = {"mb3-centernet-16x8": 4}
 
 

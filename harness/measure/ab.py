@@ -12,8 +12,8 @@ resample_weights), so a slow spell that hit both sides in one block moves numera
 together and cancels in the ratio, while the blocks stay the unit of dependence (samples inside a block
 share the host's state, so resampling single samples would understate the spread). Percentile interval:
 the ratio of medians is not pivotal enough for the "basic" reflection to help. A bootstrap over few units
-is known to run narrow; whether 30 blocks (the default) are enough is what the measured A/A false-alarm
-rate answers (README, "Latency CI": 1 of 20 at --max-slowdown 1.05).
+is known to run narrow; whether 30 blocks (the default) are enough is what the A/A false-alarm rate answers:
+benchmarks/gate_noise.py measures it (docs/latency.md renders its artifact).
 
 `--reference` adds the fixed reference model (harness.models.reference) as a third side: candidate /
 reference is a speed figure that carries across hosts better than milliseconds, with the same interval.
@@ -62,15 +62,13 @@ class ABSettings:
 class Side:
     """One thing being timed: its role, the staged invoke() of each loaded instance, and what the record says.
 
-    Why several instances: two interpreters of the *same* model in one process run apart for a whole run,
-    in either direction and in nearly every block (where the buffers landed, not the host's drift): A/A
-    ratios of 0.85-1.14 with one instance per side on the idle 2-core machine, each with a tight interval,
-    which no interval over blocks can see. Loading each side several times, in alternating order, and
-    letting the instances take turns averages that effect and puts it into the block-to-block spread the
-    interval sees. Measured here (README, "Latency CI"), 20 runs each on the idle machine at 2 threads: one
-    instance per side gave 2 A/A false alarms at 1.05 (and 13 of 20 A/B catches at default threads, where
-    int8 is only ~1.2x f32); four instances gave 0 A/A false alarms and caught int8's 1.58x 20 of 20 times,
-    at an interval width of 0.084 (A/A median) instead of 0.052. Four is the default for that reason.
+    Why several instances: two interpreters of the *same* model in one process can run apart for a whole
+    run, in either direction and in nearly every block (where the buffers landed, not the host's drift),
+    each with a tight interval, which no interval over blocks can see. Loading each side several times, in
+    alternating order, and letting the instances take turns averages that effect and puts it into the
+    block-to-block spread the interval sees, at the price of a wider interval. The default number of
+    instances trades A/A false alarms against that width; benchmarks/gate_noise.py (--instances) measures
+    both.
     """
 
     role: str  # candidate | baseline | reference

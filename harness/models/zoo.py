@@ -125,7 +125,7 @@ register(ModelCard(
     default_protocol="tfod",
     baseline=Baseline(29.5, "test-dev2017", 20288, "tfod",
                       "https://tfhub.dev/tensorflow/centernet/resnet50v2_512x512/1",
-                      quote="docs/design.md: 29.5 mAP (model card: \"COCO 2017 test set\"); the model card's "
+                      quote="docs/models.md: 29.5 mAP (model card: \"COCO 2017 test set\"); the model card's "
                             "sentence on the protocol is not quoted there"),
     family="centernet-resnet50v2-512",
 ))
@@ -146,7 +146,7 @@ register(ModelCard(
                       "tf2_detection_zoo.md",
                       "measured by the TF OD API with the model's own pipeline config (keep_aspect_ratio_resizer, "
                       "letterboxed), hence protocol 'tfod'",
-                      quote="docs/design.md: 23.4 mAP (TF2 zoo, split not stated); no sentence of the TF2 zoo "
+                      quote="docs/models.md: 23.4 mAP (TF2 zoo, split not stated); no sentence of the TF2 zoo "
                             "giving split or protocol is quoted there"),
     family="centernet-mobilenetv2-fpn-512",
 ))
@@ -165,7 +165,7 @@ register(ModelCard(
     baseline=Baseline(17.2, "val2017", 5000, "nxp",
                       "https://github.com/NXP/eiq-model-zoo/tree/main/tasks/vision/object-detection/centernet",
                       "calibration images drawn from val2017 itself; stretched by NXP's load_image",
-                      quote="docs/design.md: 17.2 mAP on val2017 (NXP `evaluate.py`); \"NXP's `evaluate.py` also "
+                      quote="docs/models.md: 17.2 mAP on val2017 (NXP `evaluate.py`); \"NXP's `evaluate.py` also "
                             "truncates boxes to integers and clamps them to >= 1 pixel: its 17.2 is measured under "
                             "that protocol\""),
     family="centernet-mobilenetv2-fpn-512",

@@ -5,9 +5,9 @@ module is how it was made, and `python -m harness.quantize.reference_model OUT` 
 network is a miniature of the layers that dominate mb3-centernet's time (3x3 convolution, depthwise 3x3,
 1x1 expansion, hard-swish, a stride-2 pyramid) on a 384x384 input: it exercises the same kernels the
 candidate does, which is what makes candidate / reference a speed ratio that carries over between hosts
-of different speed. It takes about 12 ms on this project's x86 VM (mb3-centernet-f32: about 60 ms). v1
-was a 2 ms model on 256x256: an invoke that short is rarely preempted by other load while the candidate's
-is, so on a shared host the ratio moved with the load (README, "Latency CI", has both measurements).
+of different speed. It is sized to take a fair share of the candidate's time per invoke: v1, a much
+smaller model on 256x256, ran so briefly that other load rarely preempted it while it preempted the
+candidate, so on a shared host the ratio moved with the load.
 Weights come from numpy's PCG64 with a fixed seed; TensorFlow 2.21 rebuilds the file byte for byte, and
 the test rebuilds it and compares outputs (other TF versions may lay the bytes out differently).
 """

@@ -37,8 +37,8 @@ PIXEL_RANGES: dict[str, tuple[tuple[float, float, float], tuple[float, float, fl
 RESIZES = ("pillow-bilinear", "cv2-linear", "tf-bilinear", "nearest")
 # A variant is a finding only when the paired bootstrap over images says it is worth half a point: the lower
 # bound of a two-sided 80% interval (one-sided 90%) of its AP gain is at least ALARM. On 48 images a harmless
-# change moves AP by about a point (mb3-centernet-f32, letterbox instead of stretch: +1.10, 80% interval
-# [+0.36, +2.83]; +0.17 on all 159 images), so neither a bare gain nor a gain merely above 0 is evidence.
+# change (such as letterbox instead of stretch for mb3-centernet-f32) can move AP by a point or so, so neither
+# a bare gain nor a gain merely above 0 is evidence.
 SIGNIFICANCE_LEVEL = 0.8
 RESAMPLES = 1000
 
