@@ -32,14 +32,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     provenance = start(sys.argv if argv is None else [__file__, *argv])
     with tempfile.TemporaryDirectory(prefix="harness-demo-time-") as tmp:
-        cmd = [sys.executable, "-m", "harness", "demo", "--mirror", args.mirror, "--output", f"{tmp}/demo",
-               "--report", f"{tmp}/report"]
+        cmd = [sys.executable, "-m", "harness", "demo", "--mirror", args.mirror, "--out", f"{tmp}/demo"]
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         wall = time.perf_counter() - t0
         data = {"harness_demo_wall_s": wall}
         for name in TABLES:
-            with open(Path(tmp) / "report" / "tables" / f"{name}.csv", newline="") as f:
+            with open(Path(tmp) / "demo" / "report" / "tables" / f"{name}.csv", newline="") as f:
                 data[name] = list(csv.DictReader(f))
     write_artifact(args.out, "demo", provenance, data, wall)
     print(f"harness demo: {wall:.0f} s; artifact {args.out}")
