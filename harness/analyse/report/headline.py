@@ -44,7 +44,7 @@ def accuracy(records: Sequence[RunRecord]) -> pd.DataFrame:
     for rec in sorted(latest_evals(records), key=lambda r: (model_name(r), str(r["backend"].get("runtime")))):
         cmp = rec.get("comparison") or {}
         base = cmp.get("baseline") or {}
-        interval = rec["results"].get("interval") or {}
+        interval: Mapping[str, Any] = rec["results"].get("interval") or {}  # stat -> interval, and "level"
         ap = interval.get("AP") or {}
         verdict = cmp.get("interval_verdict") or {}
         reasons = "; ".join(cmp.get("reasons", []))
@@ -111,7 +111,7 @@ def tables(records: Sequence[RunRecord], paired: Mapping[tuple[str, str], Any]) 
             "headline_latency": latency(records)}
 
 
-_QUESTIONS = (
+_QUESTIONS: tuple[tuple[str, str, str, dict[str, object]], ...] = (
     ("headline_accuracy", "Measured vs published AP",
      "AP in points with its bootstrap interval over the images; the verdicts are the eval's own: like for like "
      "(same split, image count and protocol as the published number) and whether the two agree within sampling "
