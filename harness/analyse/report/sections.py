@@ -82,7 +82,7 @@ def _quant(t: Mapping[str, pd.DataFrame], figs: Mapping[str, bytes | None], gall
             + render.html_table(_cols(q, ["float", "quantized", "images", "AP float", "AP float CI", "AP quant",
                                           "AP quant CI", "ΔAP", "ΔAP CI paired", "ΔAP CI unpaired",
                                           "CI widths float/quant/paired", "CI"]))
-            + "<h3>Per object size</h3>"
+            + "<h3>AP50, AP75 and per object size</h3>"
             + render.html_table(_cols(q, ["float", "quantized", *(f"{k} {w}" for k in SIZE_STATS[1:]
                                                                   for w in ("float", "quant")),
                                           *(f"Δ{k}" for k in SIZE_STATS[1:])]))
@@ -100,7 +100,8 @@ def _quant(t: Mapping[str, pd.DataFrame], figs: Mapping[str, bytes | None], gall
             + "<h3>Largest drops per class (all classes in tables/quant_per_class.csv)</h3>"
             + f'<p class="note">Ranked among classes with at least {min_instances} ground-truth boxes; classes with '
             "fewer are greyed out and listed after them: a ΔAP from a handful of boxes is noise.</p>"
-            + render.html_table(worst, muted="few boxes"))
+            + render.html_table(_cols(worst, ["quantized", "class", "boxes", "images", "AP float", "AP quant", "ΔAP",
+                                              "ΔAP50", "ΔAPs", "ΔAPm", "ΔAPl", "few boxes"]), muted="few boxes"))
 
 
 def _latency(t: Mapping[str, pd.DataFrame], figs: Mapping[str, bytes | None]) -> str:
