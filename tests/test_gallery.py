@@ -186,3 +186,34 @@ def test_short_labels_drop_the_shared_prefix():
     assert short_labels("mb3-centernet-f32", "mb3-centernet-int8") == ("f32", "int8")
     assert short_labels("a-f32", "b-f32") == ("a-f32", "b-f32")
     assert short_labels("m", "m") == ("m (A)", "m (B)")
+
+
+def test_records_copied_elsewhere_find_their_detections_and_images_by_the_tail_of_their_paths(coco, tmp_path):
+    """A folder of records and detections (and its COCO copy) moved to another root: the absolute paths the
+    records hold are gone, their tails under the folder the records are read from are not."""
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(coco, old / "coco")
+    b = record(old / "coco", "b", DETS_B, old / "runs" / "det")
+    b["detections_file"] = str(old / "runs" / "det" / "detections_b.json")  # as eval writes it: absolute
+    new = tmp_path / "new"
+    shutil.move(old, new)
+    assert not (old / "runs" / "det" / "detections_b.json").exists()
+    assert [i.image_id for i in single_gallery(b, n=2, base_dir=new)] == [1003, 1004]
+    assert [i.image_id for i in single_gallery(b, n=2, base_dir=new / "runs")] == []  # coco/ is not under runs/
+
+
+def test_a_missing_file_is_named_with_every_place_looked_in(coco, tmp_path):
+    from harness.analyse.report.gallery import missing_files
+
+    b = record(coco, "b", DETS_B, tmp_path / "runs")
+    assert missing_files(b, tmp_path / "runs") is None
+    b["detections_file"] = "/gone/det/detections_b.json"
+    assert missing_files(b, tmp_path / "else") == (
+        f"detections file /gone/det/detections_b.json not found (nor under {tmp_path / 'else'} as "
+        "gone/det/detections_b.json, det/detections_b.json, detections_b.json)")
+    assert missing_files(b, None) == "detections file /gone/det/detections_b.json not found"
+    b["dataset"] = {**b["dataset"], "images_dir": "/gone/coco/val2017"}
+    assert missing_files(b, tmp_path).startswith("images folder /gone/coco/val2017 not found (nor under")
+    assert missing_files({**b, "dataset": {}}, tmp_path) == "the record names no annotation file"

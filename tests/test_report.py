@@ -183,10 +183,20 @@ def _browser() -> str | None:
     return next(filter(None, (shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome"))), None)
 
 
+def unfolded(page):
+    """A copy of the page with every detail section open, as a reader who opened them all sees it (the page
+    folds them; a folded section is not drawn). Self-contained, so the copy renders anywhere."""
+    copy = page.with_name(f"{page.stem}_unfolded.html")
+    copy.write_text(page.read_text().replace("<details>", "<details open>"))
+    return copy
+
+
 def _screenshot(page, tmp_path, height: int = 3600) -> np.ndarray:
+    """Chromium's picture of the page at 1400 px wide, every detail section opened (see `unfolded`)."""
     browser = _browser()
     if browser is None:
         pytest.skip("no Chromium installed (.ci/run installs Debian's chromium)")
+    page = unfolded(page)
     shot = tmp_path / f"{page.parent.name}.png"
     cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
            "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from harness.cli.options import add_out, add_quiet, add_record_sources, add_resamples
@@ -18,11 +19,18 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gallery", type=int, default=4, metavar="N", help="images per gallery (0: none; default 4)")
     p.add_argument("--gallery-threshold", type=float, default=0.3, metavar="SCORE",
                    help="draw boxes scoring at least this in the gallery (default 0.3; never affects AP)")
-    p.add_argument("--title", default="CenterNet harness report", help="the report's title")
+    p.add_argument("--title", default="CenterNet harness report", help="page title (default: %(default)s)")
     add_resamples(p, "for the paired ΔAP of float and quantized siblings, from their detection files (0: none)")
     p.add_argument("--min-instances", type=int, default=10, metavar="N",
                    help="per-class rows from fewer ground-truth boxes are greyed out, not ranked (default 10)")
     add_quiet(p, "do not print the Markdown summary")
+
+
+def records_root(sources: list[str]) -> Path | None:
+    """The folder the record files were read from (for several, the one holding them all): the gallery and
+    the paired intervals look there for the detections and images a moved record names."""
+    dirs = [(p.parent if p.is_file() else p).resolve() for p in map(Path, sources)]
+    return Path(os.path.commonpath(dirs)) if dirs else None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     if args.ci_resamples < 0 or args.min_instances < 0:
         raise HarnessError("--ci-resamples and --min-instances must be >= 0")
     records = load_records(args.records, args.store)
-    base = next((Path(r).parent if Path(r).is_file() else Path(r) for r in args.records), None)
+    base = records_root(args.records)
     report = build_report(records, args.out, gallery_images=args.gallery, base_dir=base, title=args.title,
                           gallery_threshold=args.gallery_threshold, ci_resamples=args.ci_resamples,
                           min_instances=args.min_instances)

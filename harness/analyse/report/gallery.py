@@ -35,27 +35,55 @@ class GalleryItem:
 # Finding a record's files
 
 
+def candidates(path: str, base_dir: Path | None, by_name: bool = False) -> list[Path]:
+    """Where a file a record names may be, in the order tried: the path as given (absolute or from cwd), then
+    under base_dir each tail of it, longest first ("runs/det/d.json", "det/d.json", and with `by_name` "d.json").
+
+    Records keep the paths of the machine and folder they were written in; a folder of records copied
+    elsewhere with its detections (or a mirror mounted at another root) keeps the tail of those paths.
+    """
+    p = Path(path)
+    out = [p]
+    if base_dir is not None:
+        parts = p.parts[1:] if p.is_absolute() else p.parts  # the root or drive is what moved
+        shortest = 1 if by_name else min(2, len(parts))
+        out += [Path(base_dir).joinpath(*parts[i:]) for i in range(len(parts) - shortest + 1)]
+    return list(dict.fromkeys(out))
+
+
 def resolve_path(path: str | None, base_dir: Path | None, by_name: bool = False) -> Path | None:
-    """An existing file or directory: the path as given (absolute or from cwd), else under base_dir, else
-    (`by_name`) the file of that name in base_dir: records store paths relative to where eval ran, and
-    `harness demo` writes a record and its detections into one directory."""
+    """An existing file or directory among `candidates` (the first found), else None."""
     if not path:
         return None
-    p = Path(path)
-    if p.exists():
-        return p
-    if base_dir is None:
-        return None
-    candidates = [] if p.is_absolute() else [Path(base_dir) / p]
-    if by_name:
-        candidates.append(Path(base_dir) / p.name)
-    return next((c for c in candidates if c.exists()), None)
+    return next((c for c in candidates(path, base_dir, by_name) if c.exists()), None)
+
+
+def looked_for(what: str, path: str | None, base_dir: Path | None, by_name: bool = False) -> str:
+    """'detections file /a/d.json not found (looked for it, then under /b as a/d.json, d.json)'."""
+    if not path:
+        return f"the record names no {what}"
+    tried = candidates(path, base_dir, by_name)[1:]
+    tails = ", ".join(str(c.relative_to(base_dir)) for c in tried) if base_dir is not None else ""
+    return f"{what} {path} not found" + (f" (nor under {base_dir} as {tails})" if tails else "")
+
+
+def missing_files(record: Mapping[str, Any], base_dir: Path | None = None) -> str | None:
+    """Which file of a record's the gallery cannot find, and where it looked; None when all are here."""
+    dataset = record.get("dataset") or {}
+    wanted = [(dataset.get("annotations"), "annotation file", False, Path.is_file),
+              (dataset.get("images_dir"), "images folder", True, Path.is_dir)]
+    if not isinstance(record.get("detections"), list):
+        wanted.append((record.get("detections_file"), "detections file", True, Path.is_file))
+    for path, what, by_name, right_kind in wanted:
+        found = resolve_path(path, base_dir, by_name)
+        if found is None or not right_kind(found):
+            return looked_for(what, path, base_dir, by_name)
+    return None
 
 
 def load_detections(record: Mapping[str, Any], base_dir: Path | None = None) -> list[dict] | None:
     """An eval record's detections: record["detections"] if embedded, else the JSON at record["detections_file"]
-    (absolute, or relative to cwd, or relative to base_dir = the record file's directory, or a file of the same
-    name in base_dir); None if not found."""
+    (where `candidates` finds it: as given, or under base_dir = the records' directory); None if not found."""
     embedded = record.get("detections")
     if isinstance(embedded, list):
         return embedded
@@ -87,7 +115,7 @@ def _prepare(record: Mapping[str, Any], base_dir: Path | None) -> _Scored | None
 
     dataset = record.get("dataset") or {}
     ann = resolve_path(dataset.get("annotations"), base_dir)
-    images_dir = resolve_path(dataset.get("images_dir"), base_dir)
+    images_dir = resolve_path(dataset.get("images_dir"), base_dir, by_name=True)
     if ann is None or not ann.is_file() or images_dir is None or not images_dir.is_dir():
         return None
     dets = load_detections(record, base_dir)

@@ -40,12 +40,29 @@ def ap_vs_latency(points: pd.DataFrame) -> bytes | None:
         board = points.loc[points["host"] == h, "board"].iloc[0]
         ax.scatter([], [], color="grey", marker=markers[i % len(markers)], label=f"host {h} ({board})")
     ax.set_xscale("log")
+    ax.set_xlim(*latency_limits(points["invoke p50 ms"]))
+    ax.set_ylim(*ap_limits(points["AP"]))
     ax.set_xlabel("invoke p50 (ms, log scale)")
     ax.set_ylabel("COCO AP (points)")
     ax.set_title("Accuracy vs latency")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     return _png(fig)
+
+
+def ap_limits(ap: Sequence[float]) -> tuple[float, float]:
+    """AP axis from 0 (AP is a ratio: 0 is no detection at all) to a tenth above the best, at least 5 points of
+    headroom: one point, or a few close ones, must not be drawn as a spread across a 0.03-point wide axis."""
+    top = max((float(a) for a in ap if a == a), default=0.0)
+    return 0.0, min(100.0, max(top * 1.1, top + 5.0))
+
+
+def latency_limits(ms: Sequence[float]) -> tuple[float, float]:
+    """A log latency axis padded by a fixed factor: [fastest / 2, slowest * 2], so one point sits mid-axis."""
+    values = [float(m) for m in ms if m == m and m > 0]
+    if not values:
+        return 0.1, 10.0
+    return min(values) / 2.0, max(values) * 2.0
 
 
 def latency_distributions(records: Sequence[RunRecord], phase: PhaseName = "model_only") -> bytes | None:
@@ -66,23 +83,40 @@ def latency_distributions(records: Sequence[RunRecord], phase: PhaseName = "mode
     return _png(fig)
 
 
-def per_class_delta(per_class: pd.DataFrame, quantized: str, limit: int = 80) -> bytes | None:
-    """ΔAP per class (quantized - float) for one pair, sorted, as horizontal bars; classes with few
-    ground-truth boxes (the table's "few boxes") come last, in grey."""
+def per_class_selection(per_class: pd.DataFrame, quantized: str, worst: int = 12,
+                        best: int = 8) -> pd.DataFrame:
+    """The classes a per-class chart shows for one pair, in the order drawn: the `worst` largest drops and
+    the `best` largest gains among classes with enough ground truth (the table's "few boxes" empty); when
+    there are no more than worst + best of those, all of them, then classes with few boxes (worst first)
+    up to that many. Every class stays in tables/quant_per_class.csv."""
     df = per_class[(per_class["quantized"] == quantized) & per_class["ΔAP"].notna()]
     few = df["few boxes"].astype(str) != "" if "few boxes" in df.columns else pd.Series(False, index=df.index)
-    df = pd.concat([df[~few].sort_values("ΔAP"), df[few].sort_values("ΔAP")]).head(limit)
-    few = few.reindex(df.index)
+    ranked, rare = df[~few].sort_values("ΔAP", kind="stable"), df[few].sort_values("ΔAP", kind="stable")
+    limit = worst + best
+    if len(ranked) > limit:
+        return pd.concat([ranked.head(worst), ranked.tail(best)])
+    return pd.concat([ranked, rare.head(limit - len(ranked))])
+
+
+def per_class_delta(per_class: pd.DataFrame, quantized: str, worst: int = 12, best: int = 8) -> bytes | None:
+    """ΔAP per class (quantized - float) for one pair as horizontal bars with readable labels: the classes
+    `per_class_selection` picks (largest drops on top), classes with few ground-truth boxes in grey."""
+    df = per_class_selection(per_class, quantized, worst, best)
     if df.empty:
         return None
-    fig, ax = plt.subplots(figsize=(6, max(3.0, 0.085 * len(df) + 1.2)))
+    total = int(((per_class["quantized"] == quantized) & per_class["ΔAP"].notna()).sum())
+    few = (df["few boxes"].astype(str) != "") if "few boxes" in df.columns else pd.Series(False, index=df.index)
+    fig, ax = plt.subplots(figsize=(6.5, 0.26 * len(df) + 1.3))
     colours = ["#b8bec6" if f else "#c0392b" if d < 0 else "#27ae60" for d, f in zip(df["ΔAP"], few, strict=True)]
     ax.barh(range(len(df)), df["ΔAP"], color=colours)
-    ax.set_yticks(range(len(df)), df["class"], fontsize=5)
+    ax.set_yticks(range(len(df)), df["class"], fontsize=9)
     ax.invert_yaxis()
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_xlabel("ΔAP (points, quantized - float)")
-    ax.set_title(f"{quantized} vs {df['float'].iloc[0]}: AP change per class")
+    shown = f"{len(df)} of {total} classes" + (f": the {worst} worst and the {best} best"
+                                                 if len(df) == worst + best and not few.any() else "")
+    ax.set_title(f"{quantized} vs {df['float'].iloc[0]}\n{shown}" + ("; grey: few boxes" if few.any() else ""),
+                 fontsize=10)
     ax.grid(True, axis="x", alpha=0.3)
     return _png(fig)
 
