@@ -2,7 +2,7 @@
 
 `ErrorStats` pools a tensor pair over images; `summarize_layers` turns the per-op statistics into rows in
 execution order, rankings of where error is injected and where it grows, and the first bad layer (the
-measures are explained in harness.analyse.quant_compare).
+measures are explained in harness.analyse.quant_error.compare).
 """
 
 from __future__ import annotations

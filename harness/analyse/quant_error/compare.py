@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.analyse.quant_layers import accumulated_errors, layerwise_errors
-from harness.analyse.quant_stats import (
+from harness.analyse.quant_error.layers import accumulated_errors, layerwise_errors
+from harness.analyse.tensor_error import (
     CLEAN_SNR_DB,
     FIRST_BAD_SNR_DB,
     TOP,
