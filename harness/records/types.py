@@ -272,7 +272,7 @@ class _QuantModel(TypedDict, total=False):
 
 
 class QuantLayer(TypedDict, total=False):
-    """One op output of the quantized model against the float one (harness.analyse.tensor_error.Layer)."""
+    """One op output of the quantized model against the float one (harness.analyse.quant_error.ranking.Layer)."""
 
     name: str
     op: str

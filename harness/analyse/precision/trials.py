@@ -112,7 +112,7 @@ class RealTrials:
         """Layers of full int8 by their share of the injected error, as compare-quant ranks them, measured on
         the first RANK_IMAGES calibration images (never validation images)."""
         from harness.analyse.quant_error.layers import accumulated_errors
-        from harness.analyse.tensor_error import FIRST_BAD_SNR_DB, summarize_layers
+        from harness.analyse.quant_error.ranking import FIRST_BAD_SNR_DB, summarize_layers
         from harness.quantize.convert import op_outputs
 
         refs = {c.reference: c for c in done if c.reference and c.model_path}
