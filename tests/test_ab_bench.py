@@ -236,7 +236,7 @@ def test_the_reference_model_is_rebuilt_from_its_seed(tmp_path):
     pytest.importorskip("tensorflow")
     from harness.models.backends.tflite import select_runtime
     from harness.models.reference import PATH
-    from harness.quantize.reference_model import build_reference_tflite
+    from harness.models.reference.build import build_reference_tflite
 
     rebuilt = tmp_path / "rebuilt.tflite"
     rebuilt.write_bytes(build_reference_tflite())

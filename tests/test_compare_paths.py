@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from test_delegate_coverage import make_cumsum_tflite
 
-from harness.analyse.execution_paths import compare_paths, parse_path
-from harness.analyse.path_tensors import tensor_errors
+from harness.analyse.execution_paths.compare import compare_paths, parse_path
+from harness.analyse.execution_paths.tensors import tensor_errors
 from harness.cli import main
 from harness.errors import HarnessError
 from harness.models.backends import BackendOptions, create_backend

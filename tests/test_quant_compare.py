@@ -17,9 +17,10 @@ import pytest
 from PIL import Image
 from synthetic import import_tf
 
-from harness.analyse.quant_compare import delta_ap, head_errors
-from harness.analyse.quant_layers import accumulated_errors, layerwise_errors
-from harness.analyse.quant_stats import CLEAN_SNR_DB, SNR_CAP_DB, ErrorStats, Layer, summarize_layers
+from harness.analyse.quant_error.compare import delta_ap, head_errors
+from harness.analyse.quant_error.layers import accumulated_errors, layerwise_errors
+from harness.analyse.quant_error.ranking import CLEAN_SNR_DB, Layer, summarize_layers
+from harness.analyse.tensor_error import SNR_CAP_DB, ErrorStats
 from harness.cli import main
 from harness.errors import HarnessError
 from harness.quantize.calibration import draw_calibration

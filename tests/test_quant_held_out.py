@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from test_quant_search import FakeTrials, plans
 
-from harness.analyse.precision_search import select_count
-from harness.analyse.quant_search import Budget, best, held_out, search
+from harness.analyse.precision.run import select_count
+from harness.analyse.precision.search import Budget, best, held_out, search
 from harness.errors import HarnessError
 
 

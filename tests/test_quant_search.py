@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.analyse.quant_search import Budget, Candidate, best, closest, search
-from harness.analyse.quant_space import Space, proposer, ranked_prefixes
+from harness.analyse.precision.search import Budget, Candidate, best, closest, search
+from harness.analyse.precision.space import Space, proposer, ranked_prefixes
 from harness.errors import HarnessError
 from harness.quantize.cost import NpuTarget, OpInfo, Price, npu_price
 from harness.quantize.plan import PLAN_FORMAT, Plan, read_plan, version_drift
@@ -317,7 +317,7 @@ def _sha(path: Path) -> str:
 def test_calibration_images_that_are_validation_images_are_refused_unless_allowed(tmp_path, cal_dir):
     import shutil
 
-    from harness.analyse.precision_search import _hygiene
+    from harness.analyse.precision.run import _hygiene
     from harness.quantize.calibration import draw_calibration
 
     val = _images(tmp_path / "val", 3, 9, first=100)

@@ -137,7 +137,7 @@ def test_a_missing_vela_is_one_line_saying_how_to_install_it(mb3, tmp_path, caps
 
 
 def test_the_cost_ranks_plans_as_vela_s_own_estimates_do(mb3, tmp_path):
-    from harness.analyse.quant_search import Budget, best, search
+    from harness.analyse.precision.search import Budget, best, search
     from harness.quantize.cost import price
     from harness.quantize.plan import Plan
 

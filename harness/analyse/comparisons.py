@@ -50,7 +50,7 @@ def compare_quant(float_model: str, quant_model: str, *, mirror: Mirror | None, 
     `evals` (the two models' eval records) adds the AP lost per class and size; `saved_model` (the
     float SavedModel) adds the QuantizationDebugger's layer-wise error when a calibration set is known.
     """
-    from harness.analyse.quant_compare import FIRST_BAD_SNR_DB, compare_models, delta_ap
+    from harness.analyse.quant_error.compare import FIRST_BAD_SNR_DB, compare_models, delta_ap
     from harness.models.fetch import resolve_model
     from harness.models.images import list_images
     from harness.models.zoo import ZOO, card_for

@@ -39,7 +39,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.analyse.execution_paths import compare_paths, format_summary
+    from harness.analyse.execution_paths.compare import compare_paths, format_summary
 
     record = compare_paths(args.model, args.a, args.b, mirror=find_mirror(args), like=args.like,
                            model_b=args.model_b, coco=args.coco, max_images=args.max_images, threads=args.threads,

@@ -129,7 +129,7 @@ def print_ab(record: dict) -> None:
 
 def print_quant_compare(record: dict) -> None:
     """A quant_compare record's per-head and per-layer summary, and the AP lost when eval records were given."""
-    from harness.analyse.quant_compare import format_summary
+    from harness.analyse.quant_error.compare import format_summary
 
     print(format_summary(record))
     if "delta_ap" in record:

@@ -113,7 +113,7 @@ def _replay(args: argparse.Namespace) -> int:
 def _search(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from harness.analyse.precision_search import SearchRequest, run_search
+    from harness.analyse.precision.run import SearchRequest, run_search
     from harness.cli.options import find_mirror
     from harness.measure.evaluate import ground_truth
 

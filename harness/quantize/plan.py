@@ -1,6 +1,6 @@
 """A precision plan: everything that decides a quantized model's bytes, as JSON that rebuilds it.
 
-The search (harness.analyse.quant_search) writes one per candidate; `harness quantize --plan PLAN.json`
+The search (harness.analyse.precision.search) writes one per candidate; `harness quantize --plan PLAN.json`
 replays it. What makes the bytes: the float SavedModel (checked by its hash), the converter mode, the
 calibration images in feeding order with their resize filter and the draw's seed, the layers kept in
 float, and the versions of the converter and the image reader. A replay under other versions is refused

@@ -272,7 +272,7 @@ class _QuantModel(TypedDict, total=False):
 
 
 class QuantLayer(TypedDict, total=False):
-    """One op output of the quantized model against the float one (harness.analyse.quant_stats.Layer)."""
+    """One op output of the quantized model against the float one (harness.analyse.quant_error.ranking.Layer)."""
 
     name: str
     op: str
@@ -321,7 +321,7 @@ class DoctorRecord(_Doctor, total=False):
     results_file: str
 
 
-SearchCandidate = dict[str, Json]  # harness.analyse.quant_trials' row: name, status, ap, p50_ms, plan, ...
+SearchCandidate = dict[str, Json]  # harness.analyse.precision.trials' row: name, status, ap, p50_ms, plan, ...
 
 
 class _QuantSearch(RunRecord):
@@ -353,7 +353,7 @@ class _PathCompare(RunRecord):
 
 
 class PathCompareRecord(_PathCompare, total=False):
-    """`harness compare paths`: one .tflite on two execution paths (harness.analyse.execution_paths)."""
+    """`harness compare paths`: one .tflite on two execution paths (harness.analyse.execution_paths.compare)."""
 
     images: dict[str, Json]
     tensors: dict[str, Json] | None

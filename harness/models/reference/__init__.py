@@ -2,7 +2,7 @@
 
 candidate p50 / reference p50, both measured interleaved in one process, is a speed figure that carries
 across hosts of different speed far better than milliseconds do. The file ships with the package (built
-once from seeded numpy weights by harness.quantize.reference_model; its sha256 is pinned here so a
+once from seeded numpy weights by harness.models.reference.build; its sha256 is pinned here so a
 record says exactly which yardstick it used), so a board needs no TensorFlow and no network to use it.
 It is opened with the candidate's TFLite runtime and threads, never with a delegate: it measures the CPU.
 """

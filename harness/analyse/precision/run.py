@@ -16,9 +16,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.analyse.quant_search import Budget, Candidate, best, closest, held_out, search
-from harness.analyse.quant_space import Space, proposer
-from harness.analyse.quant_trials import RealTrials
+from harness.analyse.precision.search import Budget, Candidate, best, closest, held_out, search
+from harness.analyse.precision.space import Space, proposer
+from harness.analyse.precision.trials import RealTrials
 from harness.common.fileio import write_json_atomic
 from harness.errors import HarnessError
 from harness.measure.profiler import StopRule

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.analyse.quant_search import Candidate
+from harness.analyse.precision.search import Candidate
 from harness.common.fileio import sha256_file, write_json_atomic
 from harness.errors import HarnessError
 from harness.measure.profiler import StopRule
@@ -111,8 +111,8 @@ class RealTrials:
     def ranking(self, done: list[Candidate], calibration) -> list[str]:
         """Layers of full int8 by their share of the injected error, as compare quant ranks them, measured on
         the first RANK_IMAGES calibration images (never validation images)."""
-        from harness.analyse.quant_layers import accumulated_errors
-        from harness.analyse.quant_stats import FIRST_BAD_SNR_DB, summarize_layers
+        from harness.analyse.quant_error.layers import accumulated_errors
+        from harness.analyse.quant_error.ranking import FIRST_BAD_SNR_DB, summarize_layers
         from harness.quantize.convert import op_outputs
 
         refs = {c.reference: c for c in done if c.reference and c.model_path}

@@ -25,14 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from harness.analyse.quant_layers import accumulated_errors, layerwise_errors
-from harness.analyse.quant_stats import (
-    CLEAN_SNR_DB,
-    FIRST_BAD_SNR_DB,
-    TOP,
-    ErrorStats,
-    summarize_layers,
-)
+from harness.analyse.quant_error.layers import accumulated_errors, layerwise_errors
+from harness.analyse.quant_error.ranking import CLEAN_SNR_DB, FIRST_BAD_SNR_DB, summarize_layers
+from harness.analyse.tensor_error import TOP, ErrorStats
 from harness.common import summary
 from harness.errors import HarnessError
 from harness.models.pipeline import Pipeline

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.analyse.quant_stats import SNR_CAP_DB, TOP, ErrorStats
+from harness.analyse.tensor_error import SNR_CAP_DB, TOP, ErrorStats
 from harness.models.backends import BackendOptions
 from harness.models.backends.tflite import open_tflite
 from harness.models.backends.tflite_inspect import DELEGATE_OP

@@ -5,9 +5,9 @@ built-ins without it, the reference kernels), which runtime (ai-edge-litert, tfl
 and which external delegate. Path A is the yardstick; B's error is measured against it:
 
 - per head: each output as the eval reads it (dequantized), pooled over the images (cosine, max abs
-  error, SNR; harness.analyse.quant_stats.ErrorStats);
+  error, SNR; harness.analyse.tensor_error.ErrorStats);
 - per tensor: every op output both paths can show, matched by tensor index (one file, one graph), with
-  every tensor preserved (harness.analyse.path_tensors). Inside an external delegate's partition no
+  every tensor preserved (harness.analyse.execution_paths.tensors). Inside an external delegate's partition no
   tensor can be read, so a delegate path is compared at its heads only;
 - AP of both over the same labelled images (harness.measure.runner.run_eval, the eval's own scoring).
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.analyse.quant_stats import ErrorStats
+from harness.analyse.tensor_error import ErrorStats
 from harness.errors import HarnessError
 from harness.models.backends import BackendOptions
 from harness.models.mirror import Mirror, root_of
@@ -93,7 +93,7 @@ def compare_paths(model: str, path_a: str, path_b: str, *, mirror: Mirror | None
 
     A's heads are held in memory until B has run (about 6 MB an image for the mb3 heads).
     """
-    from harness.analyse.path_tensors import error_dict, tensor_errors
+    from harness.analyse.execution_paths.tensors import error_dict, tensor_errors
     from harness.common import summary
     from harness.measure.evaluate import ground_truth
     from harness.measure.runner import run_eval

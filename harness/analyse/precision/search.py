@@ -4,7 +4,7 @@ NNCF's accuracy-aware quantization in spirit: a maximum drop, a validation funct
 cheapest first and a stop as soon as no remaining candidate can win. The loop here knows nothing of
 TensorFlow or COCO: it asks a `Trials` object to build, price and score each proposed plan, so the logic
 is tested with synthetic trials (tests/test_quant_search.py) and run for real by
-harness.analyse.quant_trials.
+harness.analyse.precision.trials.
 
 Per candidate, cheapest step first:
 1. build (convert; a failure is recorded, the search goes on);

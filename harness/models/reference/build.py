@@ -1,7 +1,7 @@
-"""Build the latency reference model (harness/models/reference/reference.tflite) from seeded numpy weights.
+"""Build the latency reference model (reference.tflite, beside this file) from seeded numpy weights.
 
 The file ships with the package, so a board needs neither TensorFlow nor the internet to bench it; this
-module is how it was made, and `python -m harness.quantize.reference_model OUT` makes it again. The
+module is how it was made, and `python -m harness.models.reference.build OUT` makes it again. The
 network is a miniature of the layers that dominate mb3-centernet's time (3x3 convolution, depthwise 3x3,
 1x1 expansion, hard-swish, a stride-2 pyramid) on a 384x384 input: it exercises the same kernels the
 candidate does, which is what makes candidate / reference a speed ratio that carries over between hosts
@@ -50,7 +50,7 @@ def build_reference_tflite() -> bytes:
 
 
 def main(argv: list[str]) -> int:
-    out = Path(argv[0]) if argv else Path(__file__).resolve().parents[1] / "models" / "reference" / "reference.tflite"
+    out = Path(argv[0]) if argv else Path(__file__).resolve().parent / "reference.tflite"
     data = build_reference_tflite()
     out.write_bytes(data)
     print(f"{out}: {len(data)} bytes")

@@ -1,87 +1,18 @@
-"""Error statistics of a quantized model against its float twin, and the per-layer picture they add up to.
-
-`ErrorStats` pools a tensor pair over images; `summarize_layers` turns the per-op statistics into rows in
-execution order, rankings of where error is injected and where it grows, and the first bad layer (the
-measures are explained in harness.analyse.quant_compare).
+"""The per-layer picture of a quantized model's error: rows in execution order, rankings of where error
+is injected and where it grows, and the first bad layer (the measures are explained in
+harness.analyse.quant_error.compare).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-import numpy as np
+from harness.analyse.tensor_error import TOP, ErrorStats, rounded
 
-SNR_CAP_DB = 150.0  # reported for a tensor with no error at all (a float32 rounding floor is ~140 dB)
 CLEAN_SNR_DB = 60.0  # growth is measured from at most this: an error 60 dB under the signal counts as none
 FIRST_BAD_SNR_DB = 20.0  # default threshold: accumulated SNR below this marks where the error starts
-TOP = 10
-
-
-@dataclass
-class ErrorStats:
-    """Running sums over float (reference) and quantized tensors, pooled over images."""
-
-    n: int = 0
-    sum_f2: float = 0.0
-    sum_q2: float = 0.0
-    sum_fq: float = 0.0
-    sum_e2: float = 0.0
-    max_abs: float = 0.0
-
-    def update(self, f: np.ndarray, q: np.ndarray) -> None:
-        f = np.asarray(f, np.float64).ravel()
-        q = np.asarray(q, np.float64).ravel()
-        if f.shape != q.shape:
-            raise ValueError(f"shapes differ: {f.shape} vs {q.shape}")
-        e = q - f
-        self.n += f.size
-        self.sum_f2 += float(f @ f)
-        self.sum_q2 += float(q @ q)
-        self.sum_fq += float(f @ q)
-        self.sum_e2 += float(e @ e)
-        if e.size:
-            self.max_abs = max(self.max_abs, float(np.abs(e).max()))
-
-    @property
-    def mse(self) -> float | None:
-        return self.sum_e2 / self.n if self.n else None
-
-    @property
-    def snr_db(self) -> float | None:
-        """10 log10(signal power / error power); None where the float tensor is all zeros but the other is not."""
-        if not self.n:
-            return None
-        if self.sum_e2 == 0.0:
-            return SNR_CAP_DB
-        if self.sum_f2 == 0.0:
-            return None
-        return min(SNR_CAP_DB, 10.0 * math.log10(self.sum_f2 / self.sum_e2))
-
-    @property
-    def cosine(self) -> float | None:
-        if self.sum_f2 == 0.0 or self.sum_q2 == 0.0:
-            return 1.0 if self.n and self.sum_f2 == self.sum_q2 == 0.0 else None
-        return self.sum_fq / math.sqrt(self.sum_f2 * self.sum_q2)
-
-    def rounding_snr_db(self, scale: float | None) -> float:
-        """The SNR rounding alone to steps of `scale` would give this signal (noise scale^2/12); the cap in float."""
-        if not scale or not self.n or self.sum_f2 == 0.0:
-            return SNR_CAP_DB
-        return min(SNR_CAP_DB, 10.0 * math.log10((self.sum_f2 / self.n) / (scale * scale / 12.0)))
-
-    def rmse_over_scale(self, scale: float | None) -> float | None:
-        """Root mean square error in quantization steps: about 0.29 (1/sqrt(12)) is ideal rounding."""
-        return math.sqrt(self.mse) / scale if scale and self.mse is not None else None
-
-    def to_dict(self) -> dict:
-        return {"cosine": _r(self.cosine), "mse": _r(self.mse, 9), "snr_db": _r(self.snr_db, 2),
-                "max_abs_err": _r(self.max_abs, 6)}
-
-
-def _r(v: float | None, digits: int = 6) -> float | None:
-    return None if v is None else round(v, digits)
 
 
 @dataclass
@@ -108,12 +39,12 @@ def summarize_layers(layers: Sequence[Layer], input_stats: tuple[str, ErrorStats
     add up to first order, so `share` is each op's part of their sum and `ranking` orders by it.
     Without any quantized activation (dynamic range) the ranking falls back to `growth_db`.
     """
-    snr = {input_stats[0]: input_stats[1].snr_db}
-    rows = []
+    snr: dict[str, float | None] = {input_stats[0]: input_stats[1].snr_db}
+    rows: list[dict[str, Any]] = []
     for layer in layers:
         out = layer.acc.snr_db
         rounding = layer.acc.rounding_snr_db(layer.scale)
-        ins = [snr[n] for n in layer.inputs if snr.get(n) is not None]
+        ins = [v for n in layer.inputs if (v := snr.get(n)) is not None]
         # Loss against the worse of its inputs, its own rounding (that is injected error, counted apart)
         # and CLEAN_SNR_DB (so that 150 dB -> 40 dB reads as 20 dB lost, not 110): what is left is
         # error the op amplifies.
@@ -125,13 +56,13 @@ def summarize_layers(layers: Sequence[Layer], input_stats: tuple[str, ErrorStats
         injected = layer_snr if lw else (rounding if layer.scale else None)
         rows.append({
             "name": layer.name, "op": layer.op, "index": layer.index, "dtype": layer.dtype,
-            "rmse_over_scale": _r(lw.rmse_over_scale(layer.layerwise_scale), 4) if lw else None,
-            "layer_snr_db": _r(layer_snr, 2),
-            "snr_db": _r(out, 2), "cosine": _r(layer.acc.cosine), "mse": _r(layer.acc.mse, 9),
-            "max_abs_err": _r(layer.acc.max_abs, 6), "scale": layer.scale,
-            "accumulated_rmse_over_scale": _r(layer.acc.rmse_over_scale(layer.scale), 4),
-            "rounding_snr_db": _r(rounding, 2), "injected_snr_db": _r(injected, 2),
-            "growth_db": _r(growth, 3), "inputs": list(layer.inputs),
+            "rmse_over_scale": rounded(lw.rmse_over_scale(layer.layerwise_scale), 4) if lw else None,
+            "layer_snr_db": rounded(layer_snr, 2),
+            "snr_db": rounded(out, 2), "cosine": rounded(layer.acc.cosine), "mse": rounded(layer.acc.mse, 9),
+            "max_abs_err": rounded(layer.acc.max_abs, 6), "scale": layer.scale,
+            "accumulated_rmse_over_scale": rounded(layer.acc.rmse_over_scale(layer.scale), 4),
+            "rounding_snr_db": rounded(rounding, 2), "injected_snr_db": rounded(injected, 2),
+            "growth_db": rounded(growth, 3), "inputs": list(layer.inputs),
         })
     basis = "injected" if any(r["injected_snr_db"] is not None for r in rows) else "growth"
 
@@ -170,4 +101,4 @@ def summarize_layers(layers: Sequence[Layer], input_stats: tuple[str, ErrorStats
     }
 
 
-__all__ = ["CLEAN_SNR_DB", "FIRST_BAD_SNR_DB", "SNR_CAP_DB", "TOP", "ErrorStats", "Layer", "summarize_layers"]
+__all__ = ["CLEAN_SNR_DB", "FIRST_BAD_SNR_DB", "Layer", "summarize_layers"]

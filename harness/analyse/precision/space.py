@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from harness.analyse.quant_search import Candidate
+from harness.analyse.precision.search import Candidate
 from harness.quantize.plan import Plan
 
 

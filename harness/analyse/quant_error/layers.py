@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.analyse.quant_stats import ErrorStats, Layer
+from harness.analyse.quant_error.ranking import Layer
+from harness.analyse.tensor_error import ErrorStats
 from harness.errors import HarnessError, first_line
 from harness.models.backends import BackendOptions, tflite_inspect
 from harness.models.backends.tflite import open_tflite
