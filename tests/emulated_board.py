@@ -23,6 +23,7 @@ them with apt-get where missing and enables the binfmt entry.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -171,17 +172,22 @@ def _check(proc: subprocess.CompletedProcess[str], what: str) -> None:
 # --- building roots ---------------------------------------------------------------------------------------
 
 def _build(final: Path, fill) -> Path:
-    """Build into a temporary sibling of FINAL with FILL(tmp) and rename it into place when complete."""
+    """Build into a temporary sibling of FINAL with FILL(tmp) and rename it into place when complete; one
+    process builds a given root at a time (the others wait on its lock file, then reuse the root)."""
     if final.is_dir():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".building-{final.name}-", dir=final.parent))
-    try:
-        fill(tmp)
-        os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with open(final.parent / f".lock-{final.name}", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if final.is_dir():
+            return final
+        tmp = Path(tempfile.mkdtemp(prefix=f".building-{final.name}-", dir=final.parent))
+        try:
+            fill(tmp)
+            os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return final
 
 
@@ -246,9 +252,11 @@ def arm64_root(variant: str = "litert") -> Path:
 
 
 def _prune(variant: str, keep: Path) -> None:
-    """Drop this variant's roots of older sources (each is hundreds of MB); leftovers of dead builds too."""
+    """Drop this variant's roots unused for a day (each is hundreds of MB; worktrees of other branches use
+    theirs meanwhile), and the leftovers of builds killed long ago."""
+    os.utime(keep)
     for old in cache_dir().glob(f"{variant}-*"):
-        if old != keep and old.is_dir():
+        if old != keep and old.is_dir() and time.time() - old.stat().st_mtime > 24 * 3600:
             shutil.rmtree(old, ignore_errors=True)
     for dead in cache_dir().glob(".building-*"):
         if time.time() - dead.stat().st_mtime > 6 * 3600:  # a build this old was killed; a live one is newer

@@ -15,10 +15,10 @@ def test_a_build_that_fails_leaves_nothing_and_a_finished_one_is_renamed_into_pl
 
     with pytest.raises(KeyboardInterrupt):
         emulated_board._build(final, broken)
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == [".lock-litert-abc"]  # the lock file only
 
     assert emulated_board._build(final, lambda tmp: (tmp / "done").write_text("y")) == final
-    assert (final / "done").read_text() == "y" and [p.name for p in tmp_path.iterdir()] == ["litert-abc"]
+    assert (final / "done").read_text() == "y" and not list(tmp_path.glob(".building-*"))
     calls = []
     assert emulated_board._build(final, calls.append) == final and calls == []  # reused, not rebuilt
 
