@@ -12,7 +12,8 @@ API (stable; the nox session `board-arm64`, tests/arm64/ and the SSH tests use i
 - `board_argv(root, argv, *, env=None, cwd=None) -> list[str]`: the host command that runs ARGV inside ROOT
   (for Popen, e.g. a long-running sshd). It runs in a private mount namespace (`unshare -m`) where /proc,
   /sys, /dev and the mirror (read-only, at the same path as on the host) are mounted: the mounts vanish with
-  the process, whatever happens to it, and concurrent runs never unmount each other's.
+  the process, whatever happens to it, and concurrent runs never unmount each other's. The emulated CPU is
+  a Cortex-A53 (QEMU_CPU; $HARNESS_BOARD_QEMU_CPU overrides it).
 - `run_in_board(root, argv, *, env=None, cwd=None, timeout=None) -> subprocess.CompletedProcess[str]`: the
   same, run to the end with output captured.
 - `BoardUnavailable`: raised (one line) where no root can be made: not root, no binfmt_misc, no apt-get.
