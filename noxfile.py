@@ -1,4 +1,5 @@
-"""Sessions: tests (the suite CI runs), demo (the README's main job), bench, reliability, lint, docs, receipts.
+"""Sessions: tests (the suite CI runs), board-arm64 (an emulated aarch64 board), demo (the README's main job),
+bench, reliability, lint, docs, receipts.
 
 `python3 -m pip install nox uv` is the only thing to install by hand; every session builds its own
 virtual environment (with uv when it is there, which takes seconds instead of a minute).
@@ -24,7 +25,23 @@ def tests(session: nox.Session) -> None:
     """The test suite, with the mirror beside the repository."""
     session.install("-e", ".[test]")
     session.run("ruff", "check", "harness", "tests", "benchmarks", "noxfile.py")
-    session.run("pytest", *session.posargs, env={"HARNESS_MIRROR": MIRROR})
+    session.run("pytest", "-m", "not arm64", *session.posargs, env={"HARNESS_MIRROR": MIRROR})
+
+
+@nox.session(name="board-arm64")
+def board_arm64(session: nox.Session) -> None:
+    """eval, bench and detect on an emulated Debian arm64 board against x86 (tests/arm64; root and qemu-user).
+
+    The boards are built once into $HARNESS_BOARD_CACHE (default ~/.cache/centernet-harness/boards) and rebuilt
+    when the harness's source changes; the session ends with its own wall time.
+    """
+    import time
+
+    start = time.monotonic()
+    session.install("-e", ".[board,coco,farm]", "pytest")  # the x86 side of the comparison; labgrid for the farm test
+    session.run("pytest", "tests/arm64", "-m", "arm64", "-p", "no:cacheprovider", "-ra", "--durations", "0",
+                *session.posargs, env={"HARNESS_MIRROR": MIRROR})
+    session.log(f"board-arm64: {(time.monotonic() - start) / 60:.1f} min in all")
 
 
 @nox.session

@@ -160,7 +160,15 @@ def render_demo(artifact: dict) -> list[str]:
                      "invoke p90 ms", "invoke p99 ms", "end-to-end p50 ms"], rows)]
 
 
+def render_board_arm64(artifact: dict) -> list[str]:
+    d = artifact["data"]
+    cache = "with the board cache warm" if d["cache_warm_at_start"] else "from an empty board cache"
+    return [f"`nox -s board-arm64` took {d['session_wall_s'] / 60:.1f} min {cache} "
+            f"(exit status {d['exit_status']}; pytest: {d['pytest']})."]
+
+
 RENDERERS: dict[str, Callable[[dict], list[str]]] = {
+    "board_arm64": render_board_arm64,
     "demo": render_demo,
     "scaling": render_scaling,
     "gate_noise": render_gate_noise,

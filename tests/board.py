@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 HEAVY = ("tensorflow", "pandas", "matplotlib", "scipy")
 
-_CODE = """\
+# `python -c BOARD_CHECK_CODE ARGV_JSON WATCH_JSON`; also run inside an emulated board (tests/arm64/).
+BOARD_CHECK_CODE = """\
 import json, sys
 from harness.cli import main
 rc = main(json.loads(sys.argv[1]))
@@ -33,9 +34,17 @@ class BoardRun:
 
 def run_board_command(argv: Sequence[object], watch: Sequence[str] = HEAVY) -> BoardRun:
     """`harness ARGV` in a new interpreter; fails the test if the process itself fails."""
-    proc = subprocess.run([sys.executable, "-c", _CODE, json.dumps([str(a) for a in argv]), json.dumps(list(watch))],
-                          capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, *board_check_args(argv, watch)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    body, _, last = proc.stdout.rstrip().rpartition("\nBOARD-CHECK ")
+    return parse_board_check(proc.stdout)
+
+
+def board_check_args(argv: Sequence[object], watch: Sequence[str] = HEAVY) -> list[str]:
+    """The interpreter's arguments that run `harness ARGV` and report the WATCH packages it imported."""
+    return ["-c", BOARD_CHECK_CODE, json.dumps([str(a) for a in argv]), json.dumps(list(watch))]
+
+
+def parse_board_check(stdout: str) -> BoardRun:
+    body, _, last = stdout.rstrip().rpartition("\nBOARD-CHECK ")
     result = json.loads(last)
     return BoardRun(result["rc"], result["heavy"], body)
