@@ -69,7 +69,7 @@ def board_evals(board, mirror) -> dict[str, tuple[BoardRun, dict, list]]:
     out = {}
     for model in ("mb3-centernet-f32", "mb3-centernet-int8"):
         run = board.harness("eval", model, "--max-images", IMAGES, "--workers", 1, "--quiet", "--ci-resamples", 0,
-                            "--output", f"{board.WORK}/{model}", "--json", f"{board.WORK}/{model}.json")
+                            "--out", f"{board.WORK}/{model}", "--json", f"{board.WORK}/{model}.json")
         record = board.read(f"{model}.json")
         detections = json.loads(Path(f"{board.root}{record['detections_file']}").read_text())
         out[model] = (run, record, detections)
@@ -81,7 +81,7 @@ def x86_f32(mirror, tmp_path_factory) -> list:
     """The same float eval on this (x86) machine, in the test process."""
     out = tmp_path_factory.mktemp("x86")
     assert main(["eval", "mb3-centernet-f32", "--mirror", str(mirror), "--max-images", str(IMAGES), "--workers", "1",
-                 "--quiet", "--ci-resamples", "0", "--output", str(out), "--json", str(out / "rec.json")]) == 0
+                 "--quiet", "--ci-resamples", "0", "--out", str(out), "--json", str(out / "rec.json")]) == 0
     record = json.loads((out / "rec.json").read_text())
     assert record["host"]["machine"] == "x86_64"
     return json.loads(Path(record["detections_file"]).read_text())
@@ -116,7 +116,7 @@ def test_bench_on_aarch64(board, mirror):
 
 def test_detect_on_aarch64(board, mirror):
     images = [mirror / "coco" / "val2017" / name for name in DETECT_IMAGES]
-    run = board.harness("detect", "mb3-centernet-f32", *images, "--out", f"{board.WORK}/detect", "--json")
+    run = board.harness("detect", "mb3-centernet-f32", *images, "--out", f"{board.WORK}/detect", "--print-json")
     printed = json.loads(run.stdout)
     assert run.heavy == []
     assert printed == board.read("detect/detections_mb3-centernet-f32.json")
