@@ -253,7 +253,12 @@ def test_a_clean_synthetic_model_raises_no_finding_worth_half_a_point(request, t
         rec = doctor(model, INT8, root, tmp_path)
     gains = {v["label"]: round(100 * v["ap_gain"], 2) for v in rec["variants"]}
     print(f"\nclean {which}: AP {rec['ap']:.4f}, variant gains (points) {gains}, doctor {rec['wall_s']:.1f} s")
-    worth = [f for f in rec["findings"] if f["ap_after"] is None or abs(f["ap_after"] - f["ap_before"]) >= ALARM]
+    # The synthetic heads draw blobs whose decoded boxes include zero-size ones and share scores, by construction:
+    # the doctor rightly flags those two data facts (no AP change to claim on a model that scores 1.0); any other
+    # flag, or any fix worth half a point, is a false alarm.
+    made_so = {"box-impossible", "scores-tied"}
+    worth = [f for f in rec["findings"] if (f["ap_after"] is None and f["id"] not in made_so)
+             or (f["ap_after"] is not None and abs(f["ap_after"] - f["ap_before"]) >= ALARM)]
     assert not worth, worth
     assert {"channel-order", "pixel-range", "resize", "exif", "decode"} <= {v["id"] for v in rec["variants"]}
     assert max(gains.values()) < 100 * ALARM
