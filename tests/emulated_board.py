@@ -60,6 +60,10 @@ BINFMT = Path("/proc/sys/fs/binfmt_misc")
 # The emulated core: an i.MX 8M's Cortex-A53. qemu's default ("max") offers SVE and SME, and XNNPACK's f32
 # kernels for them run 10x slower under emulation (one mb3-centernet-f32 invoke: 248 s against 22 s).
 QEMU_CPU = os.environ.get("HARNESS_BOARD_QEMU_CPU", "cortex-a53")
+# What a session started by the board's own sshd needs (sshd clears the environment): on "max", the int8 model's
+# detections over SSH were garbage (100 boxes an image of negative width, score 0.91) where the same eval in
+# the board, on the Cortex-A53, matched x86. Measured 2026-12-06.
+SESSION_ENV = {"QEMU_CPU": QEMU_CPU}
 # Part of every variant root's key: raise it when the way a variant is installed changes.
 RECIPE = 3
 

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,9 +76,12 @@ class Sshd:
 
 
 def start_sshd(folder: Path, *, root: Path | None = None, board_prefix: Sequence[str] = (), user: str | None = None,
-               timeout: float = 60.0) -> Sshd:
+               timeout: float = 60.0, session_env: Mapping[str, str] | None = None) -> Sshd:
     """sshd on 127.0.0.1:<free port>. With ROOT (an emulated board's root), FOLDER must lie inside it and
-    BOARD_PREFIX is the command that runs a program in that root (emulated_board.board_argv's)."""
+    BOARD_PREFIX is the command that runs a program in that root (emulated_board.board_argv's).
+
+    SESSION_ENV is set in every session: sshd starts sessions with a clean environment, so an emulated board's
+    QEMU_CPU must be given here too, or its programs run on qemu's default CPU (emulated_board.SESSION_ENV)."""
     folder.mkdir(parents=True, exist_ok=True)
     inside = "/" + str(folder.relative_to(root)) if root else str(folder)  # FOLDER as the server sees it
     keygen(folder / "host_ed25519")
@@ -99,7 +102,7 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 PermitRootLogin prohibit-password
 StrictModes no
-SetEnv XDG_CACHE_HOME={inside}/board-cache
+SetEnv {" ".join(f"{k}={v}" for k, v in {"XDG_CACHE_HOME": f"{inside}/board-cache", **(session_env or {})}.items())}
 LogLevel VERBOSE
 """)
     (folder / "ssh_config").write_text(f"""\

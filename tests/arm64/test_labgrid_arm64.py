@@ -42,7 +42,8 @@ def board_sshd():
     """sshd running inside the emulated arm64 board's root (as root), trusted by the test's ssh_config."""
     root = emulated_board.arm64_root("litert")
     folder = root / "tmp" / f"labgrid-sshd-{uuid.uuid4().hex[:8]}"
-    server = sshd.start_sshd(folder, root=root, board_prefix=emulated_board.board_argv(root, []), user="root")
+    server = sshd.start_sshd(folder, root=root, board_prefix=emulated_board.board_argv(root, []), user="root",
+                               session_env=emulated_board.SESSION_ENV)
     server.trust()
     yield server
     server.stop()

@@ -4,23 +4,21 @@ Expected values from outside the SSH path: the record's host.machine is what the
 qemu (aarch64, not this machine's); the detections are those of the same eval run inside the board by its own
 Python (chroot, no SSH) with this source; the board's store on disk says what was copied.
 
-The board: tests/emulated_board.py's `arm64_root("litert")` once merged; until then a prepared root named by
-$HARNESS_TEST_ARM64_ROOT (Debian arm64 with openssh-server and /opt/venv holding ai-edge-litert and
-faster-coco-eval), run by a local chroot prefix. Skipped, saying so, when neither is there.
+The board: tests/emulated_board.py's `arm64_root("litert")`. Its sshd sets QEMU_CPU in every session
+(emulated_board.SESSION_ENV), as the board's own chroot commands do.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import platform
 import shutil
 import subprocess
 import sys
 import uuid
-from importlib.util import find_spec
 from pathlib import Path
 
+import emulated_board
 import pytest
 from conftest import MIRROR_DIR
 from sshd import start_sshd
@@ -30,40 +28,22 @@ MODEL = "mb3-centernet-int8"
 BOARD_PYTHON = "/opt/venv/bin/python3"
 IMAGES = 4
 
-if find_spec("emulated_board") is None and not os.environ.get("HARNESS_TEST_ARM64_ROOT"):
-    pytest.skip("no emulated board: tests/emulated_board.py not merged yet and $HARNESS_TEST_ARM64_ROOT unset",
-                allow_module_level=True)
-
 pytestmark = pytest.mark.arm64
-
-
-def local_prefix(root: Path) -> list[str]:
-    """Run a program in ROOT: private mounts (proc, dev, the mirror read-only) that vanish with the process."""
-    m = MIRROR_DIR.resolve()
-    script = (f"set -e; mount -t proc proc '{root}/proc'; mount --rbind /dev '{root}/dev'; "
-              f"mkdir -p '{root}{m}'; mount --bind '{m}' '{root}{m}'; mount -o remount,bind,ro '{root}{m}'; "
-              f'exec chroot "{root}" "$@"')
-    return ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script, "board", "/usr/bin/env", "-i",
-            "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", "HOME=/root", f"HARNESS_MIRROR={m}"]
 
 
 @pytest.fixture(scope="module")
 def board():
-    """(root, prefix): the board's root and the host command prefix that runs a program inside it."""
-    if find_spec("emulated_board") is not None:
-        import emulated_board
-
-        root = emulated_board.arm64_root("litert")
-        return root, emulated_board.board_argv(root, [])
-    root = Path(os.environ["HARNESS_TEST_ARM64_ROOT"])
-    return root, local_prefix(root)
+    """(root, prefix): the emulated board's root and the host command prefix that runs a program inside it."""
+    root = emulated_board.arm64_root("litert")
+    return root, emulated_board.board_argv(root, [])
 
 
 @pytest.fixture(scope="module")
 def server(board):
     root, prefix = board
     folder = root / "tmp" / f"ssh-test-{uuid.uuid4().hex[:8]}"
-    s = start_sshd(folder, root=root, board_prefix=prefix, user="root", timeout=120)
+    s = start_sshd(folder, root=root, board_prefix=prefix, user="root", timeout=120,
+                   session_env=emulated_board.SESSION_ENV)
     s.trust()
     yield s
     s.stop()
