@@ -11,10 +11,13 @@ The board: tests/emulated_board.py's `arm64_root("litert")`. Its sshd sets QEMU_
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -95,3 +98,48 @@ def test_eval_over_ssh_is_the_eval_inside_the_board_and_a_second_run_copies_noth
         assert (tmp_path / "on1" / name).read_bytes() == there == (tmp_path / "on2" / name).read_bytes()
     finally:
         shutil.rmtree(inside, ignore_errors=True)
+
+
+def test_a_dropped_connection_mid_eval_on_the_board_resumes_and_gives_the_same_detections(
+        server, tmp_path: Path, mirror) -> None:
+    """The connection is cut (the ssh client killed) once the board's checkpoint holds an image; the same command
+    then resumes from it, and its detections are an uninterrupted run's."""
+    images = 6
+    argv = ["eval", MODEL, "--max-images", images, "--quiet", "--on", server.spec(BOARD_PYTHON), "--out",
+            tmp_path / "on", "--json", tmp_path / "on.json", "--ci-resamples", 0]
+    env = {**server.env(), "PYTHONPATH": str(REPO), "HARNESS_MIRROR": str(MIRROR_DIR)}
+    first = subprocess.Popen([sys.executable, "-m", "harness", *map(str, argv)], env=env, cwd=REPO,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    runs, done, deadline = server.cache / "centernet-harness" / "runs", 0, time.monotonic() + 600
+    while done < 1 and first.poll() is None and time.monotonic() < deadline:
+        lines = [len(p.read_text().splitlines()) - 1 for p in runs.glob("eval-*/detections.ckpt.jsonl")]
+        done = max(lines, default=0)
+        time.sleep(0.05)
+    assert 1 <= done < images, f"{done} images checkpointed before the cut"
+    for pid in children(first.pid, "ssh"):
+        os.kill(pid, signal.SIGKILL)  # the connection drops
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 2 and "connection dropped" in err and "resume" in err, err
+    again = harness(argv, server.env())
+    assert again.returncode == 0, again.stderr[-3000:]
+    record = json.loads((tmp_path / "on.json").read_text())
+    assert record["resumed_images"] >= done and record["board"]["copied"]["files"] == 0
+    whole = harness([*argv[:-6], "--out", tmp_path / "whole", "--json", tmp_path / "whole.json", "--ci-resamples", 0,
+                     "--restart"], server.env())
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    name = f"detections_{MODEL}_native.json"
+    assert (tmp_path / "on" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
+
+
+def children(pid: int, program: str) -> list[int]:
+    """The processes PROGRAM whose parent is PID (from /proc)."""
+    found = []
+    for d in Path("/proc").iterdir():
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        if name == program and int(rest[1]) == pid:
+            found.append(int(d.name))
+    return found
