@@ -129,7 +129,8 @@ def _search(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"searching plans for {args.saved_model} on {args.target}: at most {args.max_drop:g} AP points below "
               f"float on {len(gt.images)} images of {gt.images_dir} ...", flush=True)
-    record = run_search(req, mirror, gt, Path(gt.images_dir), progress=None if args.quiet else _progress)
+    assert gt.images_dir is not None  # ground_truth() always names the images
+    record = run_search(req, mirror, gt, gt.images_dir, progress=None if args.quiet else _progress)
     print(format_search(record))
     write_record(args.json, record)
     return 0

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import TextIO
+from typing import Any, TextIO
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -29,7 +29,7 @@ def _fmt(v: object) -> str:
     return "" if v is None else str(v)
 
 
-def progress_enabled(stream: TextIO | None = None, environ: dict | None = None) -> bool:
+def progress_enabled(stream: TextIO | None = None, environ: Mapping[str, str] | None = None) -> bool:
     """Draw progress only for a person: the stream is a terminal and this is not a CI job (logs stay clean)."""
     stream = sys.stderr if stream is None else stream
     environ = os.environ if environ is None else environ
@@ -47,7 +47,7 @@ class Progress:
         self.total, self.label = total, label
         self.stream = sys.stderr if stream is None else stream
         self.enabled = bool(enabled and total and progress_enabled(self.stream))
-        self._bar = None
+        self._bar: Any = None  # a tqdm bar, once drawn
 
     def __call__(self, done: int) -> None:
         if not self.enabled:
@@ -81,7 +81,7 @@ class ByteProgress:
     def __init__(self, name: str, enabled: bool, stream: TextIO | None = None) -> None:
         self.name, self.enabled = name, enabled
         self.stream = sys.stderr if stream is None else stream
-        self._bar = None
+        self._bar: Any = None  # a tqdm bar, once drawn
 
     def start(self, done: int, total: int | None) -> None:
         """Begin (or, after a dropped connection, begin again) at `done` of `total` bytes."""

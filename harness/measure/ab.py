@@ -24,12 +24,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from harness.errors import HarnessError
 from harness.measure.profiler import Clock, summarize, timed
 from harness.scoring.bootstrap import resample_weights
+
+if TYPE_CHECKING:
+    from harness.models.backends import BackendOptions
+    from harness.models.cards import ModelCard
 
 WHAT = "backend.invoke() on one staged input, sides alternating in blocks"
 # The ratios a record carries, when both sides of each are present: numerator / denominator roles.
@@ -153,8 +158,8 @@ class SideSpec:
     """A model side as the command gives it: the label typed, its card, and how to run it."""
 
     label: str
-    card: object  # harness.models.zoo.ModelCard
-    options: object  # harness.models.backends.BackendOptions
+    card: ModelCard
+    options: BackendOptions
 
 
 def ab_benchmark(candidate: SideSpec, baseline: SideSpec | None, reference: bool, mirror, images_dir: Path | None,

@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from harness.common.identity import image_ids_sha256
 from harness.errors import HarnessError
@@ -146,7 +146,7 @@ class Checkpoint:
         self.path.unlink(missing_ok=True)
 
 
-def _parse(line: bytes) -> object:
+def _parse(line: bytes) -> Any:
     try:
         return json.loads(line)
     except (json.JSONDecodeError, UnicodeDecodeError):

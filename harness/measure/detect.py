@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +22,7 @@ from harness.models.pipeline import Pipeline
 from harness.scoring.coco import ImageInfo, to_results
 
 # Output formats: Pillow format name and save options.
-FORMATS = {"jpg": ("JPEG", {"quality": 92}), "png": ("PNG", {"optimize": True})}
+FORMATS: dict[str, tuple[str, dict[str, Any]]] = {"jpg": ("JPEG", {"quality": 92}), "png": ("PNG", {"optimize": True})}
 
 
 @dataclass

@@ -94,14 +94,16 @@ def prediction_box(xyxy: Sequence[float], category_id: int, score: float | None,
                    names: dict[int, str] | None = None) -> Box:
     """A prediction in its class colour, labelled "name 0.87"."""
     label = class_name(category_id, names) + ("" if score is None else f" {score:.2f}")
-    return Box(*(float(v) for v in xyxy), label=label, colour=class_colour(category_id))
+    x0, y0, x1, y1 = (float(v) for v in xyxy)
+    return Box(x0, y0, x1, y1, label=label, colour=class_colour(category_id))
 
 
 def truth_box(xyxy: Sequence[float], category_id: int, names: dict[int, str] | None = None,
               crowd: bool = False) -> Box:
     """A ground-truth box in the dashed style, labelled with its class name."""
     label = class_name(category_id, names) + (" (crowd)" if crowd else "")
-    return Box(*(float(v) for v in xyxy), label=label, colour=WHITE, dashed=True)
+    x0, y0, x1, y1 = (float(v) for v in xyxy)
+    return Box(x0, y0, x1, y1, label=label, colour=WHITE, dashed=True)
 
 
 def line_width(width: int, height: int) -> int:
@@ -209,7 +211,7 @@ def caption(image, text: str, *, text_size: int | None = None, background: RGB =
     font = _font(text_size or max(11, min(16, w // 30)))
     probe = ImageDraw.Draw(image)
     _, top, _, bottom = probe.textbbox((0, 0), "Ag|", font=font)
-    bar = bottom - top + 8
+    bar = int(bottom - top) + 8
     while text and probe.textlength(text, font=font) > w - 8:  # "..." not "…": old bitmap fonts are latin-1
         text = text[:-4] + "..." if len(text) > 4 else ""
     out = Image.new("RGB", (w, h + bar), background)

@@ -50,7 +50,7 @@ def timed(fn: Callable[[], object], clock: Clock = time.perf_counter) -> float:
     return clock() - t0
 
 
-def percentile(samples: Sequence[float], q: float) -> float:
+def percentile(samples: Sequence[float] | np.ndarray, q: float) -> float:
     """The q-th percentile (0..100) by linear interpolation between closest ranks (numpy's default)."""
     return float(np.percentile(np.asarray(samples, dtype=np.float64), q))
 

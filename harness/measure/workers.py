@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from harness.errors import HarnessError
 from harness.measure.runner import ImageDone, run_images
@@ -221,7 +222,7 @@ class LocalPool:
                 raise HarnessError(f"an eval worker could not load the model: {body}")
             ready += kind == "ready"
 
-    def _next(self, results) -> tuple[str, int, object]:
+    def _next(self, results) -> tuple[str, int, Any]:
         """The next message from a worker; a worker that died without saying goodbye is an error."""
         while True:
             try:

@@ -33,8 +33,10 @@ class Pipeline:
     backend: Backend
     protocol: str  # a key of card.protocols
     load_s: float = 0.0  # backend creation + load, as measured by open()
-    preprocess: Preprocess | None = None  # None: the protocol's (ModelCard.preprocess)
-    decoder_params: dict[str, Any] | None = None  # None: the card's settings under the protocol
+    # Given as None, both are the protocol's (ModelCard.preprocess, ModelCard.decoder_settings), filled in by
+    # __post_init__: so every reader sees them set.
+    preprocess: Preprocess = None  # type: ignore[assignment]
+    decoder_params: dict[str, Any] = None  # type: ignore[assignment]
     decoder: Decoder = field(init=False)
 
     def __post_init__(self) -> None:
@@ -83,14 +85,14 @@ class Pipeline:
 
         `expect_size` (width, height) is checked on the stored pixels, before any EXIF rotation.
         """
-        return read_rgb_oriented(path, self._pp.exif, expect_size)
+        return read_rgb_oriented(path, self.preprocess.exif, expect_size)
 
     def prepare(self, image: np.ndarray) -> Prepared:
         """An RGB image to the [1,H,W,3] batch the backend takes, with the geometry to read boxes back.
 
         Integer quantization of the input is the backend's (the tensor's own scale and zero point).
         """
-        return apply_preprocess(image, self._pp)
+        return apply_preprocess(image, self.preprocess)
 
     def predict(self, batch: np.ndarray | Prepared) -> dict[str, np.ndarray]:
         return self.backend.predict(batch.batch if isinstance(batch, Prepared) else batch)
@@ -127,14 +129,11 @@ class Pipeline:
         The card's protocol block with this pipeline's effective preprocessing and decoder settings, plus
         the input quantization the backend applies (from `backend`, its describe(), when given).
         """
-        block = self.card.protocol_block(self.protocol, preprocess=self._pp, decoder_settings=self.decoder_params)
+        block = self.card.protocol_block(self.protocol, preprocess=self.preprocess,
+                                         decoder_settings=self.decoder_params)
         inp = (backend or {}).get("input") or {}
         block["input_quantization"] = ({"dtype": inp.get("dtype"), "scale_zero_point": inp["quantization"],
                                         "by": "the backend, with the input tensor's own parameters"}
                                        if inp.get("quantization") and inp["quantization"][0] else None)
         return block
 
-    @property
-    def _pp(self) -> Preprocess:
-        assert self.preprocess is not None  # set in __post_init__
-        return self.preprocess

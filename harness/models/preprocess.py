@@ -138,9 +138,8 @@ def apply_preprocess(image: np.ndarray, pp: Preprocess) -> Prepared:
     if pp.channels == "bgr":
         out = out[:, :, ::-1]
     if pp.dtype == "uint8":
-        if out.dtype != np.uint8:  # a float resize (tf-bilinear) fed to a uint8 model: round half to even
-            out = np.clip(np.rint(out), 0, 255)
-        batch = out.astype(np.uint8)
+        # a float resize (tf-bilinear) fed to a uint8 model: round half to even
+        batch = out.astype(np.uint8) if out.dtype == np.uint8 else np.clip(np.rint(out), 0, 255).astype(np.uint8)
     else:
         batch = out.astype(np.float32)
         if not pp._identity_scaling:

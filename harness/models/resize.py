@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -234,7 +235,7 @@ RESIZE_METHODS: dict[str, ResizeMethod] = {
                      "PIL Image.resize(NEAREST) = cv2.resize(INTER_NEAREST_EXACT): half-pixel centres"),
         ResizeMethod("tf-nearest", resize_tf_nearest, "uint8",
                      "tf.image.resize(method='nearest'): half-pixel centres in float32"),
-        *(ResizeMethod(f"pillow-{f}", lambda im, w, h, f=f: resize_pillow(im, w, h, f), "uint8",
+        *(ResizeMethod(f"pillow-{f}", partial(resize_pillow, resample=f), "uint8",
                        f"PIL Image.resize({f.upper()})") for f in ("bicubic", "lanczos", "box", "hamming")),
     )
 }

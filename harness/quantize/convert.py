@@ -152,6 +152,8 @@ def convert(saved_model: str | Path, mode_name: str, calibration: Calibration | 
 
 
 def _selective(saved_model: str | Path, mode: Mode, calibration: Calibration | None, float_layers: list[str]) -> bytes:
+    if calibration is None:  # the debugger runs the model on the calibration images, whatever the mode
+        raise HarnessError(f"selective quantization of {saved_model} needs calibration images: --calib DIR")
     tf = _tf()
     converter = converter_for(saved_model, mode, calibration)
     options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=float_layers)

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from harness.boards import vela
 from harness.errors import HarnessError
@@ -124,7 +125,7 @@ def _macs(op: str, out_shape: tuple[int, ...], in_shape: tuple[int, ...], w_shap
     return out
 
 
-def _precision(dtype: object) -> str:
+def _precision(dtype: npt.DTypeLike) -> str:
     name = np.dtype(dtype).name
     return {"int8": "int8", "uint8": "int8", "int16": "int16"}.get(name, "float32")
 

@@ -67,7 +67,7 @@ def fields(record: RunRecord) -> Mapping[str, Json]:
 
 
 
-def model_name(rec: EvalRecord | BenchRecord) -> str:
+def model_name(rec: EvalRecord | BenchRecord | Mapping[str, Any]) -> str:
     return str(rec["model"]["name"] or rec.get("model_label") or "?")
 
 

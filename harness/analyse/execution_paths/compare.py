@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -124,12 +125,13 @@ def compare_paths(model: str, path_a: str, path_b: str, *, mirror: Mirror | None
             if head in ref:
                 stats.setdefault(head, ErrorStats()).update(ref[head], value)
 
-    sides = []
+    sides: list[dict[str, Any]] = []
     for side, (card, file, path, sink) in enumerate(zip(cards, files, paths, (heads_a.append, compare),
                                                         strict=True)):
         pipeline = Pipeline.open(card, root_of(mirror), path.options, model_path=file)
         with summary.Progress(len(images), f"path {'AB'[side]} {path.spec}", enabled=progress) as bar:
-            result, _, timing = run_eval(_Tap(pipeline, sink), gt, images, "faster", bar)
+            tap = cast("Pipeline", _Tap(pipeline, sink))  # a Pipeline in all but predict, which keeps the heads
+            result, _, timing = run_eval(tap, gt, images, "faster", bar)
         sides.append({"path": path.spec, "model": {"name": card.name, "path": str(file),
                                                     "sha256": pipeline.model_sha256()},
                       "backend": pipeline.describe(), "protocol": pipeline.protocol,

@@ -151,6 +151,7 @@ def _try(cand: Candidate, trials: Trials, budget: Budget, leader: Candidate | No
     cand.status = "measured"
     if budget.screen_images is not None:
         ap = trials.ap(path, budget.screen_images)
+        assert budget.float_screen_ap is not None  # __post_init__ refuses screening without it
         delta = round(ap - budget.float_screen_ap, 2)
         cand.screen = {"images": budget.screen_images, "ap": ap, "float_ap": budget.float_screen_ap, "delta_ap": delta}
         if delta < -(budget.max_drop + budget.screen_margin) and not cand.reference:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from harness.analyse.precision.search import Candidate
 from harness.quantize.plan import Plan
@@ -33,7 +34,7 @@ class Space:
     a16: bool = True  # propose int8 with 16-bit tensors (ai-edge-quantizer)
     float_layers: bool = True
 
-    def plan(self, name: str, mode: str, calibration: dict | None = None, note: str = "", **kw: tuple) -> Plan:
+    def plan(self, name: str, mode: str, calibration: dict | None = None, note: str = "", **kw: Any) -> Plan:
         cal = calibration if calibration is not None else (self.calibration if mode != "float32" else None)
         return Plan(name, mode, self.source, cal, note=note, **kw)
 

@@ -13,6 +13,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness.analyse.precision.search import Candidate
 from harness.common.fileio import sha256_file, write_json_atomic
@@ -94,7 +95,7 @@ class RealTrials:
         """AP (points) of the model on the validation images after the first `after` (the held-out part)."""
         return self._ap(path, f"after{after}", skip_images=after)
 
-    def _ap(self, path: Path, part: str, **which: int | None) -> float:
+    def _ap(self, path: Path, part: str, **which: Any) -> float:
         from harness.measure.evaluate import evaluate
 
         key = f"{sha256_file(path)}:{part}:{self.gt.sha256}"
@@ -118,7 +119,7 @@ class RealTrials:
         refs = {c.reference: c for c in done if c.reference and c.model_path}
         if "float32" not in refs or "int8" not in refs:
             raise HarnessError("the layer ranking needs the float32 and full int8 models built first")
-        f_path, q_path = Path(refs["float32"].model_path), Path(refs["int8"].model_path)
+        f_path, q_path = (Path(str(refs[k].model_path)) for k in ("float32", "int8"))  # both built (above)
         cal_batches = [b for _, b in zip(range(RANK_IMAGES), calibration.batches(), strict=False)]
         acc = accumulated_errors(f_path, q_path, cal_batches, self.options.runtime)
         rows = summarize_layers(acc["layers"], acc["input"], FIRST_BAD_SNR_DB)["layers"]
