@@ -114,7 +114,8 @@ def test_weights_count_an_image_as_often_as_it_is_written(gt, tmp_path):
         for c in range(k):
             new = img * 10 + c
             images += [{**i, "id": new} for i in data["images"] if i["id"] == img]
-            anns += [{**x, "id": x["id"] * 10 + c, "image_id": new} for x in data["annotations"] if x["image_id"] == img]
+            anns += [{**x, "id": x["id"] * 10 + c, "image_id": new} for x in data["annotations"]
+                     if x["image_id"] == img]
             dets += [{**r, "image_id": new} for r in results if r["image_id"] == img]
     path = tmp_path / "repeated.json"
     path.write_text(json.dumps({**data, "images": images, "annotations": anns}))

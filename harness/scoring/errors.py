@@ -261,9 +261,10 @@ def weighted_ap50(e: _Entries, n_cats: int, weights: np.ndarray, present: np.nda
     """COCO AP at IoU 0.5 [B] with image i counted weights[b, i] times, over the classes `present` [B, K].
 
     Per class: detections by score (ties in input order), weighted cumulative true / false positives,
-    precision at each of the 101 recall thresholds = the best precision at that recall or beyond. An
-    entry with recall r raises every threshold <= r, so the per-threshold maxima are a reduceat over runs
-    of equal (resample, class, threshold), then a suffix max. A present class with no boxes left (all
+    precision at each of the 101 recall thresholds = the best precision at that recall or beyond. Only
+    true positives can hold that best (as in harness.scoring.accumulate); one with recall r raises every
+    threshold <= r, so the per-threshold maxima are a reduceat over runs of equal (resample, class,
+    threshold), then a suffix max. A present class with no boxes left (all
     its boxes removed by a fix) has AP 0.
     """
     w = np.asarray(weights, np.float64)
@@ -272,22 +273,25 @@ def weighted_ap50(e: _Entries, n_cats: int, weights: np.ndarray, present: np.nda
     for b in range(B):
         npos[b] = np.bincount(e.g_cat, weights=w[b, e.g_img], minlength=K)
     order = np.lexsort((-e.score, e.cat))
-    cat, img, tp = e.cat[order], e.img[order], e.tp[order].astype(np.float64)
+    cat, img, tp = e.cat[order], e.img[order], e.tp[order]
     ap = np.zeros((B, K))
-    if cat.size:
+    hit = np.flatnonzero(tp)  # only a true positive can set the envelope: a false positive lowers precision
+    if hit.size:
         starts = np.flatnonzero(np.concatenate(([True], cat[1:] != cat[:-1])))
-        seg_start = np.repeat(starts, np.diff(np.append(starts, cat.size)))
-        wi = w[:, img]
-        ctp, call = np.cumsum(wi * tp, axis=1), np.cumsum(wi, axis=1)
-        base_tp = np.where(seg_start > 0, ctp[:, np.maximum(seg_start - 1, 0)], 0.0)
-        base_all = np.where(seg_start > 0, call[:, np.maximum(seg_start - 1, 0)], 0.0)
-        ctp, call = ctp - base_tp, call - base_all
+        seg_start = np.repeat(starts, np.diff(np.append(starts, cat.size)))[hit]
+        call = np.cumsum(w[:, img], axis=1)
+        n_all = call[:, hit] - np.where(seg_start > 0, call[:, np.maximum(seg_start - 1, 0)], 0.0)
+        wt = w[:, img[hit]]
+        ctp = np.cumsum(wt, axis=1)
+        first_tp = np.searchsorted(hit, seg_start)  # the segment's first true positive, in `hit` order
+        n_tp = ctp - np.where(first_tp > 0, ctp[:, np.maximum(first_tp - 1, 0)], 0.0)
+        hcat = cat[hit]
         with np.errstate(divide="ignore", invalid="ignore"):
-            rc = ctp / npos[:, cat]
-            pr = ctp / (call + _EPS)
+            rc = n_tp / npos[:, hcat]
+            pr = n_tp / (n_all + _EPS)
         ok = np.isfinite(rc)
         bucket = np.clip(np.searchsorted(_REC_THRS, np.where(ok, rc, -1.0), side="right") - 1, 0, R - 1)
-        key = ((np.arange(B)[:, None] * K + cat[None]) * R + bucket).ravel()
+        key = ((np.arange(B)[:, None] * K + hcat[None]) * R + bucket).ravel()
         val = np.where(ok, pr, 0.0).ravel()
         first = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
         m = np.zeros(B * K * R)
@@ -334,10 +338,11 @@ def decompose(a: Assignment) -> dict:
 
 
 def error_replicates(a: Assignment, weights: np.ndarray, size: int = 0, batch: int = 50) -> dict[str, np.ndarray]:
-    """Each error's ΔAP50 [B] under resample weights [B, images], in batches (memory ~ batch x detections)."""
+    """AP50 ('base') and each error's ΔAP50 [B] under resample weights [B, images], in batches (memory ~
+    batch x detections)."""
     parts = [_variants(a, weights[i:i + batch], size) for i in range(0, len(weights), batch)]
     v = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    return {t: v[t] - v["base"] for t in (*ERROR_TYPES, *SPECIAL_TYPES)}
+    return {"base": v["base"], **{t: v[t] - v["base"] for t in (*ERROR_TYPES, *SPECIAL_TYPES)}}
 
 
 def paired_errors(a: Assignment, b: Assignment, resamples: int = 1000, level: float = 0.95, seed: int = 0,
@@ -362,7 +367,7 @@ def paired_errors(a: Assignment, b: Assignment, resamples: int = 1000, level: fl
         if not all(np.isfinite(x[0]) for x in (*pa.values(), *pb.values())):
             continue
         ra, rb = error_replicates(a, w, s), error_replicates(b, w, s)
-        block = {}
+        block: dict = {"AP50": {"a": round(float(pa["base"][0]), 6), "b": round(float(pb["base"][0]), 6)}}
         for t in (*ERROR_TYPES, *SPECIAL_TYPES):
             point = float(pb[t][0] - pa[t][0])
             lo, hi = _bounds(point, rb[t] - ra[t], level, "basic", None)
