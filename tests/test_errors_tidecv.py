@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -78,7 +79,7 @@ def f32(mirror, tmp_path_factory):
 def test_agrees_with_hotcoco_and_with_tidecv_but_for_its_crowd_bug(f32):
     record, dets, ann = f32
     gt = CocoGroundTruth(ann)
-    results = json.loads(open(dets).read())
+    results = json.loads(Path(dets).read_text())
     ours = decompose(assign(gt, results))["sizes"]["all"]
     assert record["results"]["errors"]["sizes"]["all"] == ours  # what eval wrote is this decomposition
     hot = _child(_HOTCOCO, str(ann), dets)

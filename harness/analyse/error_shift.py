@@ -23,7 +23,8 @@ _PHRASES = {"cls": "classification error", "loc": "localisation error", "both": 
 
 
 def record_assignment(record: Mapping[str, Any], base_dir: Path | None = None, cache: MatchCache | None = None):
-    """(Assignment, ground truth) of an eval record's detections on the images it scored, or a reason."""
+    """(Assignment, ground truth, the results it matched) of an eval record's detections on the images it
+    scored, or a reason; `Assignment.det_ref` indexes that results list."""
     from harness.analyse.report.gallery import load_detections, scored_image_ids
     from harness.scoring.errors import assign
 
@@ -45,7 +46,8 @@ def record_assignment(record: Mapping[str, Any], base_dir: Path | None = None, c
                 by_image.setdefault(d["image_id"], []).append(d)
         ids = scored_image_ids(record, gt, by_image)
         keep = set(ids)
-        cache.matches[key] = (assign(gt, [d for d in dets if d.get("image_id") in keep], ids), gt)
+        kept = [d for d in dets if d.get("image_id") in keep]
+        cache.matches[key] = (assign(gt, kept, ids), gt, kept)
     return cache.matches[key]
 
 
@@ -83,7 +85,8 @@ def error_shift(f: Mapping[str, Any], q: Mapping[str, Any], base_dir: Path | Non
                      if gain[i] > 0]
     return {"float": model_name(f), "quant": model_name(q),
             "paired": paired_errors(fa, qa, resamples=resamples, level=level, seed=seed),
-            "confusion": {"float": confusion(fa, min_score), "quant": confusion(qa, min_score)},
+            "confusion": {"float": confusion(fa, min_score, a[1].categories),
+                          "quant": confusion(qa, min_score, b[1].categories)},
             "images": images}
 
 

@@ -377,10 +377,11 @@ def paired_errors(a: Assignment, b: Assignment, resamples: int = 1000, level: fl
     return out
 
 
-def confusion(a: Assignment, min_score: float = 0.3) -> dict:
+def confusion(a: Assignment, min_score: float = 0.3, names: dict[int, str] | None = None) -> dict:
     """Class confusion at IoU 0.5 of the detections scoring >= `min_score`: [ground-truth class or
-    'background', predicted class or 'missed', count] for every non-zero cell, and the matrix's order."""
-    names = [str(c) for c in a.cat_ids]
+    'background' (-1), predicted class or 'missed' (-1), count] for every non-zero cell (class indices into
+    `category_ids` / `labels`)."""
+    labels = [(names or {}).get(c, str(c)) for c in a.cat_ids]
     keep = (a.det_score >= min_score) & ~a.det_ignored & (a.det_kind != IGNORED)
     cells: dict[tuple[int, int], int] = {}
     for k, c, g in zip(a.det_kind[keep], a.det_cat[keep], a.det_gt[keep], strict=True):
@@ -393,7 +394,7 @@ def confusion(a: Assignment, min_score: float = 0.3) -> dict:
         key = (int(a.gt_cat[g]), -1)
         cells[key] = cells.get(key, 0) + 1
     return {"min_score": min_score, "iou": 0.5, "category_ids": [int(c) for c in a.cat_ids],
-            "cells": [[r, p, n] for (r, p), n in sorted(cells.items())], "labels": names}
+            "cells": [[r, p, n] for (r, p), n in sorted(cells.items())], "labels": labels}
 
 
 def per_image_errors(a: Assignment) -> dict[str, np.ndarray]:
