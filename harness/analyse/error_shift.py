@@ -13,7 +13,7 @@ from typing import Any
 
 from harness.analyse.paired import MatchCache, _ground_truth
 from harness.records.selection import model_name
-from harness.scoring.errors import ERROR_NAMES, ERROR_TYPES, SIZES
+from harness.scoring.errors import ERROR_TYPES, SIZES
 
 # The errors' paired bootstrap re-scores nine variants per size and model: 200 resamples keep a pair near
 # 10 s on one core; the standard error of an interval end from 200 resamples is about a tenth of its width.
@@ -148,5 +148,3 @@ def size_profile(errors: Mapping[str, Any]) -> list[tuple[str, str, float]]:
             out.append((size, t, float(v)))
     return sorted(out, key=lambda r: -r[2])
 
-
-__all__ = ["ERROR_NAMES", "ERROR_RESAMPLES", "added", "error_shift", "first_bad", "headline", "record_assignment", "size_profile"]
