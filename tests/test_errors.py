@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from harness.scoring.coco import CocoGroundTruth
-from harness.scoring.errors import ERROR_TYPES, _entries, assign, decompose, paired_errors, weighted_ap50
+from harness.scoring.error_pairs import paired_errors
+from harness.scoring.errors import ERROR_TYPES, _entries, assign, decompose, weighted_ap50
 
 
 @pytest.fixture(scope="module")

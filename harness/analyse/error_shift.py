@@ -62,7 +62,7 @@ def error_shift(f: Mapping[str, Any], q: Mapping[str, Any], base_dir: Path | Non
     """
     import numpy as np
 
-    from harness.scoring.errors import confusion, paired_errors, per_image_errors
+    from harness.scoring.error_pairs import confusion, paired_errors, per_image_errors
 
     cache = cache if cache is not None else MatchCache()
     a = record_assignment(f, base_dir, cache)
