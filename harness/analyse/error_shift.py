@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from harness.analyse.paired import MatchCache, _ground_truth
 from harness.records.selection import model_name
@@ -29,7 +29,7 @@ def record_assignment(record: Mapping[str, Any], base_dir: Path | None = None, c
     from harness.scoring.errors import assign
 
     cache = cache if cache is not None else MatchCache()
-    name = model_name(record)
+    name = model_name(cast(Any, record))
     gt = _ground_truth(record, base_dir, cache)
     if gt is None:
         return f"{name}: annotation file {(record.get('dataset') or {}).get('annotations')} not found here"
@@ -72,7 +72,7 @@ def error_shift(f: Mapping[str, Any], q: Mapping[str, Any], base_dir: Path | Non
     if isinstance(b, str):
         return b
     if a[0].image_ids != b[0].image_ids:
-        return f"{model_name(f)} and {model_name(q)} scored different images"
+        return f"{model_name(cast(Any, f))} and {model_name(cast(Any, q))} scored different images"
     if a[0].n_images < 2:
         return "fewer than 2 images: nothing to resample"
     fa, qa = a[0], b[0]
@@ -83,7 +83,7 @@ def error_shift(f: Mapping[str, Any], q: Mapping[str, Any], base_dir: Path | Non
         order = np.argsort(-gain, kind="stable")[:top]
         images[t] = [{"image_id": int(fa.image_ids[i]), "gain": round(float(gain[i]), 4)} for i in order
                      if gain[i] > 0]
-    return {"float": model_name(f), "quant": model_name(q),
+    return {"float": model_name(cast(Any, f)), "quant": model_name(cast(Any, q)),
             "paired": paired_errors(fa, qa, resamples=resamples, level=level, seed=seed),
             "confusion": {"float": confusion(fa, min_score, a[1].categories),
                           "quant": confusion(qa, min_score, b[1].categories)},
