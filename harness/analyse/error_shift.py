@@ -117,7 +117,7 @@ def headline(shift: Mapping[str, Any], first_bad: Mapping[str, Any] | None = Non
     if first_bad:
         what += f"; its error starts at op {first_bad.get('index')} {first_bad.get('op', '')}".rstrip()
         if first_bad.get("name"):
-            what += f" ({first_bad['name']})"
+            what += f" ({str(first_bad['name']).split(';')[0]})"  # a fused op's name lists every tensor it took
     level = (shift.get("paired") or {}).get("level")
     what += f" (ΔAP50, {100 * level:g}% paired interval)" if level else ""
     base = ((shift.get("paired") or {}).get("sizes") or {}).get("all") or {}
