@@ -300,8 +300,10 @@ ERROR_COLOURS = {"tp": (0, 170, 0), "cls": (255, 140, 0), "loc": (255, 215, 0), 
                  "dupe": (0, 190, 255), "bkg": (230, 0, 0), "miss": (255, 0, 200)}
 
 
-def _error_panel(scored: _Scored, assigned, image_id: int, im, s: float, label: str, threshold: float):
-    """A model's detections >= threshold coloured by their TIDE kind (true positive green), and the boxes it
+def _error_panel(scored: _Scored, assigned, image_id: int, im, s: float, label: str, threshold: float,
+                 focus: str | None = None, focus_top: int = 5):
+    """A model's detections >= threshold coloured by their TIDE kind (true positive green), the `focus_top`
+    best of the `focus` kind even below the threshold (a weak model's errors are faint), and the boxes it
     missed outright in the `miss` colour."""
     from harness.measure.draw import Box
     from harness.scoring.errors import _KIND, TP
@@ -309,8 +311,10 @@ def _error_panel(scored: _Scored, assigned, image_id: int, im, s: float, label: 
     a, results = assigned[0], assigned[2]
     kinds = {code: name for name, code in _KIND.items()} | {TP: "tp"}
     img = a.image_ids.index(image_id)
-    sel = [i for i in range(a.det_img.size) if a.det_img[i] == img and a.det_score[i] >= threshold
-           and int(a.det_kind[i]) in kinds and not a.det_ignored[i]]
+    mine = [i for i in range(a.det_img.size) if a.det_img[i] == img and int(a.det_kind[i]) in kinds
+            and not a.det_ignored[i]]
+    focused = sorted((i for i in mine if kinds[int(a.det_kind[i])] == focus), key=lambda i: -a.det_score[i])
+    sel = sorted(set(i for i in mine if a.det_score[i] >= threshold) | set(focused[:focus_top]))
     boxes, counts = [], {}
     for i in sorted(sel, key=lambda i: a.det_score[i]):
         kind = kinds[int(a.det_kind[i])]
@@ -333,7 +337,8 @@ def error_gallery(record_a: Mapping[str, Any], record_b: Mapping[str, Any], imag
                   base_dir: Path | None = None, score_threshold: float = 0.3, per_type: int = 1,
                   cache=None) -> list[tuple[str, GalleryItem]]:
     """For each error type, the `per_type` images where B gained most of it (error_shift's `images`), each as
-    ground truth | A | B with boxes coloured by error type: (type, item) pairs; [] when files are missing."""
+    ground truth | A | B with boxes coloured by error type (and that type's best detections shown even below
+    the threshold): (type, item) pairs; [] when files are missing."""
     from harness.analyse.error_shift import record_assignment
     from harness.analyse.paired import MatchCache
 
@@ -354,8 +359,8 @@ def error_gallery(record_a: Mapping[str, Any], record_b: Mapping[str, Any], imag
                 continue
             im, s = loaded
             picture = side_by_side([_truth_panel(a, image_id, im, s),
-                                    _error_panel(a, ea, image_id, im, s, la, score_threshold),
-                                    _error_panel(b, eb, image_id, im, s, lb, score_threshold)])
+                                    _error_panel(a, ea, image_id, im, s, la, score_threshold, kind),
+                                    _error_panel(b, eb, image_id, im, s, lb, score_threshold, kind)])
             name = a.gt.image(image_id).file_name
             out.append((kind, GalleryItem(image_id, f"{name}: {lb} gained {kind} error here", _png(picture))))
     return out
