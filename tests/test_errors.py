@@ -138,3 +138,22 @@ def test_paired_errors_see_a_planted_shift(gt):
     assert loc["delta"] > 0.2 and loc["lo"] > 0
     others = [abs(p["sizes"]["all"][t]["delta"]) for t in ERROR_TYPES if t != "loc"]
     assert max(others) < 0.1 * loc["delta"]
+
+
+def test_the_doctor_says_mostly_localisation_on_small_objects(gt):
+    """Only the small boxes shifted (by a third, as above): the doctor's profile names localisation and small."""
+    from harness.analyse.doctor.errors import profile_of
+
+    small = {a["id"] for a in gt.dataset["annotations"] if a["area"] < 32**2}
+    rng = random.Random(2)
+    results = []
+    for a in gt.dataset["annotations"]:
+        if a.get("iscrowd"):
+            continue
+        x, y, w, h = a["bbox"]
+        box = [x + w / 3, y + h / 3, w, h] if a["id"] in small else [x, y, w, h]
+        results.append({"image_id": a["image_id"], "category_id": a["category_id"], "bbox": box,
+                        "score": rng.uniform(0.05, 1.0)})
+    p = profile_of(gt, results, [i.id for i in gt.images])
+    assert p["type"] == "loc" and p["size"] == "small" and p["share"] > 0.5
+    assert p["line"].startswith("where the AP goes: mostly localisation") and "small objects" in p["line"]
