@@ -167,7 +167,45 @@ def render_board_arm64(artifact: dict) -> list[str]:
             f"(exit status {d['exit_status']}; pytest: {d['pytest']})."]
 
 
+def _p(v: float | None) -> str:
+    return "" if v is None else f"{100 * v:.2f}"
+
+
+def render_tide_agreement(artifact: dict) -> list[str]:
+    d = artifact["data"]
+    types = ("cls", "loc", "both", "dupe", "bkg", "miss")
+    rows = [[tool, *(_p(v["errors"][t]) for t in types), _p(v["special"]["fp"]), _p(v["special"]["fn"]),
+             _p(v["AP50"])] for tool, v in d["tools"].items()]
+    return _table(["tool", *types, "FP", "FN", "AP50"], rows)
+
+
+def render_tide_pairs(artifact: dict) -> list[str]:
+    d = artifact["data"]
+    types = ("cls", "loc", "both", "dupe", "bkg", "miss", "fp", "fn")
+    rows = []
+    for pair, block in d["pairs"].items():
+        if "sizes" not in block:
+            continue
+        for size in ("all", "small", "medium", "large"):
+            b = block["sizes"].get(size)
+            if b:
+                rows.append([pair, size, f"{_p(b['AP50']['a'])} -> {_p(b['AP50']['b'])}",
+                             *(f"{_p(b[t]['delta'])} [{_p(b[t]['lo'])}, {_p(b[t]['hi'])}]" for t in types)])
+    return _table(["pair", "size", "AP50", *types], rows)
+
+
+def render_tide_evals(artifact: dict) -> list[str]:
+    d = artifact["data"]
+    types = ("cls", "loc", "both", "dupe", "bkg", "miss")
+    rows = [[m, size, _p(b["AP50"]), *(_p(b["errors"][t]) for t in types), _p(b["special"]["fp"]),
+             _p(b["special"]["fn"])] for m, e in d["evals"].items() for size, b in e["sizes"].items()]
+    return _table(["model", "size", "AP50", *types, "FP", "FN"], rows)
+
+
 RENDERERS: dict[str, Callable[[dict], list[str]]] = {
+    "tide_agreement": render_tide_agreement,
+    "tide_pairs": render_tide_pairs,
+    "tide_evals": render_tide_evals,
     "board_arm64": render_board_arm64,
     "demo": render_demo,
     "scaling": render_scaling,

@@ -247,3 +247,25 @@ def test_baselines_come_from_the_records_not_from_todays_cards():
     rows = {r["model"]: r for r in tables.baselines([rec]).to_dict("records")}
     assert rows["mb3-centernet-f32"]["published AP"] == 99.9 and rows["mb3-centernet-f32"]["from"] == "run record"
     assert rows["mb3-centernet-int8"]["published AP"] == 25.1 and rows["mb3-centernet-int8"]["from"] == "zoo card"
+
+
+def test_the_error_types_of_the_pair_join_where_the_error_starts(report, tmp_path):
+    """Issue 23: each eval's TIDE decomposition, the pair's change per error type with a paired interval,
+    the sentence that joins it to the op where the error starts (the compare record's layer_2, op 2), both
+    models' confusions and one picture per error type the int8 model gained, drawn by the browser."""
+    errors = _csv(report / "tables" / "errors.csv")
+    assert {r["model"] for r in errors} == {"mb3-centernet-f32", "mb3-centernet-int8"}
+    assert {r["size"] for r in errors} >= {"all", "small", "medium", "large"}
+    shift = _csv(report / "tables" / "error_shift.csv")
+    loc = next(r for r in shift if r["size"] == "all" and r["error"].startswith("loc"))
+    lo, hi = (float(v) for v in loc["change CI"].strip("[]").split(","))
+    assert lo <= float(loc["change"]) <= hi
+    line = _csv(report / "tables" / "error_headline.csv")[0]["what it broke"]
+    assert line.startswith("mb3-centernet-int8 adds") and "its error starts at op 2 CONV_2D (layer_2)" in line
+    assert _csv(report / "tables" / "confusion.csv")
+    page = (report / "report.html").read_text()
+    section = page[page.index('<h3 id="error-gallery">'):]
+    assert section.count("<figure>") >= 3 and "gained" in section
+    assert line in page.replace("&#x27;", "'")
+    px = _screenshot(report / "report.html", tmp_path)
+    assert _colours(px) > 5000

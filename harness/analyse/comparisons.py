@@ -47,7 +47,8 @@ def compare_quant(float_model: str, quant_model: str, *, mirror: Mirror | None, 
                   progress: bool = True) -> dict:
     """Per-head and per-layer error of `quant_model` against `float_model`; the quant_compare record.
 
-    `evals` (the two models' eval records) adds the AP lost per class and size; `saved_model` (the
+    `evals` (the two models' eval records) adds the AP lost per class and size, and the change in each TIDE
+    error type with a paired interval (harness.analyse.error_shift); `saved_model` (the
     float SavedModel) adds the QuantizationDebugger's layer-wise error when a calibration set is known.
     """
     from harness.analyse.quant_error.compare import FIRST_BAD_SNR_DB, compare_models, delta_ap
@@ -87,4 +88,8 @@ def compare_quant(float_model: str, quant_model: str, *, mirror: Mirror | None, 
                           quiet=not progress)
     if eval_records and evals:
         body["delta_ap"] = {"float_record": str(evals[0]), "quant_record": str(evals[1]), **delta_ap(*eval_records)}
+        from harness.analyse.error_shift import error_shift
+
+        shift = error_shift(eval_records[0], eval_records[1], Path(evals[0]).parent)
+        body["errors"] = shift if isinstance(shift, dict) else {"reason": shift}
     return new_record("quant_compare", **body)

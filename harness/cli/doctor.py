@@ -58,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     print(format_findings(findings))
     if body.get("together"):
         print("\n" + format_together(body["together"]))
+    if body.get("error_profile"):
+        print("\n" + body["error_profile"]["line"])
     reasons = (body.get("comparison") or {}).get("reasons") or []
     if reasons:
         print("\nunlike the published baseline: " + "; ".join(reasons))

@@ -136,6 +136,11 @@ def print_quant_compare(record: dict) -> None:
         d = record["delta_ap"]
         print("AP lost: " + ", ".join(f"{k} {v['float']:.3f}->{v['quant']:.3f}" for k, v in d["overall"].items())
               + ("" if d["like_for_like"] else f" (not like for like: {'; '.join(d['reasons'])})"))
+    if "errors" in record:
+        from harness.analyse.error_shift import first_bad, headline
+
+        e = record["errors"]
+        print(f"errors: {e['reason']}" if "reason" in e else "errors: " + headline(e, first_bad(record)))
 
 
 def print_record(record: dict) -> None:

@@ -18,6 +18,7 @@ from harness.models.backends import BackendOptions
 from harness.models.mirror import Mirror, root_of
 from harness.models.zoo import ModelCard
 from harness.scoring.coco import CocoGroundTruth
+from harness.scoring.errors import error_block
 from harness.scoring.evaluator import EvalResult
 from harness.scoring.intervals import DEFAULT_LEVEL, DEFAULT_RESAMPLES, check_options, results_interval
 
@@ -38,12 +39,14 @@ def ground_truth(coco: str | Path | None, mirror: Mirror | None) -> CocoGroundTr
 
 def eval_record(card: ModelCard, *, label: str | None, protocol: str, backend: dict, dataset: dict,
                 result: EvalResult, timing: dict, detections_file: Path, run_key: dict, resumed_images: int,
-                protocol_block: dict | None = None, interval: dict | None = None, **extra: object) -> dict:
+                protocol_block: dict | None = None, interval: dict | None = None, errors: dict | None = None,
+                **extra: object) -> dict:
     """The eval run record (schema centernet-harness/run), with the card's baseline comparison.
 
     `protocol_block` is what the run did from image file to results entry (Pipeline.protocol_block);
     by default the card's protocol as written. `interval` (harness.scoring.intervals.results_interval)
-    goes to `results.interval` and into the comparison's verdict; None leaves both out.
+    goes to `results.interval` and into the comparison's verdict; None leaves both out. `errors`
+    (harness.scoring.errors.error_block) goes to `results.errors`.
     """
     from harness.records.schema import new_record
     from harness.scoring.baseline import compare
@@ -56,7 +59,8 @@ def eval_record(card: ModelCard, *, label: str | None, protocol: str, backend: d
         protocol=block,
         backend=backend,
         dataset=dataset,
-        results={**result.to_dict(), **({"interval": interval} if interval else {})},
+        results={**result.to_dict(), **({"interval": interval} if interval else {}),
+                 **({"errors": errors} if errors else {})},
         comparison=compare(card, protocol, dataset, result.stats["AP"], interval, block.get("overridden", ())),
         timing=timing,
         detections_file=str(detections_file),
@@ -128,7 +132,7 @@ def evaluate(label: str, card: ModelCard, mirror: Mirror | None, gt: CocoGroundT
                        result=result, timing=timing.to_dict(), detections_file=detections_file, run_key=key,
                        resumed_images=resumed, protocol_block=pipeline.protocol_block(backend),
                        interval=results_interval(gt, results, ids, ci_resamples, ci_level),
-                       parallel=executor.describe(),
+                       errors=error_block(gt, results, ids), parallel=executor.describe(),
                        **({"shard": shard_block(shard, all_ids, ids)} if shard is not None else {}))
 
 
@@ -162,6 +166,7 @@ def merge_shards(paths: Sequence[str | Path], *, gt_path: str | Path | None = No
         run_key={**first["run_key"], "shard": None, "image_ids_sha256": image_ids_sha256(merged.image_ids)},
         resumed_images=sum(r.get("resumed_images", 0) for r in merged.records),
         interval=results_interval(gt, merged.results, merged.image_ids, ci_resamples, ci_level),
+        errors=error_block(gt, merged.results, merged.image_ids),
         parallel={"executor": "merged shards", "per_shard": [r.get("parallel") for r in merged.records]},
         merged_from=[str(path) for path, _ in records])
 
@@ -182,4 +187,6 @@ def score_file(gt_path: str | Path, results_path: str | Path, *, engine: str = "
         kept = set(ids)
         results = [r for r in results if r["image_id"] in kept]
     result = score_results(gt, results, ids, engine)
-    return new_record("score", dataset=gt.describe(ids), results=result.to_dict(), results_file=str(results_path))
+    return new_record("score", dataset=gt.describe(ids), results={**result.to_dict(),
+                                                                 "errors": error_block(gt, results, ids)},
+                      results_file=str(results_path))

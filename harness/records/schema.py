@@ -18,6 +18,8 @@ Kind `ab_bench` (no version change: a new kind) holds `design` (blocks, block si
 Kind `npu_compile` (a new kind) holds what an NPU compiler made of a model (`harness compile`): `compiler`
 (name, version, options), `model` and `output` (paths, sha256), the compiler's own `estimate` (inference ms,
 cycles), `ops` (NPU / CPU counts, the ops left to the CPU) and `memory` (SRAM / DRAM used).
+Version 4 adds `results.errors` to eval and score records: the TIDE error decomposition per object size
+(harness.scoring.errors.decompose). Older records have none and load unchanged; readers treat it as absent.
 Later versions may add keys; readers must ignore keys they do not know, and refuse versions they do not.
 """
 
@@ -39,7 +41,7 @@ from harness.records import host
 from harness.records.types import RunRecord
 
 SCHEMA = "centernet-harness/run"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Keys a reader relies on, per kind; other kinds (from newer harnesses) are kept and passed through.
 REQUIRED: dict[str, tuple[str, ...]] = {
     "eval": ("model", "dataset", "results", "backend"),

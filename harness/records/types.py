@@ -100,6 +100,7 @@ class Results(_Results, total=False):
     image_count: int
     detection_count: int
     interval: dict[str, Interval]
+    errors: dict[str, Json]  # schema 4: TIDE decomposition per size (harness.scoring.errors.decompose)
 
 
 class Comparison(TypedDict, total=False):

@@ -233,6 +233,7 @@ def diagnose_model(pipeline: Pipeline, gt: CocoGroundTruth, *, max_images: int =
         "comparison": compare(pipeline.card, pipeline.protocol, dataset, clean.ap),
         "findings": [f.to_dict() for f in sort_findings(findings)],
         "together": together,
+        "error_profile": found.profile,
         "wall_s": time.perf_counter() - t0,
     }
 

@@ -49,6 +49,7 @@ class Diagnosis:
 
     findings: list[Finding]
     together: dict | None = None
+    profile: dict | None = None  # harness.analyse.doctor.errors.profile: which error type costs most
 
 
 def _boxes(fn: ev.BoxFix, size: dict[int, tuple[int, int]]) -> Transform:
@@ -341,7 +342,10 @@ def diagnose(gt: CocoGroundTruth, results: Sequence[object], image_ids: Sequence
         short = shortfall_finding(doc.raw_before, best, expected, expected_from)
         if short:
             doc.findings.append(short)
-    return Diagnosis(sort_findings(doc.findings), together)
+    from harness.analyse.doctor.errors import profile_of
+
+    known = [r for r in doc.entries if r["image_id"] in doc.known_images and r["category_id"] in gt.categories]
+    return Diagnosis(sort_findings(doc.findings), together, profile_of(gt, known, ids))
 
 
 def diagnose_results(gt: CocoGroundTruth, results: Sequence[object], image_ids: Sequence[int] | None = None,
@@ -384,4 +388,5 @@ def doctor_file(gt: CocoGroundTruth, results_path: str | Path, image_ids: Sequen
     body = doctor_record_body(d.findings, gt, results_path, len(results), image_ids, engine,
                               time.perf_counter() - t0, d.together,
                               None if expected is None else {"ap": expected, "from": where})
+    body["error_profile"] = d.profile
     return d.findings, body

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.analyse.report import dashboard, headline, plots, render, sections, tables, tradeoff
+from harness.analyse.report import errors as error_views
 from harness.common.fileio import write_bytes_atomic, write_json_atomic, write_text_atomic
 from harness.records.selection import latest_evals, latest_searches, model_name, quant_pairs
 from harness.records.types import RunRecord
@@ -90,6 +91,8 @@ def build_report(records: Sequence[RunRecord], out_dir: str | Path, *, gallery_i
         "tradeoff_summary": tradeoff.summary(records),
         **headline.tables(records, paired),
     }
+    shifts = error_views.shifts(records, base_dir)
+    t.update(error_views.tables(records, shifts))
     import pandas as pd
 
     t["hosts"] = pd.DataFrame(_hosts(records))
@@ -124,8 +127,11 @@ def build_report(records: Sequence[RunRecord], out_dir: str | Path, *, gallery_i
     written.append(write_text_atomic(out / "report.md", md))
     intro = (f'<p class="note">Generated {created} from {len(records)} run records ({_kinds(records)}) '
              f"on {_n(len(t['hosts']), 'host')}. AP in points (COCO AP@[.5:.95] x 100); latency in ms.</p>")
+    errors_html = error_views.section(t, error_views.gallery(records, shifts, base_dir, gallery_threshold)
+                                      if gallery_images > 0 else "")
     page = sections.page(t, figs, title, intro,
-                         sections.gallery(records, gallery_images, base_dir, gallery_threshold), min_instances)
+                         sections.gallery(records, gallery_images, base_dir, gallery_threshold), min_instances,
+                         errors_html)
     html_path = write_text_atomic(out / "report.html", page)
     written.append(html_path)
     return Report(out, html_path, out / "report.md", md, written, t)
@@ -155,6 +161,7 @@ def _markdown(t: dict, records: Sequence[RunRecord], title: str) -> str:
     if len(unlike):
         parts.append("Not like for like: " + "; ".join(sorted(set(unlike["why not"]))) + ".\n")
     parts += ["### Float vs quantized\n", render.markdown_table(t["quant_overall"], QUANT_MD)]
+    parts += [f"{r['quantized']}: {r['what it broke']}\n" for r in t["error_headline"].to_dict("records")]
     if len(t["quant_error_summary"]):
         parts.append(render.markdown_table(t["quant_error_summary"], ["quantized", "images", "error starts at",
                                                                       "op types adding most error"]))

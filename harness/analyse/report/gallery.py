@@ -291,3 +291,76 @@ def pair_gallery(record_a: Mapping[str, Any], record_b: Mapping[str, Any], n: in
         if len(items) == n:
             break
     return items
+
+
+# --------------------------------------------------------------------------------------------------
+# Pictures of error types (harness.scoring.errors): where a quantized model gained each kind of error
+
+ERROR_COLOURS = {"tp": (0, 170, 0), "cls": (255, 140, 0), "loc": (255, 215, 0), "both": (160, 32, 240),
+                 "dupe": (0, 190, 255), "bkg": (230, 0, 0), "miss": (255, 0, 200)}
+
+
+def _error_panel(scored: _Scored, assigned, image_id: int, im, s: float, label: str, threshold: float,
+                 focus: str | None = None, focus_top: int = 5):
+    """A model's detections >= threshold coloured by their TIDE kind (true positive green), the `focus_top`
+    best of the `focus` kind even below the threshold (a weak model's errors are faint), and the boxes it
+    missed outright in the `miss` colour."""
+    from harness.measure.draw import Box
+    from harness.scoring.errors import _KIND, TP
+
+    a, results = assigned[0], assigned[2]
+    kinds = {code: name for name, code in _KIND.items()} | {TP: "tp"}
+    img = a.image_ids.index(image_id)
+    mine = [i for i in range(a.det_img.size) if a.det_img[i] == img and int(a.det_kind[i]) in kinds
+            and not a.det_ignored[i]]
+    focused = sorted((i for i in mine if kinds[int(a.det_kind[i])] == focus), key=lambda i: -a.det_score[i])
+    sel = sorted(set(i for i in mine if a.det_score[i] >= threshold) | set(focused[:focus_top]))
+    boxes, counts = [], {}
+    for i in sorted(sel, key=lambda i: a.det_score[i]):
+        kind = kinds[int(a.det_kind[i])]
+        counts[kind] = counts.get(kind, 0) + 1
+        d = results[int(a.det_ref[i])]
+        name = scored.gt.categories.get(d["category_id"], str(d["category_id"]))
+        boxes.append(Box(*_scaled(d["bbox"], s), label=f"{kind} {name} {d['score']:.2f}", colour=ERROR_COLOURS[kind]))
+    anns = scored.gt.dataset["annotations"]
+    for g in range(a.gt_img.size):
+        if a.gt_img[g] == img and a.gt_missed[g]:
+            ann = anns[int(a.gt_ref[g])]
+            counts["miss"] = counts.get("miss", 0) + 1
+            boxes.append(Box(*_scaled(ann["bbox"], s), label=f"missed {scored.gt.categories[ann['category_id']]}",
+                             colour=ERROR_COLOURS["miss"]))
+    text = f"{label}: " + (", ".join(f"{v} {k}" for k, v in counts.items()) or "nothing >= threshold")
+    return caption(draw_boxes(im, boxes), text)
+
+
+def error_gallery(record_a: Mapping[str, Any], record_b: Mapping[str, Any], images: Mapping[str, Sequence[dict]],
+                  base_dir: Path | None = None, score_threshold: float = 0.3, per_type: int = 1,
+                  cache=None) -> list[tuple[str, GalleryItem]]:
+    """For each error type, the `per_type` images where B gained most of it (error_shift's `images`), each as
+    ground truth | A | B with boxes coloured by error type (and that type's best detections shown even below
+    the threshold): (type, item) pairs; [] when files are missing."""
+    from harness.analyse.error_shift import record_assignment
+    from harness.analyse.paired import MatchCache
+
+    a, b = _prepare(record_a, base_dir), _prepare(record_b, base_dir)
+    if a is None or b is None:
+        return []
+    cache = cache if cache is not None else MatchCache()
+    ea, eb = record_assignment(record_a, base_dir, cache), record_assignment(record_b, base_dir, cache)
+    if isinstance(ea, str) or isinstance(eb, str):
+        return []
+    la, lb = short_labels(a.label, b.label)
+    out = []
+    for kind, rows in images.items():
+        for row in list(rows)[:per_type]:
+            image_id = int(row["image_id"])
+            loaded = _panel_image(a, image_id, PANEL_MAX)
+            if loaded is None:
+                continue
+            im, s = loaded
+            picture = side_by_side([_truth_panel(a, image_id, im, s),
+                                    _error_panel(a, ea, image_id, im, s, la, score_threshold, kind),
+                                    _error_panel(b, eb, image_id, im, s, lb, score_threshold, kind)])
+            name = a.gt.image(image_id).file_name
+            out.append((kind, GalleryItem(image_id, f"{name}: {lb} gained {kind} error here", _png(picture))))
+    return out

@@ -129,7 +129,7 @@ def tradeoff(t: Mapping[str, pd.DataFrame], figs: Mapping[str, bytes | None]) ->
 
 
 def page(t: Mapping[str, pd.DataFrame], figs: Mapping[str, bytes | None], title: str, intro: str, gallery_html: str,
-         min_instances: int) -> str:
+         min_instances: int, errors_html: str = "") -> str:
     """The whole HTML page: the headline (open), then the details (folded)."""
     sections = [
         ("Accuracy vs published baselines", _accuracy(t)),
@@ -137,6 +137,8 @@ def page(t: Mapping[str, pd.DataFrame], figs: Mapping[str, bytes | None], title:
          render.html_table(t["baselines"], {"measured here": "no run yet"})),
         ("Float vs quantized: how much is lost, where in the network, on which images",
          _quant(t, figs, gallery_html, min_instances)),
+        *([("What quantization broke, in detection terms: error types, confusions, pictures", errors_html)]
+          if errors_html else []),
         *([("Quantization search: accuracy against speed, and the Pareto front", tradeoff(t, figs))]
           if len(t["tradeoff"]) else []),
         *([("Why a mAP may not match: harness doctor",
