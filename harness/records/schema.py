@@ -18,6 +18,9 @@ Kind `ab_bench` (no version change: a new kind) holds `design` (blocks, block si
 Kind `npu_compile` (a new kind) holds what an NPU compiler made of a model (`harness compile`): `compiler`
 (name, version, options), `model` and `output` (paths, sha256), the compiler's own `estimate` (inference ms,
 cycles), `ops` (NPU / CPU counts, the ops left to the CPU) and `memory` (SRAM / DRAM used).
+Key `provenance` (no version change: an optional key; harness.records.provenance) holds the code revision
+measured (commit, commit time, dirty, branch), the harness's version and the CI run (system, run id and URL, job,
+runner); a record without it reads as "unknown" in each (harness.records.provenance.of_record).
 Later versions may add keys; readers must ignore keys they do not know, and refuse versions they do not.
 """
 
@@ -35,7 +38,7 @@ from typing import cast
 
 from harness import __version__
 from harness.errors import HarnessError
-from harness.records import host
+from harness.records import host, provenance
 from harness.records.types import RunRecord
 
 SCHEMA = "centernet-harness/run"
@@ -89,6 +92,7 @@ def new_record(kind: str, **body: object) -> dict:
         "command": sys.argv[1:],
         "host": host.describe(),
         "versions": versions(),
+        "provenance": provenance.describe(),
         **body,
     }
 
