@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
-from fake_records import bench_record
+from fake_records import bench_record, with_samples
 
 MODEL = "mb3-centernet-int8"
 
@@ -24,16 +24,20 @@ def provenance(i: int, runner: str) -> dict:
                    "run_url": f"https://github.com/example/harness/actions/runs/{1000 + i}"}}
 
 
-def history(commits: int, board: str, base_ms: float, step_at: int | None = None, step: float = 1.0,
-            noise: float = 0.02, seed: int = 0, samples: int = 20) -> list[dict]:
-    """`commits` bench records on `board`, p50 near `base_ms` with run-to-run noise `noise` (relative), and from
-    commit `step_at` on (0-based, so commit 30 is the 31st run) `step` times slower."""
+def history(commits: int, board: str, base_ms: float, steps: dict[int, float] | None = None, noise: float = 0.02,
+            seed: int = 0, samples: int = 20, start: int = 0) -> list[dict]:
+    """Bench records of commits `start` .. `start + commits - 1` on `board`, p50 near `base_ms` with run-to-run
+    noise `noise` (relative); from commit i of `steps` {i: factor} on (0-based: commit 30 is the 31st run) the
+    level is that factor times what it was."""
     rng = np.random.default_rng(seed)
+    template = bench_record(MODEL, [base_ms / 1e3] * samples, fingerprint_of=board)
     out = []
-    for i in range(commits):
-        level = base_ms * (step if step_at is not None and i >= step_at else 1.0) * (1 + noise * rng.standard_normal())
+    for i in range(start, start + commits):
+        level = base_ms * float(np.prod([f for at, f in (steps or {}).items() if i >= at]))
+        level *= 1 + noise * rng.standard_normal()
         s = (level * (1 + 0.03 * rng.standard_normal(samples))) / 1e3
-        rec = bench_record(MODEL, list(s), fingerprint_of=board, created=provenance(i, board)["code"]["commit_time"])
+        rec = with_samples(template, {"model_only": s, "end_to_end": s * 1.2})
+        rec["created"] = provenance(i, board)["code"]["commit_time"]
         rec["provenance"] = provenance(i, f"{board}-runner")
         out.append(rec)
     return out

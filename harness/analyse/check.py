@@ -309,10 +309,10 @@ def run_gates(records: Sequence[RunRecord], *, tolerance: float | None = None, e
     `skip_missing` (a first run on a new host has no history yet) yields a passing "skipped" finding."""
     if tolerance is None and expected:
         raise HarnessError("--expect needs --ap-tolerance (how far from the expected AP is still a pass)")
-    if tolerance is None and max_quant_drop is None and max_slowdown is None and min_relative_accuracy is None:
-        raise HarnessError("name a gate: --ap-tolerance, --max-quant-drop, --min-relative-accuracy or --max-slowdown")
     if change_points and max_slowdown is None:
         raise HarnessError("--change-points needs --max-slowdown R (how much worse a change may leave a series)")
+    if tolerance is None and max_quant_drop is None and max_slowdown is None and min_relative_accuracy is None:
+        raise HarnessError("name a gate: --ap-tolerance, --max-quant-drop, --min-relative-accuracy or --max-slowdown")
     if min_relative_accuracy is not None and not 0 < min_relative_accuracy <= 1:
         raise HarnessError("--min-relative-accuracy is a fraction of the float model's AP in (0, 1] (0.99: MLPerf's "
                            f"99% of FP32), got {min_relative_accuracy:g}")
