@@ -167,7 +167,27 @@ def render_board_arm64(artifact: dict) -> list[str]:
             f"(exit status {d['exit_status']}; pytest: {d['pytest']})."]
 
 
+def render_change_points(artifact: dict) -> list[str]:
+    d = artifact["data"]
+    st, noise = d["settings"], d["noise"]
+
+    def delay(v: float | None) -> str:
+        return "" if v is None else f"{v:g}"
+
+    rows = [[r["change"] if r["change"] != "none" else "none (false alarms)", r["gate"],
+             f"**{100 * r['flagged']:.0f}%**", delay(r["delay_median"]), delay(r["delay_p90"]),
+             f"{100 * r['failing_at_end']:.0f}%"] for r in d["results"]]
+    return [*_table(["planted at commit " + str(st["step"]), "gate", "flagged", "delay, median (commits)",
+                     "delay, p90", "still failing at the last commit"], rows), "",
+            f"{st['trials']} histories of {st['length']} commits per row, `--max-slowdown {st['max_slowdown']:g}`, "
+            f"drift "
+            f"{100 * st['drift']:g}% per commit; noise from {noise['runs']} real runs (p50 median "
+            f"{noise['p50_ms_median']:.1f} ms, CV {noise['p50_cv_percent']:.1f}%, max/min "
+            f"{noise['p50_max_over_min']:.2f})."]
+
+
 RENDERERS: dict[str, Callable[[dict], list[str]]] = {
+    "change_points": render_change_points,
     "board_arm64": render_board_arm64,
     "demo": render_demo,
     "scaling": render_scaling,

@@ -40,14 +40,20 @@ def test_split_statistic_is_the_energy_distance_of_the_definition():
     assert q == pytest.approx(qs[at], rel=1e-9)
 
 
-def test_rank_test_matches_scipy():
+def test_rank_test_matches_scipy_exact_for_small_untied_samples_else_asymptotic():
     stats = pytest.importorskip("scipy.stats")
     rng = np.random.default_rng(5)
+    for n1, n2, shift in ((30, 3, 1.0), (3, 30, 1.0), (7, 5, 0.5), (40, 10, 0.8)):
+        a, b = rng.normal(shift, 1, n1), rng.normal(0, 1, n2)
+        ref = stats.mannwhitneyu(a, b, alternative="two-sided", method="exact").pvalue
+        assert two_sided_rank_p(a, b) == pytest.approx(ref, rel=1e-9)
     for n1, n2, shift in ((30, 3, 1.0), (12, 17, 0.3), (25, 25, 0.0)):
         a, b = rng.normal(shift, 1, n1), rng.normal(0, 1, n2)
         b[:2] = a[:2]  # ties
         ref = stats.mannwhitneyu(a, b, alternative="two-sided", method="asymptotic", use_continuity=True).pvalue
         assert two_sided_rank_p(a, b) == pytest.approx(ref, rel=1e-6)
+    # three runs above thirty: 2 / C(33, 3) by counting, what a gate has three commits after a step
+    assert two_sided_rank_p(np.arange(30.0, 33.0), np.arange(30.0)) == pytest.approx(2 / 5456)
 
 
 def test_a_clean_step_is_found_where_it_is_and_flat_or_noisy_series_have_none():

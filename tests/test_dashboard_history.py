@@ -1,4 +1,4 @@
-"""`harness dashboard` (issue 25): the static history site, its incremental rebuild, and the page in a real browser.
+"""`harness report --history` (issue 25: the CI dashboard over time): the static history site, its incremental rebuild, and the page in a real browser.
 
 The store is the done-when one: 60 commits on two boards, board A 15% slower from commit 30 on. Chromium (headless,
 from a file:// URL, no server, no network) must load the page without a script error and mark the change on
@@ -44,7 +44,7 @@ def site(tmp_path_factory):
     store = tmp / "runs.sqlite"
     with RecordStore(store) as s:
         s.add(history(60, A, 50.0, steps={30: 1.15}, seed=1) + history(60, B, 120.0, seed=2))
-    assert main(["dashboard", "--store", str(store), "--out", str(tmp / "site"), "--max-slowdown", "1.05"]) == 0
+    assert main(["report", "--history", "--store", str(store), "--out", str(tmp / "site"), "--max-slowdown", "1.05"]) == 0
     return store, tmp / "site"
 
 
@@ -70,11 +70,11 @@ def test_a_rebuild_recomputes_only_the_series_that_changed(site, capsys, tmp_pat
             (tmp_path / "site" / path.relative_to(out)).parent.mkdir(parents=True, exist_ok=True)
             (tmp_path / "site" / path.relative_to(out)).write_bytes(path.read_bytes())
     capsys.readouterr()
-    assert main(["dashboard", "--store", str(copy), "--out", str(tmp_path / "site")]) == 0
+    assert main(["report", "--history", "--store", str(copy), "--out", str(tmp_path / "site")]) == 0
     assert "2 series (0 recomputed)" in capsys.readouterr().out
     with RecordStore(copy) as s:
         s.add(history(1, B, 120.0, seed=5, start=60))
-    assert main(["dashboard", "--store", str(copy), "--out", str(tmp_path / "site")]) == 0
+    assert main(["report", "--history", "--store", str(copy), "--out", str(tmp_path / "site")]) == 0
     assert "2 series (1 recomputed)" in capsys.readouterr().out
 
 
@@ -93,7 +93,8 @@ def test_the_page_in_chromium_loads_without_errors_and_marks_the_planted_step(si
 
     page = site[1] / "index.html"
     probe = page.with_name("probe.html")
-    probe.write_text(page.read_text().replace("<head>", "<head>" + PROBE_HEAD, 1).replace("</body>", PROBE_TAIL + "</body>"))
+    probe.write_text(page.read_text().replace("<head>", "<head>" + PROBE_HEAD, 1)
+                     .replace("</body>", PROBE_TAIL + "</body>"))
     dom = _chromium(["--virtual-time-budget=10000", "--dump-dom", probe.as_uri()], tmp_path).stdout
     found = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S)
     assert found, "the probe did not run: the page's data or script did not load"

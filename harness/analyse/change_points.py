@@ -18,6 +18,7 @@ same series built from this machine's bench noise. numpy only: a board or a CI s
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -65,12 +66,39 @@ def _split_statistic(x: np.ndarray, min_size: int) -> tuple[int, float]:
     return int(tau[best]), float(q[best])
 
 
+EXACT_UP_TO = 10  # the smaller sample size up to which the rank test uses the exact distribution of U
+
+
+def _u_counts(m: int, n: int) -> np.ndarray:
+    """How many of the C(m + n, m) orderings of two untied samples give each U = 0 .. m n: the coefficients of
+    the Gaussian binomial [m + n choose m]_q = prod_{i=1..m} (1 - q^(n+i)) / (1 - q^i), built factor by factor
+    (each partial product is itself a polynomial of degree i n, so the division is exact)."""
+    c = np.zeros(m * n + 1)
+    c[0] = 1.0
+    for i in range(1, m + 1):
+        c[n + i:] -= c[:m * n + 1 - (n + i)].copy()  # times (1 - q^(n+i))
+        for k in range(i, m * n + 1):  # divided by (1 - q^i)
+            c[k] += c[k - i]
+    return c
+
+
 def two_sided_rank_p(a: np.ndarray, b: np.ndarray) -> float:
-    """Two-sided Mann-Whitney U p-value (normal approximation, tie-corrected): do a and b differ in location."""
+    """Two-sided Mann-Whitney U p-value: do a and b differ in location.
+
+    Exact when the smaller sample has at most EXACT_UP_TO values and nothing is tied: the normal approximation
+    is far too cautious there (three runs above thirty earlier ones: exact 0.00037, approximation 0.0053), and
+    three runs after a step are what a gate has soon after it. Otherwise the tie-corrected normal approximation.
+    """
     from harness.analyse.check import mann_whitney_greater
 
     if a.size == 0 or b.size == 0:
         return 1.0
+    both = np.concatenate([a, b])
+    if min(a.size, b.size) <= EXACT_UP_TO and np.unique(both).size == both.size:
+        u = int(np.sum(a[:, None] > b[None, :]))
+        counts = _u_counts(min(a.size, b.size), max(a.size, b.size))
+        total = counts.sum()
+        return float(min(1.0, 2.0 * min(counts[u:].sum(), counts[:u + 1].sum()) / total))
     return min(1.0, 2.0 * min(mann_whitney_greater(a, b), mann_whitney_greater(b, a)))
 
 
@@ -101,7 +129,7 @@ def _split(x: np.ndarray, level: float, min_size: int) -> list[int]:
     while True:
         best: tuple[float, int, int, int] | None = None
         bounds = _bounds(points, x.size)
-        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        for lo, hi in itertools.pairwise(bounds):
             if (lo, hi) in closed or hi - lo < 2 * min_size:
                 continue
             at, q = _split_statistic(x[lo:hi], min_size)

@@ -128,7 +128,8 @@ def build(records: Iterable[RunRecord], phase: PhaseName = "model_only") -> list
         meta[key] = _eval_meta(e)
     for key, points in groups.items():
         model, host, settings, what = meta[key]
-        out.append(Series(series_id(key[0], key[1:]), key[0], f"{model} {what} on {host} ({settings})", host, model,
+        metric = str(key[0])
+        out.append(Series(series_id(metric, key[1:]), metric, f"{model} {what} on {host} ({settings})", host, model,
                           settings, tuple(sorted(points, key=commit_order))))
     return sorted(out, key=lambda s: (s.metric != "latency", s.model, s.host, s.settings))
 
@@ -161,7 +162,7 @@ def in_force(series: Series, changes: Sequence[ChangePoint], max_ratio: float,
     values = np.array([p.value for p in series.points])
     bounds = [0, *(c.index for c in changes), len(values)]
     now = float(np.median(values[bounds[-2]:]))
-    for i, c in enumerate(changes):
+    for c in changes:
         if c.index <= after:
             continue
         if series.worse(c.before, c.after) > 1 and series.worse(c.before, now) > max_ratio:

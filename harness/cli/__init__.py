@@ -20,7 +20,6 @@ from harness.cli import (
     bench,
     check,
     compare,
-    dashboard,
     demo,
     detect,
     doctor,
@@ -41,7 +40,7 @@ __all__ = ["COMMANDS", "EXIT_GATE_FAILED", "EXIT_USAGE", "HelpFormatter", "build
 # The registry, in the order `harness --help` lists them: each module has NAME, HELP, configure(parser)
 # and run(args) -> exit status.
 COMMANDS: dict[str, ModuleType] = {m.NAME: m for m in (
-    eval_, bench, detect, compare, quantize, compile_, doctor, zoo, demo, store, report, dashboard, check, fetch,
+    eval_, bench, detect, compare, quantize, compile_, doctor, zoo, demo, store, report, check, fetch,
 )}
 
 

@@ -9,8 +9,8 @@ so importing the same JSON files twice (a board's results copied back) merges ra
 A record that cannot be read back (imported by an older harness that checked less) is skipped with a
 warning that names its row, and `set_aside` hides a row for good by appending a tombstone row to a table
 of its own: the store stays append-only and one bad import never breaks every later report. `acknowledge`
-appends, the same way, a row saying a team accepts a series' regression as of a commit (harness.analyse.history). Readers open
-the file read-only, so a store on read-only media (or another user's) can still be reported.
+appends, the same way, a row saying a team accepts a series' regression as of a commit (harness.analyse.history).
+Readers open the file read-only, so a store on read-only media (or another user's) can still be reported.
 """
 
 from __future__ import annotations
@@ -211,8 +211,8 @@ class RecordStore:
         import datetime as dt
 
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        self._retry(lambda: self._db.execute("INSERT INTO acks (series, commit_id, reason, created) VALUES (?, ?, ?, ?)",
-                                             (series, commit, reason, now)))
+        sql = "INSERT INTO acks (series, commit_id, reason, created) VALUES (?, ?, ?, ?)"
+        self._retry(lambda: self._db.execute(sql, (series, commit, reason, now)))
 
     def acks(self) -> list[dict[str, str]]:
         """Every acknowledgement, oldest first."""

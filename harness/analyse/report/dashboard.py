@@ -3,7 +3,7 @@
 The action takes a list of {name, unit, value, range?, extra?}; one file per direction, since one chart
 series must not mix "lower is better" latencies with "higher is better" accuracies. Bencher takes one file in its
 metric format (BMF), each benchmark with its measures. The history of every series with its change points is
-`harness dashboard` (harness.analyse.report.history_site).
+`harness report --history` (harness.analyse.report.history_site).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`harness dashboard`: a static site of every latency and AP series over commits, with its change points.
+"""`harness report --history`: a static site of every latency and AP series over commits, with its change points.
 
 One folder, no server, no network: index.html (the page, its style and script inline) reads data.js, a script
 that sets one global to the data (a browser loads a script from a file:// URL, where it would refuse to fetch
@@ -16,6 +16,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from harness.analyse.change_points import MAX_PVALUE, ChangePoint
 from harness.analyse.history import Series, acknowledgements, build, in_force
@@ -58,7 +59,7 @@ def site_data(records: Iterable[RunRecord], cache: Path, max_ratio: float, max_p
         reg = in_force(s, changes, max_ratio, acked.get(s.id, ()))
         raw = in_force(s, changes, max_ratio)
         pts = s.points
-        entry = {
+        entry: dict[str, Any] = {
             "id": s.id, "metric": s.metric, "unit": s.unit, "label": s.label, "host": s.host, "model": s.model,
             "settings": s.settings, "lower_is_better": s.metric == "latency",
             "points": [{"commit": p.commit, "commit_time": p.commit_time, "branch": p.branch, "url": p.run_url,
@@ -145,7 +146,7 @@ Dashed lines: change points (red: worse, green: better), between the last run be
   const NS = "http://www.w3.org/2000/svg";
   const D = window.HARNESS_HISTORY;
   const errors = document.getElementById("errors");
-  if (!D) { errors.textContent = "data.js is missing or did not load: rebuild with harness dashboard."; return; }
+  if (!D) { errors.textContent = "data.js is missing or did not load: rebuild with harness report --history."; return; }
   const tip = document.getElementById("tip");
   const short = c => (c && c !== "unknown") ? c.slice(0, 10) : "unknown";
   const pct = r => (r >= 1 ? "+" : "") + ((r - 1) * 100).toFixed(1) + "%";
@@ -204,7 +205,8 @@ Dashed lines: change points (red: worse, green: better), between the last run be
     for (let k = 0; k < ticks; k++) {
       const i = Math.round(i0 + (i1 - i0) * (ticks === 1 ? 0 : k / (ticks - 1)));
       const anchor = ticks > 1 && k === ticks - 1 ? "end" : "middle";
-      svg.appendChild(s("text", {x: X(i), y: H - B + 14, "text-anchor": anchor}, short(x.points[i].commit).slice(0, 7)));
+      svg.appendChild(s("text", {x: X(i), y: H - B + 14, "text-anchor": anchor},
+                        short(x.points[i].commit).slice(0, 7)));
     }
     svg.appendChild(s("text", {x: (L + W - R) / 2, y: H - 4, "text-anchor": "middle"}, "commits, oldest to newest"));
     const idx = pts.map((p, k) => i0 + k);
@@ -249,7 +251,8 @@ Dashed lines: change points (red: worse, green: better), between the last run be
     };
     svg.addEventListener("mousemove", ev => {
       const i = toIndex(ev), p = x.points[i];
-      tip.textContent = "run " + (i + 1) + " of " + x.points.length + "\\ncommit " + p.commit + "\\nbranch " + p.branch +
+      tip.textContent = "run " + (i + 1) + " of " + x.points.length + "\\ncommit " + p.commit +
+        "\\nbranch " + p.branch +
         "\\n" + fmt(p.v) + " " + x.unit + (p.lo !== p.hi ? " (p10 " + fmt(p.lo) + ", p90 " + fmt(p.hi) + ")" : "") +
         "\\nran " + p.created + "\\nrunner " + p.runner + (p.url !== "unknown" ? "\\nclick: open the CI run" : "");
       tip.style.display = "block"; tip.style.left = (ev.clientX + 14) + "px"; tip.style.top = (ev.clientY + 14) + "px";
