@@ -20,6 +20,9 @@ commit fails at `--max-slowdown R`:
 - Otava (with `--otava DIR`, where DIR holds apache-otava installed with `pip install --no-deps --target DIR
   apache-otava`; its analysis needs only numpy and scipy): Otava's change points (compute_change_points, its
   defaults: window 50, p 0.001) under the same in-force rule.
+`--noise-scale S` also asks how the gates fare on a quieter runner with noise of the same shape: each real run's
+samples are multiplied by (its p50 / the median p50)^(S - 1), so its p50 sits at median x (p50 / median)^S
+(S = 1: as measured; 0.25: a quarter of the spread in log terms, the same skew and outliers, scaled).
 Per planted change and gate: the share of histories flagged at least once from the change on (on histories
 with no change: the false-alarm rate), the delay in commits from the change to the first flag, and the share
 still failing at the last commit. Writes the summary; `--artifact FILE` as a receipts artifact (README.md's table).
@@ -112,9 +115,16 @@ def trial_outcome(fails: Callable[[list[np.ndarray], float], bool], history: lis
     return first, last
 
 
-def simulate(runs: list[list[float]], args: argparse.Namespace, gates: dict[str, Callable]) -> list[dict]:
+def scaled(runs: list[list[float]], scale: float) -> list[np.ndarray]:
+    """The runs with their p50s' spread around the median p50 scaled by `scale` in log terms (see the docstring)."""
+    p50 = np.array([np.median(r) for r in runs])
+    mid = float(np.median(p50))
+    return [np.asarray(r, float) * (m / mid) ** (scale - 1) for r, m in zip(runs, p50, strict=True)]
+
+
+def simulate(samples: list[np.ndarray], scale: float, args: argparse.Namespace, gates: dict[str, Callable]
+             ) -> list[dict]:
     rng = np.random.default_rng(args.seed)
-    samples = [np.asarray(r, float) for r in runs]
     rows = []
     for kind in ("none", "step 5%", "step 10%", "step 20%", "drift"):
         f = factors(kind, args.length, args.step, args.drift)
@@ -124,12 +134,13 @@ def simulate(runs: list[list[float]], args: argparse.Namespace, gates: dict[str,
             t0 = time.perf_counter()
             out = [trial_outcome(fails, h, args.step, args.max_slowdown) for h in histories]
             delays = [d for d, _ in out if d is not None]
-            rows.append({"change": kind, "gate": name, "trials": len(out), "flagged": len(delays) / len(out),
+            rows.append({"noise_scale": scale, "change": kind, "gate": name, "trials": len(out),
+                         "flagged": len(delays) / len(out),
                          "delay_median": float(np.median(delays)) if delays else None,
                          "delay_p90": float(np.percentile(delays, 90)) if delays else None,
                          "failing_at_end": sum(last for _, last in out) / len(out),
                          "wall_s": time.perf_counter() - t0})
-            print(f"{kind:9s} {name:28s} flagged {rows[-1]['flagged']:.2f} delay {rows[-1]['delay_median']} "
+            print(f"x{scale:g} {kind:9s} {name:28s} flagged {rows[-1]['flagged']:.2f} delay {rows[-1]['delay_median']} "
                   f"failing at end {rows[-1]['failing_at_end']:.2f}", file=sys.stderr)
     return rows
 
@@ -146,6 +157,8 @@ def main() -> int:
     p.add_argument("--step", type=int, default=30, help="the commit (0-based) where the change starts (30)")
     p.add_argument("--drift", type=float, default=0.005, help="the drift per commit (0.005: 0.5%%)")
     p.add_argument("--max-slowdown", type=float, default=1.03, help="R of both gates (1.03)")
+    p.add_argument("--noise-scale", type=float, nargs="+", default=[1.0, 0.25],
+                   help="the real runs' spread as measured (1) and scaled (default: 1 0.25)")
     p.add_argument("--seed", type=int, default=25)
     p.add_argument("--artifact", help="write the results as a receipts artifact, e.g. "
                                       "benchmarks/results/change_points.json (default: none)")
@@ -155,11 +168,15 @@ def main() -> int:
     if args.from_artifact:
         import json
 
-        runs = json.loads(Path(args.from_artifact).read_text())["data"]["runs_s"]
-        source = f"runs kept in {args.from_artifact}"
+        kept = json.loads(Path(args.from_artifact).read_text())
+        runs = kept["data"]["runs_s"]
+        measured = kept["data"].get("measured") or {"command": kept["command"], "date": kept["date"],
+                                                    "noise_source": kept["data"]["settings"]["noise_source"]}
     else:
         runs = measure(args.rounds, args.mirror, args.threads)
-        source = f"{args.rounds} runs of harness bench {MODEL} {' '.join(BENCH)}"
+        measured = {"command": provenance["command"], "date": provenance["date"],
+                    "noise_source": f"{args.rounds} runs of harness bench {MODEL} {' '.join(BENCH)}"}
+    source = measured["noise_source"]
     gates: dict[str, Callable] = {"change points (harness)": cp_gate(detect)}
     if args.otava:
         from importlib.metadata import version
@@ -167,14 +184,17 @@ def main() -> int:
         sys.path.insert(0, args.otava)
         gates[f"Otava {version('apache-otava')} change points"] = cp_gate(otava_finder(args.otava))
     gates["series gate (median of last 10)"] = series_gate
-    rows = simulate(runs, args, gates)
-    p50 = np.array([np.median(r) for r in runs]) * 1e3
-    data = {"settings": {k: getattr(args, k) for k in ("trials", "length", "step", "drift", "max_slowdown", "seed")}
-            | {"noise_source": source, "threads": args.threads},
-            "noise": {"runs": len(runs), "p50_ms_median": float(np.median(p50)),
-                      "p50_cv_percent": float(100 * p50.std(ddof=1) / p50.mean()),
-                      "p50_max_over_min": float(p50.max() / p50.min())},
-            "results": rows, "runs_s": runs}
+    rows, noise = [], {}
+    for scale in args.noise_scale:
+        samples = scaled(runs, scale)
+        rows += simulate(samples, scale, args, gates)
+        p50 = np.array([np.median(r) for r in samples]) * 1e3
+        noise[f"{scale:g}"] = {"runs": len(runs), "p50_ms_median": float(np.median(p50)),
+                               "p50_cv_percent": float(100 * p50.std(ddof=1) / p50.mean()),
+                               "p50_max_over_min": float(p50.max() / p50.min())}
+    keys = ("trials", "length", "step", "drift", "max_slowdown", "seed", "noise_scale")
+    data = {"settings": {k: getattr(args, k) for k in keys} | {"noise_source": source, "threads": args.threads},
+            "noise": noise, "results": rows, "measured": measured, "runs_s": runs}
     if args.artifact:
         write_artifact(args.artifact, "change_points", provenance, data, time.perf_counter() - t0)
     return 0

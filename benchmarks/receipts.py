@@ -169,21 +169,25 @@ def render_board_arm64(artifact: dict) -> list[str]:
 
 def render_change_points(artifact: dict) -> list[str]:
     d = artifact["data"]
-    st, noise = d["settings"], d["noise"]
-
-    def delay(v: float | None) -> str:
-        return "" if v is None else f"{v:g}"
-
-    rows = [[r["change"] if r["change"] != "none" else "none (false alarms)", r["gate"],
-             f"**{100 * r['flagged']:.0f}%**", delay(r["delay_median"]), delay(r["delay_p90"]),
-             f"{100 * r['failing_at_end']:.0f}%"] for r in d["results"]]
-    return [*_table(["planted at commit " + str(st["step"]), "gate", "flagged", "delay, median (commits)",
-                     "delay, p90", "still failing at the last commit"], rows), "",
+    st, scales = d["settings"], [f"{x:g}" for x in d["settings"]["noise_scale"]]
+    cells: dict[tuple[str, str], list[str]] = {}
+    for r in d["results"]:
+        delay = "" if r["delay_median"] is None else f"{r['delay_median']:g}"
+        cells.setdefault((r["change"], r["gate"]), []).extend(
+            [f"**{100 * r['flagged']:.0f}%**", delay, f"{100 * r['failing_at_end']:.0f}%"])
+    header = ["planted at commit " + str(st["step"]), "gate"]
+    for s in scales:
+        n = d["noise"][s]
+        what = "as measured" if s == "1" else f"spread x{s}"
+        header += [f"flagged, noise {what} (CV {n['p50_cv_percent']:.0f}%)", "delay", "failing at the end"]
+    rows = [[change if change != "none" else "none (false alarms)", gate, *v] for (change, gate), v in cells.items()]
+    n = d["noise"][scales[0]]
+    return [*_table(header, rows), "",
             f"{st['trials']} histories of {st['length']} commits per row, `--max-slowdown {st['max_slowdown']:g}`, "
-            f"drift "
-            f"{100 * st['drift']:g}% per commit; noise from {noise['runs']} real runs (p50 median "
-            f"{noise['p50_ms_median']:.1f} ms, CV {noise['p50_cv_percent']:.1f}%, max/min "
-            f"{noise['p50_max_over_min']:.2f})."]
+            f"drift {100 * st['drift']:g}% per commit; delay: median commits from the change to the first failing "
+            f"check. Noise from {n['runs']} real runs of mb3-centernet-int8 (p50 median {n['p50_ms_median']:.0f} ms, "
+            f"max/min {n['p50_max_over_min']:.1f}), measured {d['measured']['date'][:10]} by "
+            f"`{d['measured']['command']}`."]
 
 
 RENDERERS: dict[str, Callable[[dict], list[str]]] = {

@@ -352,8 +352,9 @@ def run_gates(records: Sequence[RunRecord], *, tolerance: float | None = None, e
     if max_slowdown is not None:
         requested.append(("--max-slowdown", partial(gate_slowdown, records, max_slowdown, alpha, history,
                                                     change_points, acks, store),
+                          "no A/B bench record and no latency or AP series of six or more runs" if change_points else
                           "no A/B bench record and no two bench records of one model with the same host fingerprint "
-                          "and settings" + (" (--change-points: six)" if change_points else "")))
+                          "and settings"))
     for flag, gate, nothing in requested:
         found = gate()
         if not found and skip_missing:
