@@ -1,4 +1,5 @@
-"""`harness report --history` (issue 25: the CI dashboard over time): the static history site, its incremental rebuild, and the page in a real browser.
+"""`harness report --history` (issue 25, the CI dashboard over time): the static history site, its incremental
+rebuild, and the page in a real browser.
 
 The store is the done-when one: 60 commits on two boards, board A 15% slower from commit 30 on. Chromium (headless,
 from a file:// URL, no server, no network) must load the page without a script error and mark the change on
@@ -44,7 +45,8 @@ def site(tmp_path_factory):
     store = tmp / "runs.sqlite"
     with RecordStore(store) as s:
         s.add(history(60, A, 50.0, steps={30: 1.15}, seed=1) + history(60, B, 120.0, seed=2))
-    assert main(["report", "--history", "--store", str(store), "--out", str(tmp / "site"), "--max-slowdown", "1.05"]) == 0
+    assert main(["report", "--history", "--store", str(store), "--out", str(tmp / "site"),
+                 "--max-slowdown", "1.05"]) == 0
     return store, tmp / "site"
 
 
