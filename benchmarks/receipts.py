@@ -202,10 +202,34 @@ def render_tide_evals(artifact: dict) -> list[str]:
     return _table(["model", "size", "AP50", *types, "FP", "FN"], rows)
 
 
+def render_change_points(artifact: dict) -> list[str]:
+    d = artifact["data"]
+    st, scales = d["settings"], [f"{x:g}" for x in d["settings"]["noise_scale"]]
+    cells: dict[tuple[str, str], list[str]] = {}
+    for r in d["results"]:
+        delay = "" if r["delay_median"] is None else f"{r['delay_median']:g}"
+        cells.setdefault((r["change"], r["gate"]), []).extend(
+            [f"**{100 * r['flagged']:.0f}%**", delay, f"{100 * r['failing_at_end']:.0f}%"])
+    header = ["planted at commit " + str(st["step"]), "gate"]
+    for s in scales:
+        n = d["noise"][s]
+        what = "as measured" if s == "1" else f"spread x{s}"
+        header += [f"flagged, noise {what} (CV {n['p50_cv_percent']:.0f}%)", "delay", "failing at the end"]
+    rows = [[change if change != "none" else "none (false alarms)", gate, *v] for (change, gate), v in cells.items()]
+    n = d["noise"][scales[0]]
+    return [*_table(header, rows), "",
+            f"{st['trials']} histories of {st['length']} commits per row, `--max-slowdown {st['max_slowdown']:g}`, "
+            f"drift {100 * st['drift']:g}% per commit; delay: median commits from the change to the first failing "
+            f"check. Noise from {n['runs']} real runs of mb3-centernet-int8 (p50 median {n['p50_ms_median']:.0f} ms, "
+            f"max/min {n['p50_max_over_min']:.1f}), measured {d['measured']['date'][:10]} by "
+            f"`{d['measured']['command']}`."]
+
+
 RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "tide_agreement": render_tide_agreement,
     "tide_pairs": render_tide_pairs,
     "tide_evals": render_tide_evals,
+    "change_points": render_change_points,
     "board_arm64": render_board_arm64,
     "demo": render_demo,
     "scaling": render_scaling,

@@ -7,13 +7,15 @@ Latency has two gates under --max-slowdown. An interleaved A/B record (harness b
 only when its ratio's interval lies wholly above the allowed ratio. The series gate compares the newest
 plain bench with the median of the runs before it on one host, and fails only when the slowdown exceeds
 the allowed ratio, the host's run-to-run noise band and a Mann-Whitney U test. benchmarks/gate_noise.py
-measures the false-alarm rates of both (docs/latency.md renders its artifact).
+measures the false-alarm rates of both (docs/latency.md renders its artifact). With --change-points the
+series gate is replaced by change points over each whole series, latency and AP (harness.analyse.history):
+a series fails while a regression is in force, until a later change undoes it or a team acknowledges it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -258,9 +260,42 @@ def gate_ab(records: Sequence[RunRecord], max_ratio: float) -> list[Finding]:
     return out
 
 
-def gate_slowdown(records: Sequence[RunRecord], max_ratio: float, alpha: float, history: int = HISTORY
+def gate_change_points(records: Sequence[RunRecord], max_ratio: float, acks: Iterable[Mapping[str, object]] = (),
+                       store: str = "STORE") -> list[Finding]:
+    """Each latency and AP series with 2 x MIN_SIZE runs or more: fail while a change point that made it more than
+    `max_ratio` worse is in force (harness.analyse.history.in_force); the message names the commit range where the
+    regression began and the command that acknowledges it."""
+    from harness.analyse.change_points import MIN_SIZE
+    from harness.analyse.history import acknowledgements, build, change_points, in_force
+
+    acked = acknowledgements(acks)
+    out = []
+    for s in build(records):
+        if len(s.points) < 2 * MIN_SIZE:
+            continue
+        changes = change_points(s)
+        reg = in_force(s, changes, max_ratio, acked.get(s.id, ()))
+        head = f"{s.label} [series {s.id}], {len(s.points)} runs, {len(changes)} change point(s)"
+        if reg is None:
+            out.append(Finding("change-points", f"{s.model}@{s.host}", True,
+                               f"{head}: no regression beyond {max_ratio:g} in force"))
+            continue
+        c, worse = reg.change, "slower" if s.metric == "latency" else "lower"
+        out.append(Finding("change-points", f"{s.model}@{s.host}", False,
+                           f"{head}: {reg.level_before:.4g} -> {reg.level_now:.4g} {s.unit}, {reg.ratio:.3f}x {worse} "
+                           f"(allowed {max_ratio:g}) since commits {reg.commit_before[:12]}..{reg.commit_after[:12]} "
+                           f"(run {c.index + 1} of {len(s.points)}, p={c.pvalue:.2g}); acknowledge it with `harness "
+                           f"store ack {store} {s.id} {s.points[-1].commit[:12]}`"))
+    return out
+
+
+def gate_slowdown(records: Sequence[RunRecord], max_ratio: float, alpha: float, history: int = HISTORY,
+                  change_points: bool = False, acks: Iterable[Mapping[str, object]] = (), store: str = "STORE"
                   ) -> list[Finding]:
-    """--max-slowdown: the A/B gate on ab_bench records and the series gate on bench records."""
+    """--max-slowdown: the A/B gate on ab_bench records, and on bench records the series gate or, with
+    `change_points`, the change-point gate (which also covers AP series)."""
+    if change_points:
+        return gate_ab(records, max_ratio) + gate_change_points(records, max_ratio, acks, store)
     return gate_ab(records, max_ratio) + gate_latency(records, max_ratio, alpha, history=history)
 
 
@@ -268,11 +303,14 @@ def run_gates(records: Sequence[RunRecord], *, tolerance: float | None = None, e
               allow_unlike: bool = False, max_quant_drop: float | None = None, max_slowdown: float | None = None,
               alpha: float = 0.01, skip_missing: bool = False, confidence: float | None = None,
               inconclusive: str = "pass", base_dir: Path | None = None, resamples: int = 1000,
-              min_relative_accuracy: float | None = None, history: int = HISTORY) -> list[Finding]:
+              min_relative_accuracy: float | None = None, history: int = HISTORY, change_points: bool = False,
+              acks: Iterable[Mapping[str, object]] = (), store: str = "STORE") -> list[Finding]:
     """Run the requested gates; a requested gate that finds nothing to check raises HarnessError, or with
     `skip_missing` (a first run on a new host has no history yet) yields a passing "skipped" finding."""
     if tolerance is None and expected:
         raise HarnessError("--expect needs --ap-tolerance (how far from the expected AP is still a pass)")
+    if change_points and max_slowdown is None:
+        raise HarnessError("--change-points needs --max-slowdown R (how much worse a change may leave a series)")
     if tolerance is None and max_quant_drop is None and max_slowdown is None and min_relative_accuracy is None:
         raise HarnessError("name a gate: --ap-tolerance, --max-quant-drop, --min-relative-accuracy or --max-slowdown")
     if min_relative_accuracy is not None and not 0 < min_relative_accuracy <= 1:
@@ -312,7 +350,9 @@ def run_gates(records: Sequence[RunRecord], *, tolerance: float | None = None, e
                           "no quantized eval record with a float sibling on the same images, and no quant_search "
                           "record"))
     if max_slowdown is not None:
-        requested.append(("--max-slowdown", partial(gate_slowdown, records, max_slowdown, alpha, history),
+        requested.append(("--max-slowdown", partial(gate_slowdown, records, max_slowdown, alpha, history,
+                                                    change_points, acks, store),
+                          "no A/B bench record and no latency or AP series of six or more runs" if change_points else
                           "no A/B bench record and no two bench records of one model with the same host fingerprint "
                           "and settings"))
     for flag, gate, nothing in requested:

@@ -44,6 +44,10 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--history", type=int, default=10, metavar="K",
                    help="latency series gate: compare the newest run with the median p50 of the K runs before it "
                         "(default 10); A/B records (harness bench --baseline) are gated on their interval instead")
+    p.add_argument("--change-points", action="store_true",
+                   help="with --max-slowdown: instead of the newest run against the last K, find the change points "
+                        "of each whole latency and AP series and fail while one that made it more than RATIO slower "
+                        "(or lower in AP) is in force and not acknowledged (`harness store ack`)")
     p.add_argument("--skip-missing", action="store_true",
                    help="a gate with nothing to check passes with a note instead of exit 2 (a host's first run)")
     add_quiet(p, "print only the failed and inconclusive gates and the count, not each passed one")
@@ -70,13 +74,20 @@ def run(args: argparse.Namespace) -> int:
     from harness.records.reader import load_records
 
     expected = expectations(args.expect)
+    acks: list[dict[str, str]] = []
+    if args.change_points and args.store:
+        from harness.records.store import RecordStore
+
+        with RecordStore(args.store, create=False) as store:
+            acks = store.acks()
     base = next((Path(r).parent if Path(r).is_file() else Path(r) for r in args.records), None)
     findings = run_gates(load_records(args.records, args.store), tolerance=args.ap_tolerance, expected=expected,
                          allow_unlike=args.allow_unlike, max_quant_drop=args.max_quant_drop,
                          max_slowdown=args.max_slowdown, alpha=args.alpha, skip_missing=args.skip_missing,
                          confidence=args.confidence, inconclusive=args.inconclusive, base_dir=base,
                          resamples=args.ci_resamples, min_relative_accuracy=args.min_relative_accuracy,
-                         history=args.history)
+                         history=args.history, change_points=args.change_points, acks=acks,
+                         store=args.store or "STORE")
     for f in findings:
         if args.quiet and f.passed and not f.warning:
             continue

@@ -1,4 +1,5 @@
-"""`harness report`: tables, plots and an HTML/Markdown/CSV report over run records."""
+"""`harness report`: tables, plots and an HTML/Markdown/CSV report over run records; with --history, the site of
+every series over commits with its change points (harness.analyse.report.history_site)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,14 @@ def configure(p: argparse.ArgumentParser) -> None:
     add_resamples(p, "for the paired ΔAP of float and quantized siblings, from their detection files (0: none)")
     p.add_argument("--min-instances", type=int, default=10, metavar="N",
                    help="per-class rows from fewer ground-truth boxes are greyed out, not ranked (default 10)")
-    add_quiet(p, "do not print the Markdown summary")
+    p.add_argument("--history", action="store_true",
+                   help="instead of the report of the newest runs: a static site (index.html, data.js, history.json, "
+                        "no server) of each latency and AP series over commits with its change points and a table "
+                        "of regressions; rebuilt in place, recomputing only the series with new runs")
+    p.add_argument("--max-slowdown", type=float, default=1.05, metavar="RATIO",
+                   help="--history: a change point is a regression in force while the newest runs are more than "
+                        "RATIO slower (or lower in AP) than before it, as `check --change-points` gates (default 1.05)")
+    add_quiet(p, "do not print the Markdown summary (--history: the series count)")
 
 
 def records_root(sources: list[str]) -> Path | None:
@@ -34,6 +42,8 @@ def records_root(sources: list[str]) -> Path | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.history:
+        return _history(args)
     from harness.analyse.report.build import build_report
     from harness.records.reader import load_records
 
@@ -51,4 +61,26 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(report.markdown_text)
     print(f"report: {report.html}")
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    """The history site: no pandas or matplotlib, the page draws its own charts."""
+    from harness.analyse.report.history_site import write_site
+    from harness.records.reader import load_records
+
+    if args.max_slowdown < 1:
+        raise HarnessError(f"--max-slowdown is a ratio >= 1 (e.g. 1.05 for 5%), got {args.max_slowdown:g}")
+    records = load_records(args.records, args.store)
+    acks: list[dict[str, str]] = []
+    if args.store:
+        from harness.records.store import RecordStore
+
+        with RecordStore(args.store, create=False) as store:
+            acks = store.acks()
+    title = "CenterNet harness history" if args.title == "CenterNet harness report" else args.title
+    done = write_site(records, args.out, args.max_slowdown, acks=acks, title=title)
+    if not args.quiet:
+        print(f"{done['series']} series ({done['computed']} recomputed), {done['regressions']} regression(s) in force")
+    print(f"history: {done['index']}")
     return 0

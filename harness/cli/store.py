@@ -1,4 +1,4 @@
-"""`harness store import|export|list|set-aside STORE`: the SQLite record store.
+"""`harness store import|export|list|set-aside|ack STORE`: the SQLite record store.
 
 `import` also reads the text output of TFLite's `benchmark_model --enable_op_profiling=true` (per-op time
 measured on a board) into an op_profile record (harness.records.op_profile).
@@ -15,22 +15,24 @@ from harness.errors import HarnessError
 from harness.records.selection import fields
 
 NAME = "store"
-HELP = "the SQLite record store: import, export, list or set aside run records"
+HELP = "the SQLite record store: import, export, list or set aside run records; acknowledge a regression"
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=("import", "export", "list", "set-aside"),
+    p.add_argument("action", choices=("import", "export", "list", "set-aside", "ack"),
                    help="import records or logs; export them; list the rows; set-aside: hide rows from every "
-                        "reader for good (the store stays append-only)")
+                        "reader for good; ack: accept a series' regression as of a commit, so `check "
+                        "--change-points` passes until the next one (both append: the store stays append-only)")
     p.add_argument("store", help="the store file, e.g. reports/runs.sqlite (created by import)")
     p.add_argument("paths", nargs="*", help="import: record files or directories, or benchmark_model op-profiling "
                                             "logs; export: one .json file or a directory; set-aside: row numbers "
-                                            "(as `store list` shows them)")
-    p.add_argument("--reason", default="set aside by hand", help="set-aside: why, kept with the tombstone "
-                                                                 "(default: %(default)s)")
+                                            "(as `store list` shows them); ack: SERIES COMMIT (as `check "
+                                            "--change-points` prints them)")
+    p.add_argument("--reason", help="set-aside, ack: why, kept with the row (default: set aside by hand / "
+                                    "acknowledged by hand)")
     p.add_argument("--host", metavar="NAME", help="import of a benchmark_model log: the board it ran on "
                                                   "(its host in the record; default unknown-board)")
-    add_quiet(p, "import, export, set-aside: no summary line (list still prints its table)")
+    add_quiet(p, "import, export, set-aside, ack: no summary line (list still prints its table)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.action == "set-aside":
         return _set_aside(args)
+    if args.action == "ack":
+        return _ack(args)
     if args.action == "export":
         _check_export_destination(args)
     with RecordStore(args.store, create=False) as store:
@@ -99,7 +103,33 @@ def _set_aside(args: argparse.Namespace) -> int:
         check.count()
     with RecordStore(args.store) as store:
         for row_id in ids:
-            store.set_aside(row_id, args.reason)
+            store.set_aside(row_id, args.reason or "set aside by hand")
         if not args.quiet:
             print(f"{args.store}: set aside row {', '.join(map(str, ids))} ({store.count()} records remain visible)")
+    return 0
+
+
+def _ack(args: argparse.Namespace) -> int:
+    """Append an acknowledgement, after checking the series and the commit are in the store."""
+    from harness.analyse.history import build
+    from harness.records.store import RecordStore
+
+    if len(args.paths) != 2:
+        raise HarnessError("store ack needs SERIES COMMIT: the series id and commit `harness check --change-points` "
+                           "prints for a regression")
+    sid, commit = args.paths
+    with RecordStore(args.store, create=False) as check:
+        found = {s.id: s for s in build(check.records())}
+    if sid not in found:
+        raise HarnessError(f"{args.store} has no series {sid} (`harness check --store {args.store} --change-points "
+                           "--max-slowdown R` names each series' id)")
+    commits = [p.commit for p in found[sid].points]
+    match = [c for c in commits if c == commit or (len(commit) >= 7 and c.startswith(commit))]
+    if not match:
+        raise HarnessError(f"series {sid} has no run of commit {commit}; give one of its commits (the newest is "
+                           f"{commits[-1]})")
+    with RecordStore(args.store) as store:
+        store.acknowledge(sid, match[-1], args.reason or "acknowledged by hand")
+    if not args.quiet:
+        print(f"{args.store}: acknowledged series {sid} ({found[sid].label}) as of commit {match[-1][:12]}")
     return 0

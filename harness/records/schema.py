@@ -20,6 +20,9 @@ Kind `npu_compile` (a new kind) holds what an NPU compiler made of a model (`har
 cycles), `ops` (NPU / CPU counts, the ops left to the CPU) and `memory` (SRAM / DRAM used).
 Version 4 adds `results.errors` to eval and score records: the TIDE error decomposition per object size
 (harness.scoring.errors.decompose). Older records have none and load unchanged; readers treat it as absent.
+Key `provenance` (no version change: an optional key; harness.records.provenance) holds the code revision
+measured (commit, commit time, dirty, branch), the harness's version and the CI run (system, run id and URL, job,
+runner); a record without it reads as "unknown" in each (harness.records.provenance.of_record).
 Later versions may add keys; readers must ignore keys they do not know, and refuse versions they do not.
 """
 
@@ -37,7 +40,7 @@ from typing import cast
 
 from harness import __version__
 from harness.errors import HarnessError
-from harness.records import host
+from harness.records import host, provenance
 from harness.records.types import RunRecord
 
 SCHEMA = "centernet-harness/run"
@@ -91,6 +94,7 @@ def new_record(kind: str, **body: object) -> dict:
         "command": sys.argv[1:],
         "host": host.describe(),
         "versions": versions(),
+        "provenance": provenance.describe(),
         **body,
     }
 

@@ -8,8 +8,9 @@ so importing the same JSON files twice (a board's results copied back) merges ra
 
 A record that cannot be read back (imported by an older harness that checked less) is skipped with a
 warning that names its row, and `set_aside` hides a row for good by appending a tombstone row to a table
-of its own: the store stays append-only and one bad import never breaks every later report. Readers open
-the file read-only, so a store on read-only media (or another user's) can still be reported.
+of its own: the store stays append-only and one bad import never breaks every later report. `acknowledge`
+appends, the same way, a row saying a team accepts a series' regression as of a commit (harness.analyse.history).
+Readers open the file read-only, so a store on read-only media (or another user's) can still be reported.
 """
 
 from __future__ import annotations
@@ -52,6 +53,17 @@ CREATE TABLE IF NOT EXISTS set_aside (
 CREATE TRIGGER IF NOT EXISTS set_aside_no_update BEFORE UPDATE ON set_aside
     BEGIN SELECT RAISE(ABORT, 'the record store is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS set_aside_no_delete BEFORE DELETE ON set_aside
+    BEGIN SELECT RAISE(ABORT, 'the record store is append-only'); END;
+CREATE TABLE IF NOT EXISTS acks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    series TEXT NOT NULL,
+    commit_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    created TEXT
+);
+CREATE TRIGGER IF NOT EXISTS acks_no_update BEFORE UPDATE ON acks
+    BEGIN SELECT RAISE(ABORT, 'the record store is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS acks_no_delete BEFORE DELETE ON acks
     BEGIN SELECT RAISE(ABORT, 'the record store is append-only'); END;
 """
 BUSY_TIMEOUT_S = 60.0
@@ -193,6 +205,22 @@ class RecordStore:
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         self._retry(lambda: self._db.execute("INSERT INTO set_aside (record_id, reason, created) VALUES (?, ?, ?)",
                                              (row_id, reason, now)))
+
+    def acknowledge(self, series: str, commit: str, reason: str) -> None:
+        """Append an acknowledgement: `series` (an id `harness check --change-points` prints) as of `commit`."""
+        import datetime as dt
+
+        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        sql = "INSERT INTO acks (series, commit_id, reason, created) VALUES (?, ?, ?, ?)"
+        self._retry(lambda: self._db.execute(sql, (series, commit, reason, now)))
+
+    def acks(self) -> list[dict[str, str]]:
+        """Every acknowledgement, oldest first."""
+        try:
+            rows = self._db.execute("SELECT series, commit_id, reason, created FROM acks ORDER BY id").fetchall()
+        except sqlite3.OperationalError:  # a store made before acknowledgements existed, opened read-only
+            return []
+        return [{"series": s, "commit": c, "reason": r, "created": t} for s, c, r, t in rows]
 
     def count(self) -> int:
         """Records a reader sees: every row less those set aside."""

@@ -185,6 +185,7 @@ class RunRecord(_Envelope, total=False):
     harness: str
     command: list[str]
     versions: dict[str, str]
+    provenance: dict[str, Json]  # harness.records.provenance.describe: commit, branch, CI run
 
 
 class _Eval(RunRecord):

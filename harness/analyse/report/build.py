@@ -117,6 +117,7 @@ def build_report(records: Sequence[RunRecord], out_dir: str | Path, *, gallery_i
                                      indent=1))
     written.append(write_json_atomic(out / "benchmark-bigger-is-better.json", dashboard.bigger_is_better(records),
                                      indent=1))
+    written.append(write_json_atomic(out / "bencher-metrics.json", dashboard.bencher_metrics(records), indent=1))
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     written.append(write_json_atomic(out / "report.json", {
         "schema": "centernet-harness/report", "schema_version": 1, "created": created,
