@@ -84,10 +84,14 @@ def test_an_unknown_host_key_is_refused_and_accepted_with_the_flag(tmp_path: Pat
 
 def test_bench_record_is_the_boards(tmp_path: Path, server, board_python: Path) -> None:
     out = tmp_path / "bench.json"
+    ci = {"GITHUB_ACTIONS": "true", "GITHUB_SERVER_URL": "https://github.example", "GITHUB_REPOSITORY": "team/repo",
+          "GITHUB_RUN_ID": "4242", "RUNNER_NAME": "imx-lab-runner"}  # the host is a CI job; the board is not
     proc = harness(["bench", MODEL, "--random", *QUICK_BENCH, "--on", server.spec(str(board_python)), "--json", out],
-                   server.env())
+                   {**server.env(), **ci})
     assert proc.returncode == 0, proc.stderr
     record = json.loads(out.read_text())
+    assert record["provenance"]["ci"]["run_url"] == "https://github.example/team/repo/actions/runs/4242"
+    assert record["provenance"]["ci"]["runner"] == "imx-lab-runner"
     # The board venv describes itself, outside the SSH path.
     probe = subprocess.run([str(board_python), "-c", "import json, platform; from harness.records import host; "
                             "print(json.dumps([host.describe()['fingerprint'], platform.python_version()]))"],

@@ -32,6 +32,7 @@ def run_on_boards(args: argparse.Namespace, job, finish: Callable[[object, str |
     from harness.boards.remote import copied_line, run_job
     from harness.boards.targets import parse_targets
     from harness.cli.options import write_record
+    from harness.records import provenance
 
     targets = parse_targets(args.on)
     lock = threading.Lock()
@@ -56,6 +57,9 @@ def run_on_boards(args: argparse.Namespace, job, finish: Callable[[object, str |
             slug = target.slug if several else None
             record = finish(run, slug)
             if record is not None:
+                # The code measured is this checkout's, bundled to the board, and the CI run is this one:
+                # the board itself sees neither (no git there, none of the CI's variables).
+                record["provenance"] = provenance.describe()
                 records.append(record)
                 if record_file:
                     write_record(str(board_file(record_file, slug)), record)
