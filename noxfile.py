@@ -1,5 +1,5 @@
-"""Sessions: tests (the suite CI runs), board-arm64 (an emulated aarch64 board), demo (the README's main job),
-bench, reliability, lint, docs, receipts.
+"""Sessions: tests (the suite CI runs), tests-fast (its fast tier), board-arm64 (an emulated aarch64 board),
+demo (the README's main job), bench, reliability, lint, docs, receipts.
 
 `python3 -m pip install nox uv` is the only thing to install by hand; every session builds its own
 virtual environment (with uv when it is there, which takes seconds instead of a minute).
@@ -30,6 +30,14 @@ def tests(session: nox.Session) -> None:
     deselect = "tests/test_quant_search.py::test_the_search_on_mb3_centernet_writes_a_record_and_a_plan_that_replays"
     session.run("pytest", "-m", "not arm64", *(session.posargs or ["--deselect", deselect]),
                 env={"HARNESS_MIRROR": MIRROR})
+
+
+@nox.session(name="tests-fast")
+def tests_fast(session: nox.Session) -> None:
+    """The fast tier: the suite without the tests marked slow (real models over the mirror's images) and
+    without the emulated board. For the edit-test loop; CI runs everything (`tests`, `board-arm64`)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "-m", "not slow and not arm64", *session.posargs, env={"HARNESS_MIRROR": MIRROR})
 
 
 @nox.session(name="board-arm64")

@@ -225,7 +225,25 @@ def render_change_points(artifact: dict) -> list[str]:
             f"`{d['measured']['command']}`."]
 
 
+def render_change_points_summary(artifact: dict) -> list[str]:
+    """The README's short form: share of histories flagged, per gate, at both noise levels."""
+    d = artifact["data"]
+    scales = [f"{x:g}" for x in d["settings"]["noise_scale"]]
+    gates = list(dict.fromkeys(r["gate"] for r in d["results"]))
+    cells: dict[tuple[str, str], dict[str, float]] = {}
+    for r in d["results"]:
+        cells.setdefault((r["change"], r["gate"]), {})[f"{r['noise_scale']:g}"] = r["flagged"]
+    changes = list(dict.fromkeys(r["change"] for r in d["results"]))
+    rows = [[c if c != "none" else "none (false alarms)",
+             *(" / ".join(f"{100 * cells[(c, g)][s]:.0f}%" for s in scales) for g in gates)] for c in changes]
+    cvs = " / ".join(f"{d['noise'][s]['p50_cv_percent']:.0f}%" for s in scales)
+    return [*_table(["planted at commit " + str(d["settings"]["step"]), *gates], rows), "",
+            f"Share of {d['settings']['trials']} histories flagged, at the noise as measured / scaled down "
+            f"(CV {cvs}); delays and the rest in docs/records.md."]
+
+
 RENDERERS: dict[str, Callable[[dict], list[str]]] = {
+    "change_points_summary": render_change_points_summary,
     "tide_agreement": render_tide_agreement,
     "tide_pairs": render_tide_pairs,
     "tide_evals": render_tide_evals,
