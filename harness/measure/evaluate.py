@@ -68,7 +68,7 @@ def eval_record(card: ModelCard, *, label: str | None, protocol: str, backend: d
 
 
 def evaluate(label: str, card: ModelCard, mirror: Mirror | None, gt: CocoGroundTruth,
-             options: BackendOptions | None = None, *, protocol: str | None = None, engine: str = "faster",
+             options: BackendOptions | None = None, *, protocol: str | None = None, engine: str = "auto",
              max_images: int | None = None, output: Path, progress: bool = True, shard=None,
              restart: bool = False, ci_resamples: int = DEFAULT_RESAMPLES, ci_level: float = DEFAULT_LEVEL,
              workers: int | None = None, ray: str | None = None, skip_images: int = 0) -> dict:
@@ -132,7 +132,7 @@ def evaluate(label: str, card: ModelCard, mirror: Mirror | None, gt: CocoGroundT
                        **({"shard": shard_block(shard, all_ids, ids)} if shard is not None else {}))
 
 
-def merge_shards(paths: Sequence[str | Path], *, gt_path: str | Path | None = None, engine: str = "faster",
+def merge_shards(paths: Sequence[str | Path], *, gt_path: str | Path | None = None, engine: str = "auto",
                  output: Path, ci_resamples: int = DEFAULT_RESAMPLES, ci_level: float = DEFAULT_LEVEL) -> dict:
     """Join the records of `harness eval --shard I/N` runs and score them as the one run they split.
 
@@ -166,7 +166,7 @@ def merge_shards(paths: Sequence[str | Path], *, gt_path: str | Path | None = No
         merged_from=[str(path) for path, _ in records])
 
 
-def score_file(gt_path: str | Path, results_path: str | Path, *, engine: str = "faster",
+def score_file(gt_path: str | Path, results_path: str | Path, *, engine: str = "auto",
                max_images: int | None = None) -> dict:
     """Score an existing COCO results file (like MLPerf's accuracy-coco.py); return the score record."""
     from harness.records.schema import new_record
