@@ -104,15 +104,23 @@ def parse_json_bounded(raw: bytes | str, what: str) -> object:
 
 
 def _depth(obj: object) -> int:
-    """Nesting depth, iteratively (a recursive walk would itself overflow on hostile input)."""
-    deepest, stack = 0, [(obj, 1)]
-    while stack:
-        item, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
+    """Nesting depth (a value inside a container is one level below it), level by level: a recursive walk
+    would itself overflow on hostile input, and a 500k-detection results file has 3M values to visit."""
+    if not isinstance(obj, dict | list):
+        return 1
+    deepest, depth, level = 1, 1, [obj]
+    while level:
+        below: list = []
+        for item in level:
+            values = list(item.values()) if isinstance(item, dict) else item
+            containers = [v for v in values if isinstance(v, dict | list)]
+            if len(containers) < len(values):  # a plain value one level down
+                deepest = depth + 1
+            below += containers
+        if below:
+            deepest = max(deepest, depth + 1)
+        depth += 1
+        level = below
     return deepest
 
 

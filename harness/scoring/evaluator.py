@@ -126,6 +126,13 @@ def _faster(gt: dict, results: list, image_ids: Sequence[int]) -> tuple[list[flo
     return [float(s) for s in ev.stats[:12]], np.asarray(ev.eval["precision"])
 
 
+def _results_array(results: list) -> np.ndarray:
+    """The results as the [N, 7] array (image_id, x, y, w, h, score, category_id) the compiled engines load
+    without building a dict per detection; they fill area (w*h), iscrowd and ids as loadRes does."""
+    rows = [(r["image_id"], *r["bbox"], r["score"], r["category_id"]) for r in results]
+    return np.asarray(rows, np.float64).reshape(-1, 7)
+
+
 @register_engine("hotcoco")
 def _hotcoco(gt: dict, results: list, image_ids: Sequence[int]) -> tuple[list[float], np.ndarray]:
     try:
@@ -133,7 +140,9 @@ def _hotcoco(gt: dict, results: list, image_ids: Sequence[int]) -> tuple[list[fl
     except ImportError:
         raise HarnessError("the hotcoco engine needs hotcoco: pip install 'centernet-harness[coco]'") from None
     with contextlib.redirect_stdout(io.StringIO()):
-        ev = hotcoco.COCOeval(hotcoco.COCO(gt), hotcoco.COCO(_results_dataset(gt, results)), "bbox")
+        cg = hotcoco.COCO(gt)
+        cd = cg.load_res(_results_array(results)) if results else hotcoco.COCO(_results_dataset(gt, results))
+        ev = hotcoco.COCOeval(cg, cd, "bbox")
         ev.params.imgIds = list(image_ids)
         ev.evaluate()
         ev.accumulate()
@@ -149,10 +158,16 @@ def ultrafast_cocoeval(gt: dict, results: list, image_ids: Sequence[int]):
     except ImportError:
         raise HarnessError("the ultrafast engine needs ultrafast-pycocotools: "
                            "pip install 'centernet-harness[coco]'") from None
-    cg, cd = uf.COCO(verbose=False), uf.COCO(verbose=False)
-    cg.dataset, cd.dataset = gt, _results_dataset(gt, results)
+    cg = uf.COCO(verbose=False)
+    cg.dataset = gt
     cg.createIndex()
-    cd.createIndex()
+    if results:
+        with contextlib.redirect_stdout(io.StringIO()):
+            cd = cg.loadRes(_results_array(results))
+    else:  # loadRes refuses an empty list, as pycocotools' does
+        cd = uf.COCO(verbose=False)
+        cd.dataset = _results_dataset(gt, results)
+        cd.createIndex()
     ev = uf.COCOeval(cg, cd, "bbox", print_function=lambda *a, **k: None)
     ev.params.imgIds = list(image_ids)
     ev.evaluate()
