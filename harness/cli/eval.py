@@ -90,6 +90,7 @@ def run_scored(args: argparse.Namespace) -> int:
     """--results or --merge: no model runs; the options of a model run are refused, not ignored."""
     from harness.cli.format import print_eval, stats_table
     from harness.measure.evaluate import merge_shards, score_file
+    from harness.scoring.intervals import describe
 
     mode = "--results" if args.results else "--merge"
     if args.results and args.merge:
@@ -103,14 +104,17 @@ def run_scored(args: argparse.Namespace) -> int:
     if args.results:
         if not args.gt:
             raise HarnessError("--results needs --gt FILE, the ground truth the detections are scored against")
-        record = score_file(args.gt, args.results, engine=args.engine, max_images=args.max_images)
+        record = score_file(args.gt, args.results, engine=args.engine, max_images=args.max_images,
+                            ci_resamples=args.ci_resamples, ci_level=args.confidence)
         results = record["results"]
         if not results["detection_count"]:
             raise HarnessError(f"{args.results} holds no detections for these images: nothing to score (every AP "
                                "would be 0); check that the file is the one your pipeline wrote")
         print(f"{results['detection_count']} detections on {record['dataset']['image_count']} images, "
               f"engine {results['engine']}")
-        print(stats_table(results["stats"]))
+        print(stats_table(results["stats"], results.get("interval")))
+        if results.get("interval"):
+            print(f"intervals: {describe(results['interval'])}, {results['interval']['seconds']:.1f} s")
     else:
         record = merge_shards(args.merge, gt_path=args.gt, engine=args.engine, output=Path(args.out),
                               ci_resamples=args.ci_resamples, ci_level=args.confidence)

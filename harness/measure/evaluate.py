@@ -167,14 +167,19 @@ def merge_shards(paths: Sequence[str | Path], *, gt_path: str | Path | None = No
 
 
 def score_file(gt_path: str | Path, results_path: str | Path, *, engine: str = "auto",
-               max_images: int | None = None) -> dict:
-    """Score an existing COCO results file (like MLPerf's accuracy-coco.py); return the score record."""
+               max_images: int | None = None, ci_resamples: int = DEFAULT_RESAMPLES,
+               ci_level: float = DEFAULT_LEVEL) -> dict:
+    """Score an existing COCO results file (like MLPerf's accuracy-coco.py); return the score record.
+
+    A results file made elsewhere gets the intervals an eval gets (`results.interval`; 0 resamples: none).
+    """
     from harness.records.schema import new_record
     from harness.scoring.coco import load_results
     from harness.scoring.evaluator import score_results
 
     if max_images is not None and max_images < 1:
         raise HarnessError("--max-images must be at least 1")
+    check_options(ci_resamples, ci_level)
     gt = CocoGroundTruth(gt_path)
     results = load_results(results_path, gt)
     ids = [i.id for i in gt.images][:max_images]
@@ -182,4 +187,6 @@ def score_file(gt_path: str | Path, results_path: str | Path, *, engine: str = "
         kept = set(ids)
         results = [r for r in results if r["image_id"] in kept]
     result = score_results(gt, results, ids, engine)
-    return new_record("score", dataset=gt.describe(ids), results=result.to_dict(), results_file=str(results_path))
+    interval = results_interval(gt, results, ids, ci_resamples, ci_level) if result.detection_count else None
+    return new_record("score", dataset=gt.describe(ids), results_file=str(results_path),
+                      results={**result.to_dict(), **({"interval": interval} if interval else {})})
