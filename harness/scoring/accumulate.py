@@ -135,9 +135,9 @@ class _Plan:
         # Segments holding true positives, and each one's last entry (its total at maxDets 100).
         self.seg_ids, counts = np.unique(self.t_seg, return_counts=True)
         self.seg_last = np.cumsum(counts) - 1
-        I, S = len(m.image_ids), A * T * K
-        self.ground_truth = _Counts(m.gt_cat * A + m.gt_area, m.gt_img, m.gt_count, K * A, I)  # [K*A] per image
-        self.within = [_Counts(self.t_seg[mask], self.t_img[mask], None, S, I) for mask in self.rank_masks[:-1]]
+        n_img, S = len(m.image_ids), A * T * K
+        self.ground_truth = _Counts(m.gt_cat * A + m.gt_area, m.gt_img, m.gt_count, K * A, n_img)  # [K*A] per image
+        self.within = [_Counts(self.t_seg[mask], self.t_img[mask], None, S, n_img) for mask in self.rank_masks[:-1]]
 
 
 class _Counts:
