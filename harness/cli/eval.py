@@ -37,7 +37,7 @@ HELP = "COCO mAP of a model (compared with its published baseline), of a results
 MODEL_RUN: dict[str, object] = {
     "model": None, "mirror": None, "like": None, "decoder": None, "threads": None, "runtime": None, "delegate": None,
     "delegate_option": [], "coco": None, "protocol": None, "shard": None, "restart": False, "workers": "auto",
-    "ray": None, "on": [], "accept_host_key": False, "store": None}
+    "ray": None, "on": [], "accept_host_key": False, "store": None, "split": "val2017"}
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -51,6 +51,10 @@ def configure(p: argparse.ArgumentParser) -> None:
                      help="join the N shards' run records (harness eval --shard I/N --json FILE) and score them as "
                           "one run (default: none)")
     add_coco(p, "; auto: the official val2017, fetched into the cache and verified once, with the model")
+    p.add_argument("--split", default="val2017", choices=("val2017", "test-dev2017"),
+                   help="val2017: scored here; test-dev2017: the images of --coco DIR's "
+                        "annotations/image_info_test-dev2017.json, written as the zipped results file the COCO "
+                        "evaluation server takes, which gives the AP (default: val2017)")
     p.add_argument("--protocol", help="decode/scoring protocol, one of the card's (see `harness zoo NAME`; "
                                       "default: the card's)")
     add_engine(p)
@@ -83,7 +87,33 @@ def run(args: argparse.Namespace) -> int:
     if not args.model:
         raise HarnessError("say what to evaluate: MODEL (a zoo name or path), --results FILE --gt FILE, or "
                            "--merge RECORD...")
+    if args.split == "test-dev2017":
+        return run_test_dev(args)
     return run_model(args)
+
+
+def run_test_dev(args: argparse.Namespace) -> int:
+    """--split test-dev2017: detections for the evaluation server; no AP here (no public ground truth)."""
+    from harness.measure.evaluate import detect_test_dev
+    from harness.measure.workers import parse_workers
+
+    if not args.coco or args.coco == "auto":
+        raise HarnessError("--split test-dev2017 needs --coco DIR holding annotations/image_info_test-dev2017.json "
+                           "and test2017/ (harness fetch coco-image-info-test2017 coco-test2017 puts them in the "
+                           "cache)")
+    refused = [flag for flag, given in (("--shard", args.shard), ("--on", args.on), ("--ray", args.ray is not None),
+                                        ("--store", args.store)) if given]
+    if refused:
+        raise HarnessError(f"--split test-dev2017 runs here in one piece: leave out {', '.join(refused)}")
+    record = detect_test_dev(args.model, model_card(args), find_mirror(args), Path(args.coco), backend_options(args),
+                             protocol=args.protocol, output=Path(args.out), max_images=args.max_images,
+                             progress=not args.quiet, restart=args.restart, workers=parse_workers(args.workers))
+    sub = record["submission"]
+    print(f"{sub['checks']['detections']} detections on {sub['checks']['images']} images of test-dev2017, "
+          f"at most {sub['checks']['most_per_image']} an image: the server's checks pass")
+    print(f"upload to the COCO evaluation server: {sub['file']} (AP comes from the server)")
+    write_record(args.json, record)
+    return 0
 
 
 def run_scored(args: argparse.Namespace) -> int:

@@ -190,3 +190,55 @@ def score_file(gt_path: str | Path, results_path: str | Path, *, engine: str = "
     interval = results_interval(gt, results, ids, ci_resamples, ci_level) if result.detection_count else None
     return new_record("score", dataset=gt.describe(ids), results_file=str(results_path),
                       results={**result.to_dict(), **({"interval": interval} if interval else {})})
+
+
+def detect_test_dev(label: str, card: ModelCard, mirror: Mirror | None, coco: Path,
+                    options: BackendOptions | None = None, *, protocol: str | None = None, output: Path,
+                    max_images: int | None = None, progress: bool = True, restart: bool = False,
+                    workers: int | None = None) -> dict:
+    """One model over COCO test-dev2017 (harness.scoring.testdev): the zipped results file the evaluation server
+    takes, checked as it checks an upload, and a record that says the AP comes from the server.
+
+    Resumable like an eval (a checkpoint beside the zip); `max_images` runs the first images only, for a
+    try-out, and the checks then cover those images.
+    """
+    from harness.common.summary import Progress
+    from harness.measure.checkpoint import Checkpoint, checkpoint_path, run_key
+    from harness.measure.runner import check_images_exist, run_detections
+    from harness.measure.workers import make_executor, plan_workers
+    from harness.models.pipeline import Pipeline
+    from harness.records.schema import new_record
+    from harness.scoring.testdev import SERVER, SPLIT, check_submission, load_image_info, write_submission
+
+    if max_images is not None and max_images < 1:
+        raise HarnessError("--max-images must be at least 1")
+    proto_name = protocol or card.default_protocol
+    card.protocol(proto_name)  # unknown protocol: fail before loading anything
+    info = load_image_info(Path(coco))
+    images = info.images[:max_images] if max_images else info.images
+    if not images:
+        raise HarnessError(f"{info.path} lists no images")
+    check_images_exist(info, images)
+    ids = [i.id for i in images]
+    options = options or BackendOptions()
+    n_workers, threads = plan_workers(card.backend, workers, options.threads, len(images), options.delegate)
+    options = dataclasses.replace(options, threads=threads)
+    pipeline = Pipeline.open(card, root_of(mirror), options, proto_name)
+    backend = pipeline.describe()
+    key = run_key(card, proto_name, pipeline.model_sha256(), backend.get("runtime"), options.delegate, info.sha256,
+                  ids, None, preprocess=pipeline.preprocess, decoder_settings=pipeline.decoder_params)
+    stem_file = output / f"detections_{SPLIT}_{card.name}.json"
+    checkpoint = Checkpoint(checkpoint_path(stem_file), key, restart=restart)
+    with Progress(len(images), f"{SPLIT} {card.name}", enabled=progress) as bar:
+        executor = make_executor(pipeline, n_workers, threads, None)
+        per_image, timing, resumed = run_detections(executor, images, info.image_path, checkpoint, bar)
+    results = [r for _, entries in per_image for r in entries]
+    checks = check_submission(results, info, images)
+    archive = write_submission(results, output, card.name)
+    checkpoint.remove()
+    return new_record(
+        "submission", model={"name": card.name, "label": label}, protocol={"name": proto_name},
+        dataset=info.describe(ids), backend=backend, timing=timing.to_dict(), resumed_images=resumed,
+        submission={"file": str(archive), "sha256": sha256_file(archive), "member": archive.stem + ".json",
+                    "checks": checks, "ap": None, "ap_from": SERVER,
+                    "upload": "zip as written; the server names the split and algorithm from the file name"})

@@ -29,9 +29,12 @@ class ImageInfo:
 
 
 class CocoGroundTruth:
-    """An instances_*.json file, validated once, with its images in id order."""
+    """An instances_*.json file, validated once, with its images in id order.
 
-    def __init__(self, path: str | Path, images_dir: str | Path | None = None) -> None:
+    `image_info`: an image_info_*.json file (a test split: images and categories, no annotations).
+    """
+
+    def __init__(self, path: str | Path, images_dir: str | Path | None = None, *, image_info: bool = False) -> None:
         self.path = Path(path)
         self.images_dir = Path(images_dir) if images_dir is not None else None
         raw = read_regular_bytes(self.path, "annotation file")
@@ -40,6 +43,8 @@ class CocoGroundTruth:
             data = parse_json_bounded(raw, str(self.path))
         except HarnessError as exc:
             raise HarnessError(f"not a COCO annotation file: {exc}") from None
+        if image_info and isinstance(data, dict) and "annotations" not in data:
+            data["annotations"] = []  # a test split's file: what runs, never what scores
         self.dataset = _validated(data, self.path)
         self.images = sorted((ImageInfo(int(i["id"]), str(i["file_name"]), int(i["width"]), int(i["height"]))
                               for i in self.dataset["images"]), key=lambda i: i.id)
@@ -59,7 +64,7 @@ class CocoGroundTruth:
         ids = list(image_ids)
         stem = self.path.stem
         return {
-            "split": stem.removeprefix("instances_") if stem.startswith("instances_") else None,
+            "split": next((stem.removeprefix(p) for p in ("instances_", "image_info_") if stem.startswith(p)), None),
             "annotations": str(self.path),
             "annotation_sha256": self.sha256,
             "images_dir": str(self.images_dir) if self.images_dir else None,
