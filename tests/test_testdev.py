@@ -88,3 +88,69 @@ def test_names_and_missing_files(tmp_path, mirror, capsys):
         load_image_info(tmp_path)
     assert main(["eval", "mb3-centernet-f32", "--mirror", str(mirror), "--split", "test-dev2017"]) == 2
     assert "--split test-dev2017 needs --coco DIR" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------------
+# harness fetch: the two test archives, which COCO publishes no hash for, pinned by their first download
+
+
+@pytest.fixture
+def served_test_dev(test_dev, tmp_path, monkeypatch):
+    """The official addresses of image_info_test2017.zip and test2017.zip, served on 127.0.0.1 as substitutes
+    zipped from our own test-dev, with the repository's manifests (no size, no sha256)."""
+    from loopback import HubServer, official_path, zip_folder
+
+    from harness.models import fetch
+    from harness.models.datasets import MANIFESTS_ENV
+
+    monkeypatch.setenv("no_proxy", "*")
+    monkeypatch.setenv("NO_PROXY", "*")
+    monkeypatch.setattr(fetch, "BACKOFF_S", 0.0)
+    server = HubServer()
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    blobs = {}
+    for name, member in (("coco-image-info-test2017", "annotations"), ("coco-test2017", "test2017")):
+        shutil.copy(REPO_DATASETS / f"{name}.json", manifests)
+        url = json.loads((manifests / f"{name}.json").read_text())["archive"]["url"]
+        blobs[name] = zip_folder(test_dev / member, member)
+        server.files[official_path(url)] = blobs[name]
+    monkeypatch.setenv(fetch.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(MANIFESTS_ENV, str(manifests))
+    monkeypatch.setenv(fetch.URL_BASE_ENV, server.base)
+    yield server, blobs
+    server.close()
+
+
+REPO_DATASETS = Path(__file__).resolve().parents[1] / "datasets"
+
+
+def test_fetch_pins_the_test_archives_on_first_download(served_test_dev, mirror, tmp_path, capsys):
+    import hashlib
+
+    server, blobs = served_test_dev
+    assert main(["fetch", "coco-image-info-test2017", "coco-test2017", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    cache = tmp_path / "cache"
+    pins = json.loads((cache / "pins.json").read_text())
+    for name, blob in blobs.items():
+        url = json.loads((REPO_DATASETS / f"{name}.json").read_text())["archive"]["url"]
+        assert pins[url]["sha256"] == hashlib.sha256(blob).hexdigest() and pins[url]["bytes"] == len(blob)
+        assert f"sha256 {pins[url]['sha256']} pinned by this first download" in out
+    root = cache / "coco-test"
+    assert (root / "annotations" / "image_info_test-dev2017.json").is_file()
+    assert len(list((root / "test2017").glob("*.jpg"))) == len(PICTURES)
+    # The fetched root is a test-dev root.
+    assert main(["eval", "mb3-centernet-f32", "--mirror", str(mirror), "--coco", str(root), "--split",
+                 "test-dev2017", "--max-images", "2", "--quiet", "--out", str(tmp_path / "o")]) == 0
+    # Emptied cache, another file served at the same address: refused against the pin, nothing kept.
+    shutil.rmtree(root / "test2017")
+    url = json.loads((REPO_DATASETS / "coco-test2017.json").read_text())["archive"]["url"]
+    from loopback import official_path
+
+    other = bytearray(blobs["coco-test2017"])
+    other[len(other) // 2] ^= 0xFF  # same size, other bytes
+    server.files[official_path(url)] = bytes(other)
+    assert main(["fetch", "coco-test2017", "--quiet"]) == 2
+    assert "pin of its first download" in capsys.readouterr().err
+    assert not (root / "test2017").exists()
