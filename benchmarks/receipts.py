@@ -196,7 +196,17 @@ def render_full_coco(artifact: dict) -> list[str]:
             *_table(["images", "detections", "`eval --results` s", "peak MB", "with interval s", "peak MB"], memory)]
 
 
+def render_eval_stages(artifact: dict) -> list[str]:
+    d = artifact["data"]
+    rows = [[stage, f"{d['per_image_ms'][stage]:.1f}" if stage in d["per_image_ms"] else "",
+             f"{seconds:.1f}", f"{100 * d['share'][stage]:.1f}%"] for stage, seconds in d["at_full_s"].items()]
+    return [f"`{d['model']}`, {d['images']} mirror images timed stage by stage ({d['threads']} threads), extrapolated "
+            f"to {d['full_images']}; scoring and interval from `{d['scoring_from']}`. The limit: **{d['limit']}**.",
+            "", *_table(["stage", "ms an image", f"s at {d['full_images']} images", "share"], rows)]
+
+
 RENDERERS: dict[str, Callable[[dict], list[str]]] = {
+    "eval_stages": render_eval_stages,
     "full_coco": render_full_coco,
     "full_coco_summary": render_full_coco_summary,
     "board_arm64": render_board_arm64,

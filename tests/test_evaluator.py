@@ -158,6 +158,22 @@ def test_engines_agree_on_a_random_problem(tmp_path: Path, seed: int, score_deci
     assert ref.detection_count == fast.detection_count == len(dets)
 
 
+@pytest.mark.slow
+def test_fast_engines_are_exact_on_a_full_coco_sized_set(tmp_path: Path) -> None:
+    """5,000 images, 500k detections shaped like val2017 (tests/synthetic_sets.py): every fast engine's 12 stats
+    and per-class AP equal pycocotools' to the last digit, which is what lets "auto" take the fastest."""
+    from synthetic_sets import coco_shaped_set
+
+    dataset, dets = coco_shaped_set(5000, seed=0)
+    gt = load_gt(tmp_path, dataset)
+    ref = score_results(gt, dets, engine="pycocotools")
+    assert len(dets) == 500_000 and 0.05 < ref.stats["AP"] < 0.6
+    for engine in FAST_ENGINES:
+        fast = score_results(gt, dets, engine=engine)
+        assert fast.stats == ref.stats, engine
+        assert fast.per_class == ref.per_class, engine
+
+
 def test_engines_agree_on_a_subset_of_images(tmp_path: Path) -> None:
     """Scoring only some image ids gives the same numbers on every engine, and differs from all images."""
     dataset, dets = random_problem(3)

@@ -72,11 +72,11 @@ def test_the_server_checks_each_refuse_in_one_line(test_dev):
     assert check_submission(ok, info)["every_image_present"]
     with pytest.raises(HarnessError, match=r"1 of the 4 images have no detection \(e.g. image 703\)"):
         check_submission(ok[:3], info)
-    with pytest.raises(HarnessError, match="category_id 12, which .* does not define"):
+    with pytest.raises(HarnessError, match=r"category_id 12, which .* does not define"):
         check_submission([*ok, _entry(700, 12)], info)  # 12 is one of the ten unused COCO ids
     with pytest.raises(HarnessError, match="image 701 has 101 detections; the server takes at most 100"):
         check_submission(ok + [_entry(701)] * 100, info)
-    with pytest.raises(HarnessError, match="image_id 999, which is not in image_info_test-dev2017.json"):
+    with pytest.raises(HarnessError, match=r"image_id 999, which is not in image_info_test-dev2017\.json"):
         check_submission([*ok, _entry(999)], info)
 
 
@@ -84,7 +84,7 @@ def test_names_and_missing_files(tmp_path, mirror, capsys):
     assert submission_stem("mb3_centernet") == "detections_test-dev2017_mb3-centernet_results"
     with pytest.raises(HarnessError, match="cannot go into a COCO results file name"):
         submission_stem("a b")
-    with pytest.raises(HarnessError, match="image_info_test-dev2017.json not found"):
+    with pytest.raises(HarnessError, match=r"image_info_test-dev2017\.json not found"):
         load_image_info(tmp_path)
     assert main(["eval", "mb3-centernet-f32", "--mirror", str(mirror), "--split", "test-dev2017"]) == 2
     assert "--split test-dev2017 needs --coco DIR" in capsys.readouterr().err

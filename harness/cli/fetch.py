@@ -7,7 +7,7 @@ import argparse
 from harness.cli.options import add_json, add_mirror, add_quiet, find_mirror, write_record
 
 NAME = "fetch"
-HELP = "download and verify datasets (coco-val2017, coco-annotations-2017) or zoo models into the cache"
+HELP = "download and verify datasets (coco-val2017, coco-annotations-2017, test-dev2017's) or zoo models into the cache"
 
 
 def configure(p: argparse.ArgumentParser) -> None:

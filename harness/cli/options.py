@@ -85,9 +85,9 @@ def add_images(p: Container, what: str) -> None:
 
 
 def add_engine(p: Container) -> None:
-    from harness.scoring.evaluator import DEFAULT_ENGINE, ENGINES
+    from harness.scoring.evaluator import DEFAULT_ENGINE, ENGINE_CHOICES
 
-    p.add_argument("--engine", default=DEFAULT_ENGINE, choices=[DEFAULT_ENGINE, *sorted(ENGINES)],
+    p.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINE_CHOICES,
                    help="COCO scoring engine, all with pycocotools' numbers (the reference); auto: the fastest "
                         "installed of ultrafast, hotcoco, faster, pycocotools (default: auto)")
 

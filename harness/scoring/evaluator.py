@@ -147,6 +147,7 @@ def _hotcoco(gt: dict, results: list, image_ids: Sequence[int]) -> tuple[list[fl
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
+    assert ev.eval is not None  # set by accumulate()
     return [float(s) for s in ev.stats[:12]], np.asarray(ev.eval["precision"])
 
 
@@ -180,6 +181,10 @@ def _ultrafast(gt: dict, results: list, image_ids: Sequence[int]) -> tuple[list[
     ev.accumulate()
     ev.summarize()
     return [float(s) for s in ev.stats[:12]], np.asarray(ev.eval["precision"])
+
+
+# What --engine accepts: "auto" and every registered engine.
+ENGINE_CHOICES = (DEFAULT_ENGINE, *sorted(ENGINES))
 
 
 def score_results(gt: CocoGroundTruth, results: list, image_ids: Sequence[int] | None = None,
