@@ -200,7 +200,8 @@ def render_eval_stages(artifact: dict) -> list[str]:
     d = artifact["data"]
     rows = [[stage, f"{d['per_image_ms'][stage]:.1f}" if stage in d["per_image_ms"] else "",
              f"{seconds:.1f}", f"{100 * d['share'][stage]:.1f}%"] for stage, seconds in d["at_full_s"].items()]
-    return [f"`{d['model']}`, {d['images']} mirror images timed stage by stage ({d['threads'] or "the runtime's default"} threads), extrapolated "
+    threads = d["threads"] or "the runtime's default"
+    return [f"`{d['model']}`, {d['images']} mirror images timed stage by stage ({threads} threads), extrapolated "
             f"to {d['full_images']}; scoring and interval from `{d['scoring_from']}`. The limit: **{d['limit']}**.",
             "", *_table(["stage", "ms an image", f"s at {d['full_images']} images", "share"], rows)]
 
