@@ -33,7 +33,8 @@ RESULTS = REPO / "benchmarks" / "results"
 MARKDOWN = ("README.md", "docs")
 BLOCK = re.compile(r"(^<!-- receipt: (?P<path>\S+) table=(?P<table>[\w-]+) -->\n)(?P<body>.*?)(^<!-- /receipt -->)",
                    re.S | re.M)
-PACKAGES = ("ai-edge-litert", "tensorflow-cpu", "numpy", "faster-coco-eval")
+PACKAGES = ("ai-edge-litert", "tensorflow-cpu", "numpy", "faster-coco-eval", "hotcoco", "ultrafast-pycocotools",
+            "pycocotools", "scipy")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -242,12 +243,53 @@ def render_change_points_summary(artifact: dict) -> list[str]:
             f"(CV {cvs}); delays and the rest in docs/records.md."]
 
 
+def render_full_coco_summary(artifact: dict) -> list[str]:
+    d = artifact["data"]
+    r, t, mem = d["ratios"], d["targets"], d["memory"][-1]
+    py = d["scoring"]["engines"]["pycocotools"]["seconds"]
+    return _table(["on 5,000 images, 500k detections", "measured", "target"], [
+        ["`harness eval --results` vs pycocotools' scoring", f"{r['score_speedup']:.1f}x faster, same 12 stats",
+         f">= {t['score_speedup']:g}x"],
+        [f"interval, {d['resamples']} resamples", f"{d['interval']['seconds']:.1f} s = "
+         f"{r['interval_over_pycocotools']:.2f} of pycocotools' {py:.0f} s", f"<= {t['interval_over_pycocotools']:g}"],
+        ["peak memory of the scoring command", f"{mem['score']['peak_mb']:.0f} MB", f"<= {t['score_peak_mb']:.0f} MB"]])
+
+
+def render_full_coco(artifact: dict) -> list[str]:
+    d = artifact["data"]
+    sc = d["scoring"]
+    engines = [[f"`{name}`", f"{row['seconds']:.2f}", f"{row['speedup']:.1f}x", "yes" if row["identical"] else "**no**"]
+               for name, row in sc["engines"].items()]
+    memory = [[m["images"], m["detections"], f"{m['score']['wall_s']:.2f}", f"{m['score']['peak_mb']:.0f}",
+               f"{m['score_with_interval']['wall_s']:.2f}", f"{m['score_with_interval']['peak_mb']:.0f}"]
+              for m in d["memory"]]
+    return [f"{d['images']} images, {sc['detections']} detections, {sc['ground_truth']} ground-truth boxes.", "",
+            *_table(["engine", "scoring s", "vs pycocotools", "12 stats identical"], engines), "",
+            f"Interval ({d['resamples']} resamples, matching included): {d['interval']['seconds']:.2f} s, "
+            f"{d['ratios']['interval_over_pycocotools']:.3f} of pycocotools' scoring. The eval loop beside the model "
+            f"(stand-in executor, checkpoint written): {d['loop']['per_image_ms']:.2f} ms an image.", "",
+            *_table(["images", "detections", "`eval --results` s", "peak MB", "with interval s", "peak MB"], memory)]
+
+
+def render_eval_stages(artifact: dict) -> list[str]:
+    d = artifact["data"]
+    rows = [[stage, f"{d['per_image_ms'][stage]:.1f}" if stage in d["per_image_ms"] else "",
+             f"{seconds:.1f}", f"{100 * d['share'][stage]:.1f}%"] for stage, seconds in d["at_full_s"].items()]
+    threads = d["threads"] or "the runtime's default"
+    return [f"`{d['model']}`, {d['images']} mirror images timed stage by stage ({threads} threads), extrapolated "
+            f"to {d['full_images']}; scoring and interval from `{d['scoring_from']}`. The limit: **{d['limit']}**.",
+            "", *_table(["stage", "ms an image", f"s at {d['full_images']} images", "share"], rows)]
+
+
 RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "change_points_summary": render_change_points_summary,
     "tide_agreement": render_tide_agreement,
     "tide_pairs": render_tide_pairs,
     "tide_evals": render_tide_evals,
     "change_points": render_change_points,
+    "eval_stages": render_eval_stages,
+    "full_coco": render_full_coco,
+    "full_coco_summary": render_full_coco_summary,
     "board_arm64": render_board_arm64,
     "demo": render_demo,
     "scaling": render_scaling,

@@ -204,6 +204,28 @@ def test_resample_weights_draw_n_images_reproducibly() -> None:
     assert w.mean() == pytest.approx(1.0) and 0.3 < (w == 0).mean() < 0.45  # (1-1/n)^n = 0.364 undrawn
 
 
+def test_replicates_without_scipy_are_the_same_bits(mirror_matches, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sparse sums (scipy) and their numpy fallback (a host without scipy) give identical replicates: the
+    weights are whole numbers, so no summation order changes a bit."""
+    import builtins
+
+    from harness.scoring.accumulate import fast_stats
+
+    w = resample_weights(mirror_matches.n_images, 30, seed=11)
+    with_scipy = fast_stats(mirror_matches, w)
+    real_import = builtins.__import__
+
+    def no_scipy(name, *args, **kwargs):
+        if name.startswith("scipy"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_scipy)
+    without = fast_stats(mirror_matches, w)
+    for a, b in zip(with_scipy, without, strict=True):
+        assert np.array_equal(a, b, equal_nan=True)
+
+
 def test_batched_replicates_equal_the_exact_path(mirror_matches) -> None:
     """The bootstrap's batched stats (sums per segment) are ap_from_weights' values up to summation order."""
     from harness.scoring.accumulate import fast_stats

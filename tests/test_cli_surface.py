@@ -37,7 +37,7 @@ SHARED_FLAGS = {"--out": "out", "--json": "json", "--gt": "gt", "--coco": "coco"
                 "--like": "like", "--engine": "engine", "--runtime": "runtime", "--decoder": "decoder",
                 "--threads": "threads", "--ci-resamples": "ci_resamples"}
 # Flags that name a member of a registry: their choices must be the registry's keys.
-REGISTRY_FLAGS = {"--engine": ("harness.scoring.evaluator", "ENGINES"),
+REGISTRY_FLAGS = {"--engine": ("harness.scoring.evaluator", "ENGINE_CHOICES"),
                   "--runtime": ("harness.models.backends.tflite", "RUNTIMES"),
                   "--baseline-runtime": ("harness.models.backends.tflite", "RUNTIMES"),
                   "--decoder": ("harness.models.decoders", "DECODERS"),

@@ -1,7 +1,8 @@
-"""COCO scoring: the cocoapi known answer, the two engines agreeing, empty input, results conversion.
+"""COCO scoring: the cocoapi known answer, the engines agreeing, empty input, results conversion.
 
-pycocotools is the reference; faster-coco-eval is the default engine, so it must give the same
-numbers: on the cocoapi demo's known-answer test and on random problems with crowds and ties.
+pycocotools is the reference; faster-coco-eval, hotcoco and ultrafast-pycocotools must give the same
+numbers: on the cocoapi demo's known-answer test and on random problems with crowds and ties (and, in
+the slow tier, on a 5,000-image COCO-shaped set). "auto" (the default) picks the fastest installed.
 """
 
 from __future__ import annotations
@@ -17,13 +18,39 @@ from harness.cli import main
 from harness.errors import HarnessError
 from harness.models.decoders import Detections
 from harness.scoring.coco import CocoGroundTruth, ImageInfo, to_results
-from harness.scoring.evaluator import ENGINES, STAT_KEYS, CocoEvaluator, score_results
+from harness.scoring.evaluator import (
+    ENGINES,
+    FASTEST_FIRST,
+    STAT_KEYS,
+    CocoEvaluator,
+    resolve_engine,
+    score_results,
+)
 
-ENGINE_NAMES = ("pycocotools", "faster")
+ENGINE_NAMES = ("pycocotools", "faster", "hotcoco", "ultrafast")
 
 
-def test_both_engines_are_registered() -> None:
+FAST_ENGINES = ENGINE_NAMES[1:]
+
+
+def test_every_engine_is_registered_and_auto_is_the_fastest() -> None:
     assert set(ENGINE_NAMES) <= set(ENGINES)
+    assert [name for name, _ in FASTEST_FIRST] == ["ultrafast", "hotcoco", "faster", "pycocotools"]
+    assert resolve_engine("auto") == "ultrafast"  # installed with the coco extra
+    assert resolve_engine("pycocotools") == "pycocotools"
+
+
+def test_auto_falls_back_to_what_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the Rust and ultrafast wheels "auto" is faster-coco-eval; with none, one line to fix it."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("ultrafast_pycocotools", "hotcoco") else real(name, *a))
+    assert resolve_engine("auto") == "faster"
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    with pytest.raises(HarnessError, match=r"no COCO scoring engine is installed: pip install"):
+        resolve_engine("auto")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -110,14 +137,16 @@ def load_gt(tmp_path: Path, dataset: dict, name: str = "instances_synthetic.json
     return CocoGroundTruth(path)
 
 
+@pytest.mark.parametrize("engine", FAST_ENGINES)
 @pytest.mark.parametrize(("seed", "score_decimals"), [(0, None), (1, None), (2, 1)], ids=["seed0", "seed1", "ties"])
-def test_engines_agree_on_a_random_problem(tmp_path: Path, seed: int, score_decimals: int | None) -> None:
-    """pycocotools and faster-coco-eval: identical 12 stats and per-class AP (1e-12) on 200 random images."""
+def test_engines_agree_on_a_random_problem(tmp_path: Path, seed: int, score_decimals: int | None,
+                                           engine: str) -> None:
+    """pycocotools and each fast engine: identical 12 stats and per-class AP (1e-12) on 200 random images."""
     dataset, dets = random_problem(seed, score_decimals=score_decimals)
     assert any(a["iscrowd"] for a in dataset["annotations"])
     gt = load_gt(tmp_path, dataset)
     ref = score_results(gt, dets, engine="pycocotools")
-    fast = score_results(gt, dets, engine="faster")
+    fast = score_results(gt, dets, engine=engine)
     assert 0.05 < ref.stats["AP"] < 0.9, "the problem should be neither trivial nor hopeless"
     for key in STAT_KEYS:
         assert fast.stats[key] == pytest.approx(ref.stats[key], abs=1e-12, rel=0), key
@@ -129,13 +158,36 @@ def test_engines_agree_on_a_random_problem(tmp_path: Path, seed: int, score_deci
     assert ref.detection_count == fast.detection_count == len(dets)
 
 
+@pytest.mark.slow
+def test_fast_engines_are_exact_on_a_full_coco_sized_set(tmp_path: Path) -> None:
+    """5,000 images, 500k detections shaped like val2017 (tests/synthetic_sets.py): every fast engine's 12 stats
+    and per-class AP equal pycocotools' to the last digit, which is what lets "auto" take the fastest."""
+    from synthetic_sets import coco_shaped_set
+
+    dataset, dets = coco_shaped_set(5000, seed=0)
+    gt = load_gt(tmp_path, dataset)
+    ref = score_results(gt, dets, engine="pycocotools")
+    assert len(dets) == 500_000 and 0.05 < ref.stats["AP"] < 0.6
+    for engine in FAST_ENGINES:
+        fast = score_results(gt, dets, engine=engine)
+        assert fast.stats == ref.stats, engine
+        gaps = [abs(fast.per_class[n][k] - v) for n, row in ref.per_class.items() for k, v in row.items()]
+        # faster-coco-eval's per-class AP can differ in the last bit (its precision sums in another order);
+        # the engines "auto" prefers must not differ at all.
+        assert max(gaps) <= 1e-15, engine
+        if engine in ("ultrafast", "hotcoco"):
+            assert fast.per_class == ref.per_class, engine
+
+
 def test_engines_agree_on_a_subset_of_images(tmp_path: Path) -> None:
-    """Scoring only some image ids gives the same numbers on both engines, and differs from all images."""
+    """Scoring only some image ids gives the same numbers on every engine, and differs from all images."""
     dataset, dets = random_problem(3)
     gt = load_gt(tmp_path, dataset)
     ids = [i.id for i in gt.images][:50]
-    ref, fast = (score_results(gt, dets, ids, engine=e) for e in ENGINE_NAMES)
-    assert [fast.stats[k] for k in STAT_KEYS] == pytest.approx([ref.stats[k] for k in STAT_KEYS], abs=1e-12, rel=0)
+    ref, *fast_ones = (score_results(gt, dets, ids, engine=e) for e in ENGINE_NAMES)
+    for fast in fast_ones:
+        assert [fast.stats[k] for k in STAT_KEYS] == pytest.approx([ref.stats[k] for k in STAT_KEYS], abs=1e-12,
+                                                                   rel=0), fast.engine
     assert ref.image_count == 50
     assert ref.stats != score_results(gt, dets, engine="pycocotools").stats
 

@@ -91,6 +91,27 @@ def test_merged_shards_get_the_interval(mirror, tmp_path, capsys):
     assert HEADLINE.search(capsys.readouterr().out)
 
 
+def test_a_results_file_gets_the_interval_an_eval_gets(mirror, tmp_path, capsys):
+    """`harness eval --results`: the same bootstrap (and so the same numbers) as on the detections in memory."""
+    from harness.scoring.intervals import results_interval
+
+    gt = CocoGroundTruth(mirror / "coco" / "annotations" / "instances_val2017.json")
+    results = noisy_results(gt, seed=1)
+    (tmp_path / "det.json").write_text(json.dumps(results))
+    args = ["eval", "--results", str(tmp_path / "det.json"), "--gt", str(gt.path)]
+    assert main([*args, "--ci-resamples", "300", "--json", str(tmp_path / "score.json")]) == 0
+    (rec,) = read_record_file(tmp_path / "score.json")
+    iv = rec["results"]["interval"]
+    expected = results_interval(gt, results, [i.id for i in gt.images], 300)
+    assert expected is not None and iv["resamples"] == 300 and iv["images"] == len(gt.images)
+    for k in ("AP", "AP50", "ARl"):
+        assert (iv[k]["lo"], iv[k]["hi"]) == (expected[k]["lo"], expected[k]["hi"]), k
+    assert "95% interval" in capsys.readouterr().out
+    assert main([*args, "--ci-resamples", "0", "--json", str(tmp_path / "none.json")]) == 0
+    (rec,) = read_record_file(tmp_path / "none.json")
+    assert "interval" not in rec["results"]
+
+
 def test_baseline_verdict_in_the_comparison_block():
     card = get_card("mb3-centernet-f32")  # published 25.1 on 5000 val2017 images
     interval = {"AP": {"point": 0.285, "lo": 0.233, "hi": 0.300, "se": 0.017}, "level": 0.95, "method": "basic-widened",

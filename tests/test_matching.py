@@ -4,6 +4,7 @@ The reference is pycocotools' own evaluate(): every evalImgs entry, flattened he
 row match_once keeps (same score, matched-and-not-ignored and not-ignored flags per area and threshold),
 and the ground truth that counts must be the same. Data: noisy detections on the mirror (crowd regions,
 duplicates, boxes of classes absent from their image, every size range) and the cocoapi known answer.
+Both ways of matching are held to it: the loop ("pycocotools") and ultrafast-pycocotools' outcomes ("auto").
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from test_bootstrap import noisy_results
+from test_evaluator import random_problem
 
 from harness.scoring.coco import CocoGroundTruth
 from harness.scoring.matching import match_once
@@ -58,8 +61,11 @@ def reference(gt: CocoGroundTruth, results: list[dict], ids: list[int]) -> tuple
     return dets, gts
 
 
-def compare(gt: CocoGroundTruth, results: list[dict], ids: list[int]) -> int:
-    m = match_once(gt, results, ids)
+MATCHERS = ("pycocotools", "auto")
+
+
+def compare(gt: CocoGroundTruth, results: list[dict], ids: list[int], engine: str) -> int:
+    m = match_once(gt, results, ids, engine=engine)
     dets, gts = reference(gt, results, sorted(ids))
     assert len(m.det_score) == len(dets)
     for n in range(len(m.det_score)):
@@ -72,7 +78,8 @@ def compare(gt: CocoGroundTruth, results: list[dict], ids: list[int]) -> int:
     return int(m.tp.sum())
 
 
-def test_matches_are_pycocotools_evalimgs_row_for_row(mirror: Path) -> None:
+@pytest.mark.parametrize("engine", MATCHERS)
+def test_matches_are_pycocotools_evalimgs_row_for_row(mirror: Path, engine: str) -> None:
     gt = CocoGroundTruth(mirror / "coco" / "annotations" / "instances_val2017.json")
     results = noisy_results(gt, seed=3)
     ids = [i.id for i in gt.images][:60]
@@ -80,17 +87,33 @@ def test_matches_are_pycocotools_evalimgs_row_for_row(mirror: Path) -> None:
     img = gt.images[0]
     results += [{"image_id": img.id, "category_id": 1, "bbox": [float(j), 5.0, 30.0, 40.0], "score": 0.5}
                 for j in range(120)]
-    assert compare(gt, results, ids) > 0
+    assert compare(gt, results, ids, engine) > 0
 
 
-def test_matches_on_the_known_answer(mirror: Path) -> None:
+@pytest.mark.parametrize("engine", MATCHERS)
+def test_matches_on_the_known_answer(mirror: Path, engine: str) -> None:
     ka = mirror / "coco" / "known_answer"
     gt = CocoGroundTruth(ka / "instances_val2014_100.json")
     results = json.loads((ka / "instances_val2014_fakebbox100_results.json").read_text())
     ids = sorted(i.id for i in gt.images)[:100]
-    assert compare(gt, results, ids) > 0
+    assert compare(gt, results, ids, engine) > 0
 
 
-def test_matches_without_detections(mirror: Path) -> None:
+@pytest.mark.parametrize("engine", MATCHERS)
+def test_matches_without_detections(mirror: Path, engine: str) -> None:
     gt = CocoGroundTruth(mirror / "coco" / "annotations" / "instances_val2017.json")
-    assert compare(gt, [], [i.id for i in gt.images][:5]) == 0
+    assert compare(gt, [], [i.id for i in gt.images][:5], engine) == 0
+
+
+@pytest.mark.parametrize("decimals", [None, 1], ids=["distinct-scores", "tied-scores"])
+def test_both_matchers_give_the_same_arrays(tmp_path: Path, decimals: int | None) -> None:
+    """Crowd regions, ground-truth areas unlike w*h, images without detections, tied scores: equal arrays."""
+    dataset, results = random_problem(5, n_images=150, score_decimals=decimals)
+    path = tmp_path / "instances_random.json"
+    path.write_text(json.dumps(dataset))
+    gt = CocoGroundTruth(path)
+    loop, fast = (match_once(gt, results, engine=e) for e in MATCHERS)
+    for name in ("image_ids", "cat_ids", "cat_names", "det_cat", "det_img", "det_rank", "det_score", "tp", "valid",
+                 "gt_cat", "gt_area", "gt_img", "gt_count"):
+        assert np.array_equal(np.asarray(getattr(loop, name)), np.asarray(getattr(fast, name))), name
+    assert loop.tp.any()

@@ -13,7 +13,8 @@ ENVELOPE = {"schema", "schema_version", "kind", "host", "host.fingerprint"}
 BY_KIND = {"eval": types.EvalRecord, "score": types.ScoreRecord, "bench": types.BenchRecord,
            "ab_bench": types.ABBenchRecord, "quant_compare": types.QuantCompareRecord, "doctor": types.DoctorRecord,
            "quant_search": types.QuantSearchRecord, "path_compare": types.PathCompareRecord,
-           "op_profile": types.OpProfileRecord, "npu_compile": types.NpuCompileRecord}
+           "op_profile": types.OpProfileRecord, "npu_compile": types.NpuCompileRecord,
+           "submission": types.SubmissionRecord}
 
 
 def required_paths(td: type, prefix: str = "") -> set[str]:

@@ -37,7 +37,7 @@ HELP = "COCO mAP of a model (compared with its published baseline), of a results
 MODEL_RUN: dict[str, object] = {
     "model": None, "mirror": None, "like": None, "decoder": None, "threads": None, "runtime": None, "delegate": None,
     "delegate_option": [], "coco": None, "protocol": None, "shard": None, "restart": False, "workers": "auto",
-    "ray": None, "on": [], "accept_host_key": False, "store": None}
+    "ray": None, "on": [], "accept_host_key": False, "store": None, "split": "val2017"}
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -51,6 +51,10 @@ def configure(p: argparse.ArgumentParser) -> None:
                      help="join the N shards' run records (harness eval --shard I/N --json FILE) and score them as "
                           "one run (default: none)")
     add_coco(p, "; auto: the official val2017, fetched into the cache and verified once, with the model")
+    p.add_argument("--split", default="val2017", choices=("val2017", "test-dev2017"),
+                   help="val2017: scored here; test-dev2017: the images of --coco DIR's "
+                        "annotations/image_info_test-dev2017.json, written as the zipped results file the COCO "
+                        "evaluation server takes, which gives the AP (default: val2017)")
     p.add_argument("--protocol", help="decode/scoring protocol, one of the card's (see `harness zoo NAME`; "
                                       "default: the card's)")
     add_engine(p)
@@ -83,13 +87,40 @@ def run(args: argparse.Namespace) -> int:
     if not args.model:
         raise HarnessError("say what to evaluate: MODEL (a zoo name or path), --results FILE --gt FILE, or "
                            "--merge RECORD...")
+    if args.split == "test-dev2017":
+        return run_test_dev(args)
     return run_model(args)
+
+
+def run_test_dev(args: argparse.Namespace) -> int:
+    """--split test-dev2017: detections for the evaluation server; no AP here (no public ground truth)."""
+    from harness.measure.evaluate import detect_test_dev
+    from harness.measure.workers import parse_workers
+
+    if not args.coco or args.coco == "auto":
+        raise HarnessError("--split test-dev2017 needs --coco DIR holding annotations/image_info_test-dev2017.json "
+                           "and test2017/ (harness fetch coco-image-info-test2017 coco-test2017 puts them in the "
+                           "cache)")
+    refused = [flag for flag, given in (("--shard", args.shard), ("--on", args.on), ("--ray", args.ray is not None),
+                                        ("--store", args.store)) if given]
+    if refused:
+        raise HarnessError(f"--split test-dev2017 runs here in one piece: leave out {', '.join(refused)}")
+    record = detect_test_dev(args.model, model_card(args), find_mirror(args), Path(args.coco), backend_options(args),
+                             protocol=args.protocol, output=Path(args.out), max_images=args.max_images,
+                             progress=not args.quiet, restart=args.restart, workers=parse_workers(args.workers))
+    sub = record["submission"]
+    print(f"{sub['checks']['detections']} detections on {sub['checks']['images']} images of test-dev2017, "
+          f"at most {sub['checks']['most_per_image']} an image: the server's checks pass")
+    print(f"upload to the COCO evaluation server: {sub['file']} (AP comes from the server)")
+    write_record(args.json, record)
+    return 0
 
 
 def run_scored(args: argparse.Namespace) -> int:
     """--results or --merge: no model runs; the options of a model run are refused, not ignored."""
     from harness.cli.format import print_eval, stats_table
     from harness.measure.evaluate import merge_shards, score_file
+    from harness.scoring.intervals import describe
 
     mode = "--results" if args.results else "--merge"
     if args.results and args.merge:
@@ -103,14 +134,17 @@ def run_scored(args: argparse.Namespace) -> int:
     if args.results:
         if not args.gt:
             raise HarnessError("--results needs --gt FILE, the ground truth the detections are scored against")
-        record = score_file(args.gt, args.results, engine=args.engine, max_images=args.max_images)
+        record = score_file(args.gt, args.results, engine=args.engine, max_images=args.max_images,
+                            ci_resamples=args.ci_resamples, ci_level=args.confidence)
         results = record["results"]
         if not results["detection_count"]:
             raise HarnessError(f"{args.results} holds no detections for these images: nothing to score (every AP "
                                "would be 0); check that the file is the one your pipeline wrote")
         print(f"{results['detection_count']} detections on {record['dataset']['image_count']} images, "
               f"engine {results['engine']}")
-        print(stats_table(results["stats"]))
+        print(stats_table(results["stats"], results.get("interval")))
+        if results.get("interval"):
+            print(f"intervals: {describe(results['interval'])}, {results['interval']['seconds']:.1f} s")
     else:
         record = merge_shards(args.merge, gt_path=args.gt, engine=args.engine, output=Path(args.out),
                               ci_resamples=args.ci_resamples, ci_level=args.confidence)

@@ -7,7 +7,7 @@ import argparse
 from harness.cli.options import add_json, add_mirror, add_quiet, find_mirror, write_record
 
 NAME = "fetch"
-HELP = "download and verify datasets (coco-val2017, coco-annotations-2017) or zoo models into the cache"
+HELP = "download and verify datasets (coco-val2017, coco-annotations-2017, test-dev2017's) or zoo models into the cache"
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -24,7 +24,8 @@ def run(args: argparse.Namespace) -> int:
 
         for name in available():
             m = DatasetArchive.load(name)
-            print(f"{name}  {m.size} bytes  {m.url}  {m.description}")
+            size = f"{m.size} bytes" if m.size is not None else "no published size or sha256 (pinned on first download)"
+            print(f"{name}  {size}  {m.url}  {m.description}")
         return 0
     from harness.measure.acquire import fetch_named
 
@@ -44,7 +45,11 @@ def print_fetched(items: list[dict]) -> None:
         if not item["downloaded"]:
             print(f"{item['name']}: already here, {item['path']}" + (f"; {pinned}" if pinned else ""))
             continue
-        if item["kind"] == "dataset":
+        if item["kind"] == "dataset" and item.get("pinned") == "new":
+            check = f"nothing published to check; sha256 {item['sha256']} pinned by this first download"
+        elif item["kind"] == "dataset" and item.get("pinned"):
+            check = "size and sha256 match the pin of its first download"
+        elif item["kind"] == "dataset":
             check = "size and sha256 match the manifest" + ("" if item["confirmed"] else
                                                              " (this download confirms its published values)")
         elif item["confirmed"]:

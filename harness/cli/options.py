@@ -85,10 +85,11 @@ def add_images(p: Container, what: str) -> None:
 
 
 def add_engine(p: Container) -> None:
-    from harness.scoring.evaluator import DEFAULT_ENGINE, ENGINES
+    from harness.scoring.evaluator import DEFAULT_ENGINE, ENGINE_CHOICES
 
-    p.add_argument("--engine", default=DEFAULT_ENGINE, choices=sorted(ENGINES),
-                   help="scoring engine: faster (the harness's, same numbers) or pycocotools")
+    p.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINE_CHOICES,
+                   help="COCO scoring engine, all with pycocotools' numbers (the reference); auto: the fastest "
+                        "installed of ultrafast, hotcoco, faster, pycocotools (default: auto)")
 
 
 def add_runtime(p: Container, dest: str = "runtime", flag: str = "--runtime", what: str = "") -> None:

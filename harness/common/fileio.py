@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable
+from itertools import chain
 from pathlib import Path
 from typing import IO
 
@@ -88,8 +90,12 @@ def parse_json_bounded(raw: bytes | str, what: str) -> object:
     def no_constant(name: str) -> float:
         raise ValueError(f"the non-standard literal {name}")
 
+    # Without a run of more digits than an integer may have, no integer can break the bound, and the parser
+    # runs without a Python call per integer (a 500k-detection results file holds a million of them).
+    long_digits = _LONG_DIGITS.search(raw.encode() if isinstance(raw, str) else raw)
     try:
-        data = json.loads(raw, parse_int=bounded_int, parse_constant=no_constant)
+        data = (json.loads(raw, parse_int=bounded_int, parse_constant=no_constant) if long_digits else
+                json.loads(raw, parse_constant=no_constant))
     except json.JSONDecodeError as exc:
         raise HarnessError(f"{what} is not JSON ({exc.msg} at line {exc.lineno})") from None
     except UnicodeDecodeError:
@@ -103,16 +109,22 @@ def parse_json_bounded(raw: bytes | str, what: str) -> object:
     return data
 
 
+_LONG_DIGITS = re.compile(rb"[0-9]{%d,}" % (JSON_MAX_INT_DIGITS + 1))
+
+
 def _depth(obj: object) -> int:
-    """Nesting depth, iteratively (a recursive walk would itself overflow on hostile input)."""
-    deepest, stack = 0, [(obj, 1)]
-    while stack:
-        item, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
+    """Nesting depth (a value inside a container is one level below it), level by level: a recursive walk
+    would itself overflow on hostile input, and a 500k-detection results file has 3M values to visit."""
+    if not isinstance(obj, dict | list):
+        return 1
+    deepest, depth, level = 1, 1, [obj]
+    while level:
+        values = list(chain.from_iterable(item.values() if isinstance(item, dict) else item for item in level))
+        below = [v for v in values if isinstance(v, dict | list)]
+        if values:  # a value, plain or not, one level down
+            deepest = depth + 1
+        depth += 1
+        level = below
     return deepest
 
 

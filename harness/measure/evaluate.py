@@ -72,7 +72,7 @@ def eval_record(card: ModelCard, *, label: str | None, protocol: str, backend: d
 
 
 def evaluate(label: str, card: ModelCard, mirror: Mirror | None, gt: CocoGroundTruth,
-             options: BackendOptions | None = None, *, protocol: str | None = None, engine: str = "faster",
+             options: BackendOptions | None = None, *, protocol: str | None = None, engine: str = "auto",
              max_images: int | None = None, output: Path, progress: bool = True, shard=None,
              restart: bool = False, ci_resamples: int = DEFAULT_RESAMPLES, ci_level: float = DEFAULT_LEVEL,
              workers: int | None = None, ray: str | None = None, skip_images: int = 0) -> dict:
@@ -136,7 +136,7 @@ def evaluate(label: str, card: ModelCard, mirror: Mirror | None, gt: CocoGroundT
                        **({"shard": shard_block(shard, all_ids, ids)} if shard is not None else {}))
 
 
-def merge_shards(paths: Sequence[str | Path], *, gt_path: str | Path | None = None, engine: str = "faster",
+def merge_shards(paths: Sequence[str | Path], *, gt_path: str | Path | None = None, engine: str = "auto",
                  output: Path, ci_resamples: int = DEFAULT_RESAMPLES, ci_level: float = DEFAULT_LEVEL) -> dict:
     """Join the records of `harness eval --shard I/N` runs and score them as the one run they split.
 
@@ -171,15 +171,20 @@ def merge_shards(paths: Sequence[str | Path], *, gt_path: str | Path | None = No
         merged_from=[str(path) for path, _ in records])
 
 
-def score_file(gt_path: str | Path, results_path: str | Path, *, engine: str = "faster",
-               max_images: int | None = None) -> dict:
-    """Score an existing COCO results file (like MLPerf's accuracy-coco.py); return the score record."""
+def score_file(gt_path: str | Path, results_path: str | Path, *, engine: str = "auto",
+               max_images: int | None = None, ci_resamples: int = DEFAULT_RESAMPLES,
+               ci_level: float = DEFAULT_LEVEL) -> dict:
+    """Score an existing COCO results file (like MLPerf's accuracy-coco.py); return the score record.
+
+    A results file made elsewhere gets the intervals an eval gets (`results.interval`; 0 resamples: none).
+    """
     from harness.records.schema import new_record
     from harness.scoring.coco import load_results
     from harness.scoring.evaluator import score_results
 
     if max_images is not None and max_images < 1:
         raise HarnessError("--max-images must be at least 1")
+    check_options(ci_resamples, ci_level)
     gt = CocoGroundTruth(gt_path)
     results = load_results(results_path, gt)
     ids = [i.id for i in gt.images][:max_images]
@@ -187,6 +192,59 @@ def score_file(gt_path: str | Path, results_path: str | Path, *, engine: str = "
         kept = set(ids)
         results = [r for r in results if r["image_id"] in kept]
     result = score_results(gt, results, ids, engine)
-    return new_record("score", dataset=gt.describe(ids), results={**result.to_dict(),
-                                                                 "errors": error_block(gt, results, ids)},
-                      results_file=str(results_path))
+    interval = results_interval(gt, results, ids, ci_resamples, ci_level) if result.detection_count else None
+    return new_record("score", dataset=gt.describe(ids), results_file=str(results_path),
+                      results={**result.to_dict(), "errors": error_block(gt, results, ids),
+                               **({"interval": interval} if interval else {})})
+
+
+def detect_test_dev(label: str, card: ModelCard, mirror: Mirror | None, coco: Path,
+                    options: BackendOptions | None = None, *, protocol: str | None = None, output: Path,
+                    max_images: int | None = None, progress: bool = True, restart: bool = False,
+                    workers: int | None = None) -> dict:
+    """One model over COCO test-dev2017 (harness.scoring.testdev): the zipped results file the evaluation server
+    takes, checked as it checks an upload, and a record that says the AP comes from the server.
+
+    Resumable like an eval (a checkpoint beside the zip); `max_images` runs the first images only, for a
+    try-out, and the checks then cover those images.
+    """
+    from harness.common.summary import Progress
+    from harness.measure.checkpoint import Checkpoint, checkpoint_path, run_key
+    from harness.measure.runner import check_images_exist, run_detections
+    from harness.measure.workers import make_executor, plan_workers
+    from harness.models.pipeline import Pipeline
+    from harness.records.schema import new_record
+    from harness.scoring.testdev import SERVER, SPLIT, check_submission, load_image_info, write_submission
+
+    if max_images is not None and max_images < 1:
+        raise HarnessError("--max-images must be at least 1")
+    proto_name = protocol or card.default_protocol
+    card.protocol(proto_name)  # unknown protocol: fail before loading anything
+    info = load_image_info(Path(coco))
+    images = info.images[:max_images] if max_images else info.images
+    if not images:
+        raise HarnessError(f"{info.path} lists no images")
+    check_images_exist(info, images)
+    ids = [i.id for i in images]
+    options = options or BackendOptions()
+    n_workers, threads = plan_workers(card.backend, workers, options.threads, len(images), options.delegate)
+    options = dataclasses.replace(options, threads=threads)
+    pipeline = Pipeline.open(card, root_of(mirror), options, proto_name)
+    backend = pipeline.describe()
+    key = run_key(card, proto_name, pipeline.model_sha256(), backend.get("runtime"), options.delegate, info.sha256,
+                  ids, None, preprocess=pipeline.preprocess, decoder_settings=pipeline.decoder_params)
+    stem_file = output / f"detections_{SPLIT}_{card.name}.json"
+    checkpoint = Checkpoint(checkpoint_path(stem_file), key, restart=restart)
+    with Progress(len(images), f"{SPLIT} {card.name}", enabled=progress) as bar:
+        executor = make_executor(pipeline, n_workers, threads, None)
+        per_image, timing, resumed = run_detections(executor, images, info.image_path, checkpoint, bar)
+    results = [r for _, entries in per_image for r in entries]
+    checks = check_submission(results, info, images)
+    archive = write_submission(results, output, card.name)
+    checkpoint.remove()
+    return new_record(
+        "submission", model={"name": card.name, "label": label}, protocol={"name": proto_name},
+        dataset=info.describe(ids), backend=backend, timing=timing.to_dict(), resumed_images=resumed,
+        submission={"file": str(archive), "sha256": sha256_file(archive), "member": archive.stem + ".json",
+                    "checks": checks, "ap": None, "ap_from": SERVER,
+                    "upload": "zip as written; the server names the split and algorithm from the file name"})

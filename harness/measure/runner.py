@@ -206,7 +206,7 @@ class InOrder:
             self.next += 1
 
 
-def run_eval(pipeline: Pipeline, gt: CocoGroundTruth, images: Sequence[ImageInfo], engine: str = "faster",
+def run_eval(pipeline: Pipeline, gt: CocoGroundTruth, images: Sequence[ImageInfo], engine: str = "auto",
              progress: Callable[[int], None] | None = None, checkpoint: Checkpoint | None = None,
              executor: Executor | None = None) -> tuple[EvalResult, list[dict], Timing]:
     """Detect on every image with the pipeline (its protocol), score the detections; returns (result,

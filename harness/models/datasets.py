@@ -41,8 +41,8 @@ class DatasetArchive:
     name: str
     description: str
     url: str
-    size: int
-    sha256: str
+    size: int | None  # None with sha256 None: nothing published, both pinned on first download
+    sha256: str | None
     member: str  # the archive's top folder that is kept (val2017, annotations)
     into: str  # where under the cache it goes: <cache>/<into>/<member>
     files: int | None  # how many files the member folder must hold (None: not checked)
@@ -61,8 +61,12 @@ class DatasetArchive:
         try:
             data = json.loads(path.read_text())
             archive, unpack = data["archive"], data["unpack"]
-            return cls(data["name"], data.get("description", ""), archive["url"], int(archive["size"]),
-                       str(archive["sha256"]).lower(), unpack["member"], unpack.get("into", COCO_DIR),
+            size, sha = archive["size"], archive["sha256"]
+            if (size is None) != (sha is None):
+                raise ValueError("size and sha256 are both given or both null (pinned on first download)")
+            return cls(data["name"], data.get("description", ""), archive["url"],
+                       None if size is None else int(size), None if sha is None else str(sha).lower(),
+                       unpack["member"], unpack.get("into", COCO_DIR),
                        unpack.get("files"), tuple(unpack.get("required", ())), archive.get("provenance", ""),
                        bool(archive.get("confirmed", False)))
         except (ValueError, KeyError, TypeError) as exc:
@@ -106,16 +110,33 @@ def fetch_dataset(name: str, cache: Path | None = None, *, progress: bool | None
     Returns {name, kind, path, downloaded, bytes, sha256, url, from, confirmed}: `downloaded` False is a
     cache hit (the unpacked folder exists, so it was verified when it was made).
     """
+    from harness.models.pins import pin_archive, read_pins
+
     manifest = DatasetArchive.load(name)
     cache = cache or cache_root()
+    sha256, size, origin = manifest.sha256, manifest.size, "the manifest"
+    pin = read_pins(cache).get(manifest.url) if sha256 is None else None
+    if pin is not None:  # published nowhere, pinned by the first download: a later one must be the same file
+        sha256, size, origin = pin["sha256"], pin["bytes"], f"the pin of its first download ({pins_note(cache)})"
     with downloads_recorded() as got:
-        path = fetch_archive(manifest.url, cache, manifest.sha256, area=manifest.into, key=manifest.member,
-                             pick=manifest.check_unpacked, size=manifest.size, progress=progress)
-    item = {"name": name, "kind": "dataset", "path": str(path), "downloaded": bool(got), "bytes": manifest.size,
-            "sha256": manifest.sha256, "url": manifest.url, "confirmed": manifest.confirmed}
+        path = fetch_archive(manifest.url, cache, sha256, area=manifest.into, key=manifest.member,
+                             pick=manifest.check_unpacked, size=size, progress=progress, origin=origin)
+    pinned = "verified" if pin is not None else False
+    if got and sha256 is None:
+        pin = pin_archive(cache, manifest.url, got[-1]["sha256"], got[-1]["bytes"])
+        sha256, size, pinned = pin["sha256"], pin["bytes"], "new"
+    item = {"name": name, "kind": "dataset", "path": str(path), "downloaded": bool(got), "bytes": size,
+            "sha256": sha256, "url": manifest.url, "confirmed": manifest.confirmed,
+            "pinned": pinned}
     if got:
         item["from"] = got[-1]["from"]
     return item
+
+
+def pins_note(cache: Path) -> str:
+    from harness.models.pins import pins_path
+
+    return str(pins_path(cache))
 
 
 def coco_auto(cache: Path | None = None, *, progress: bool | None = None) -> tuple[CocoRoot, list[dict]]:

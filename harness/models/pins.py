@@ -109,3 +109,12 @@ def resolve_pinned(card: ModelCard, cache: Path, fetcher: Callable[..., Path]) -
                            f"sha256 {content}, pinned {pin['content_sha256']} in {pins}); delete {path} to fetch "
                            "it again")
     return path
+
+
+def pin_archive(cache: Path, url: str, sha256: str, size: int) -> dict:
+    """Pin a dataset archive that no one publishes a hash for (harness.models.datasets), by its first download:
+    the same lock file as the models', keyed by address; every later download must be these bytes."""
+    pin = {"kind": "dataset archive", "sha256": sha256, "bytes": size,
+           "pinned": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    _write_pin(cache, url, pin)
+    return pin

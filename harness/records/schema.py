@@ -59,6 +59,8 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "ab_bench": ("design", "sides", "ratios"),
     # An NPU compiler's output and its own estimate (harness.boards.vela): Vela for the Ethos-U of i.MX 93.
     "npu_compile": ("compiler", "model", "output", "estimate", "ops", "memory"),
+    # Detections for an evaluation server (harness.scoring.testdev): the file, its checks; the AP is the server's.
+    "submission": ("model", "dataset", "submission"),
 }
 # Values inside the body that `report` and `check` read without a fallback, per kind: a dotted path and
 # the type it must have. A record missing one would crash every later report of a store that holds it.

@@ -390,6 +390,22 @@ class NpuCompileRecord(_NpuCompile, total=False):
     target: str
 
 
+class _Submission(RunRecord):
+    model: dict[str, Json]
+    dataset: Dataset
+    submission: dict[str, Json]
+
+
+class SubmissionRecord(_Submission, total=False):
+    """`harness eval --split test-dev2017`: the zipped results file for the COCO server and its checks; no AP
+    (harness.scoring.testdev)."""
+
+    protocol: dict[str, Json]
+    backend: dict[str, Json]
+    timing: dict[str, Json]
+    resumed_images: int
+
+
 __all__ = ["ABBenchRecord", "BenchRecord", "DoctorRecord", "EvalRecord", "HostInfo", "ModelBlock", "NpuCompileRecord",
            "OpProfileRecord", "PathCompareRecord", "PhaseName", "QuantCompareRecord", "QuantSearchRecord", "RunRecord",
-           "ScoreRecord"]
+           "ScoreRecord", "SubmissionRecord"]

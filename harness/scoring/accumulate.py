@@ -85,6 +85,13 @@ class _Plan:
     over the true positives, and over the non-ignored detections. Whether a detection is ignored barely
     depends on the IoU threshold, so the second sum runs over one "usually non-ignored" list per area plus
     sparse corrections per (area, IoU) instead of over all A*T*N flags.
+
+    The non-ignored list is five times longer than the true positives (most detections are false), and only
+    its sums at true-positive rows are read. So it is summed between those rows once, as a sparse (true-positive
+    row, image) count matrix times the weights (`_Counts`), and the cumulative sum runs over the true-positive
+    rows alone; the rows after a category's last true positive are never summed. The weighted ground truth
+    and the true positives within maxDets 1 and 10 are count matrices times the weights too. Weights are whole
+    numbers (draws), so every such sum is exact in float64 and the order of summation changes no bit.
     """
 
     def __init__(self, m: Matches) -> None:
@@ -98,35 +105,82 @@ class _Plan:
         self.t_seg = at_idx[tp_at] * K + m.det_cat[tp_row]
         self.t_img = m.det_img[tp_row]
         self.rank_masks = [m.det_rank[tp_row] < md for md in MAX_DETS]
-        self.t_pos1 = np.arange(tp_row.size) + 1  # index into zero-prefixed cumulative sums
         self.t_start = np.searchsorted(self.t_seg, self.t_seg, side="left")
         self.t_seg_ak = (self.t_seg // (T * K)) * K + self.t_seg % K  # (area, category) of each entry
         first_row = cat_start[m.det_cat[tp_row]]  # the segment's first row
         # Non-ignored count = base list of the area (valid at most thresholds) + (valid, not base) - (base, not valid).
         base = m.valid.sum(axis=1) * 2 > T  # [A, N]
         b_a, b_row = np.nonzero(base)
-        self.b_img = m.det_img[b_row]
-        b_key = b_a * N + b_row
         area = tp_at // T
-        self.b_hi = np.searchsorted(b_key, area * N + tp_row, side="right")
-        self.b_lo = np.searchsorted(b_key, area * N + first_row, side="left")
-        self.corr = []
-        for diff in (m.valid & ~base[:, None, :], ~m.valid & base[:, None, :]):
-            c_at, c_row = np.nonzero(diff.reshape(A * T, N))
-            c_key = c_at * N + c_row
-            self.corr.append((m.det_img[c_row], np.searchsorted(c_key, tp_at * N + tp_row, side="right"),
-                              np.searchsorted(c_key, tp_at * N + first_row, side="left")))
+        # Breakpoints: the rows holding a true positive in an area (any IoU), sorted; blocks: (area, category).
+        u_key = np.unique(area * N + tp_row)
+        u_block = (u_key // N) * K + m.det_cat[u_key % N]
+        # Each base row counts toward the first breakpoint at or after it in its block (none: never read).
+        b_u = np.searchsorted(u_key, b_a * N + b_row, side="left")
+        inside = b_u < u_key.size
+        inside[inside] = u_block[b_u[inside]] == b_a[inside] * K + m.det_cat[b_row[inside]]
+        self.base = _Counts(b_u[inside], m.det_img[b_row[inside]], None, u_key.size, len(m.image_ids))
+        self.u_start = np.searchsorted(u_block, u_block, side="left")  # each breakpoint's block's first one
+        self.t_u = np.searchsorted(u_key, area * N + tp_row)  # each entry's breakpoint
+        # Corrections, one signed list: +1 for (valid, not base), -1 for (base, not valid), read only at the
+        # entries whose segment has one at or before them.
+        plus = (m.valid & ~base[:, None, :]).reshape(A * T, N)
+        minus = (~m.valid & base[:, None, :]).reshape(A * T, N)
+        c_at, c_row = np.nonzero(plus | minus)
+        c_key = c_at * N + c_row
+        c_hi = np.searchsorted(c_key, tp_at * N + tp_row, side="right")
+        c_lo = np.searchsorted(c_key, tp_at * N + first_row, side="left")
+        at = np.flatnonzero(c_hi > c_lo)
+        self.corr = (m.det_img[c_row], np.where(plus[c_at, c_row], 1.0, -1.0), c_hi[at], c_lo[at], at)
         # Segments holding true positives, and each one's last entry (its total at maxDets 100).
         self.seg_ids, counts = np.unique(self.t_seg, return_counts=True)
         self.seg_last = np.cumsum(counts) - 1
-        self.gt_ka = m.gt_cat * A + m.gt_area  # bincount index, reshaped [K, A] then transposed
+        n_img, S = len(m.image_ids), A * T * K
+        self.ground_truth = _Counts(m.gt_cat * A + m.gt_area, m.gt_img, m.gt_count, K * A, n_img)  # [K*A] per image
+        self.within = [_Counts(self.t_seg[mask], self.t_img[mask], None, S, n_img) for mask in self.rank_masks[:-1]]
 
 
-def _wsum(w: np.ndarray, img: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-    """Per resample and entry, the weight of a list's detections in [lo, hi) (zero-prefixed cumsum)."""
+class _Counts:
+    """A sparse [rows, images] matrix of counts; `times(w)` is w @ matrix.T: per weight row, the weighted sums.
+
+    scipy's sparse product where scipy is installed (one pass over the nonzeros, each a row of B weights);
+    numpy's bincount over the [B, nonzeros] products where it is not. The values are the same: whole-number
+    weights times whole-number counts sum exactly in either order.
+    """
+
+    def __init__(self, row: np.ndarray, col: np.ndarray, data: np.ndarray | None, n_rows: int, n_cols: int) -> None:
+        key = np.asarray(row, np.int64) * n_cols + np.asarray(col, np.int64)
+        if data is None:
+            key, counts = np.unique(key, return_counts=True)
+            data = counts.astype(np.float64)
+        self.row, self.col, self.data = key // n_cols, key % n_cols, np.asarray(data, np.float64)
+        self.shape = (n_rows, n_cols)
+        self._csr = None
+
+    @property
+    def nnz(self) -> int:
+        return int(self.row.size)
+
+    def times(self, w: np.ndarray) -> np.ndarray:
+        """[B, rows] = w [B, images] @ matrix.T."""
+        try:
+            from scipy.sparse import csr_matrix
+        except ImportError:
+            B, n = w.shape[0], self.shape[0]
+            index = (np.arange(B)[:, None] * n + self.row).ravel()
+            return np.bincount(index, weights=(w[:, self.col] * self.data).ravel(), minlength=B * n).reshape(B, n)
+        if self._csr is None:
+            self._csr = csr_matrix((self.data, (self.row, self.col)), shape=self.shape)
+        return np.ascontiguousarray((self._csr @ np.ascontiguousarray(w.T)).T)
+
+
+def _wsum(w: np.ndarray, img: np.ndarray, hi: np.ndarray | None, lo: np.ndarray,
+          sign: np.ndarray | None = None) -> np.ndarray:
+    """Per resample and entry, the (signed) weight of a list's detections in [lo, hi) (zero-prefixed cumsum);
+    `hi` None: every entry's own end (the list is the entries)."""
     c = np.zeros((w.shape[0], img.size + 1))
-    np.cumsum(w[:, img], axis=1, out=c[:, 1:])
-    return c[:, hi] - c[:, lo]
+    np.cumsum(w[:, img] if sign is None else w[:, img] * sign, axis=1, out=c[:, 1:])
+    return (c[:, 1:] if hi is None else c[:, hi]) - c[:, lo]
 
 
 @dataclass
@@ -151,13 +205,14 @@ def _accumulate(m: Matches, weights: np.ndarray) -> _Curves:
     A, T, K = pl.shape
     B, R, S = w.shape[0], REC_THRS.size, A * T * K
     batch = np.arange(B)[:, None]
-    npig = np.bincount((batch * K * A + pl.gt_ka).ravel(), weights=(w[:, m.gt_img] * m.gt_count).ravel(),
-                       minlength=B * K * A).reshape(B, K, A).transpose(0, 2, 1)
-    tp = _wsum(w, pl.t_img, pl.t_pos1, pl.t_start)  # weighted true positives so far in the segment
-    nv = _wsum(w, pl.b_img, pl.b_hi, pl.b_lo)  # weighted non-ignored detections so far (tp + fp)
-    (p_img, p_hi, p_lo), (n_img, n_hi, n_lo) = pl.corr
-    nv += _wsum(w, p_img, p_hi, p_lo)
-    nv -= _wsum(w, n_img, n_hi, n_lo)
+    npig = pl.ground_truth.times(w).reshape(B, K, A).transpose(0, 2, 1)
+    tp = _wsum(w, pl.t_img, None, pl.t_start)  # weighted true positives so far in the segment
+    # Weighted non-ignored detections so far (tp + fp): the base list, summed between breakpoints, then along them.
+    between = np.zeros((B, pl.base.shape[0] + 1))
+    np.cumsum(pl.base.times(w), axis=1, out=between[:, 1:])
+    nv = between[:, pl.t_u + 1] - between[:, pl.u_start[pl.t_u]]
+    c_img, c_sign, c_hi, c_lo, at = pl.corr
+    nv[:, at] += _wsum(w, c_img, c_hi, c_lo, c_sign)
     with np.errstate(divide="ignore", invalid="ignore"):
         rc = tp / npig.reshape(B, A * K)[:, pl.t_seg_ak]  # NaN/inf only in absent segments, masked later
         pr = tp / (nv + _EPS)
@@ -173,10 +228,8 @@ def _accumulate(m: Matches, weights: np.ndarray) -> _Curves:
         gseg, gbucket, value, prev = _envelope_groups(seg, bucket, key, pr, R)
     hits = np.zeros((B, S, len(MAX_DETS)))
     hits[:, pl.seg_ids, -1] = tp[:, pl.seg_last]  # all detections count at maxDets 100: the segment's total
-    wt = w[:, pl.t_img]
-    for j, mask in enumerate(pl.rank_masks[:-1]):
-        hits[..., j] = np.bincount((batch * S + pl.t_seg[mask]).ravel(), weights=wt[:, mask].ravel(),
-                                   minlength=B * S).reshape(B, S)
+    for j, counts in enumerate(pl.within):
+        hits[..., j] = counts.times(w)
     return _Curves(gseg, gbucket, prev, value, hits.reshape(B, A, T, K, -1), npig)
 
 
@@ -188,8 +241,7 @@ def _envelope_groups(seg: np.ndarray, bucket: np.ndarray, key: np.ndarray, pr: n
     # Suffix max within each segment by pointer jumping (a segment holds at most R groups).
     d = 1
     while d < min(R, value.size):
-        same = gseg[:-d] == gseg[d:]
-        np.maximum(value[:-d], np.where(same, value[d:], 0.0), out=value[:-d])
+        np.maximum(value[:-d], value[d:], out=value[:-d], where=gseg[:-d] == gseg[d:])
         d *= 2
     starts = np.concatenate(([True], gseg[1:] != gseg[:-1]))
     prev = np.where(starts, -1, np.concatenate(([-1], gbucket[:-1])))

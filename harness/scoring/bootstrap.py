@@ -96,8 +96,8 @@ def resample_weights(n_images: int, resamples: int, seed: int) -> np.ndarray:
 
 def _replicates(m: Matches, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Stats [B, 12] and per-class AP [B, K] for each weight row, in memory-bounded batches."""
-    per_row = max(1, m._plan.t_seg.size * 8 + m._plan.b_img.size * 2 + int(np.prod(m._plan.shape)) * 8)
-    step = max(1, _BATCH_VALUES // per_row)
+    per_row = max(1, m._plan.t_seg.size * 8 + m._plan.base.shape[0] * 2 + int(np.prod(m._plan.shape)) * 8)
+    step = max(4, _BATCH_VALUES // per_row)  # at full COCO scale a few at once still beat one at a time
     parts = [fast_stats(m, weights[i:i + step]) for i in range(0, len(weights), step)]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 

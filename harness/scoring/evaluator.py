@@ -1,8 +1,11 @@
 """COCO bbox evaluation behind one small contract (reset / process / evaluate) and a registry of engines.
 
 The evaluator never sees a clock or a runtime: the runner hands it one image's detections at a time.
-pycocotools is the reference engine; faster-coco-eval (C++) is the default, and the test suite proves
-the two give the same 12 stats.
+pycocotools is the reference engine. The others give the same 12 stats to the last digit (the test suite
+checks each against it: the cocoapi known answer, random problems with crowds and ties, and a 5,000-image
+COCO-shaped set in the slow tier) and differ only in speed; "auto", the default, is the fastest of them
+that is installed (`FASTEST_FIRST`, from benchmarks/full_coco.py). None is needed to measure on a board:
+every engine is imported when it scores.
 """
 
 from __future__ import annotations
@@ -40,7 +43,11 @@ class EvalResult:
 # An engine takes (ground-truth dataset dict, results list, image ids) and returns (stats[12], precision).
 Engine = Callable[[dict, list, Sequence[int]], tuple[list[float], np.ndarray]]
 ENGINES: dict[str, Engine] = {}
-DEFAULT_ENGINE = "faster"
+DEFAULT_ENGINE = "auto"
+# Exact engines, fastest first (5,000 images, 500k detections: ultrafast-pycocotools and hotcoco about 90x
+# pycocotools, faster-coco-eval 4x); "auto" takes the first whose module is installed.
+FASTEST_FIRST = (("ultrafast", "ultrafast_pycocotools"), ("hotcoco", "hotcoco"), ("faster", "faster_coco_eval"),
+                 ("pycocotools", "pycocotools"))
 
 
 def register_engine(name: str) -> Callable[[Engine], Engine]:
@@ -49,6 +56,20 @@ def register_engine(name: str) -> Callable[[Engine], Engine]:
         return fn
 
     return wrap
+
+
+def resolve_engine(name: str) -> str:
+    """An engine name as registered: "auto" becomes the fastest exact engine that is installed."""
+    if name != "auto":
+        if name not in ENGINES:
+            raise HarnessError(f"unknown engine {name!r}; known: auto, {', '.join(sorted(ENGINES))}")
+        return name
+    from importlib.util import find_spec
+
+    for engine, module in FASTEST_FIRST:
+        if find_spec(module) is not None:
+            return engine
+    raise HarnessError("no COCO scoring engine is installed: pip install 'centernet-harness[coco]'")
 
 
 def _results_dataset(gt: dict, results: list) -> dict:
@@ -105,6 +126,67 @@ def _faster(gt: dict, results: list, image_ids: Sequence[int]) -> tuple[list[flo
     return [float(s) for s in ev.stats[:12]], np.asarray(ev.eval["precision"])
 
 
+def _results_array(results: list) -> np.ndarray:
+    """The results as the [N, 7] array (image_id, x, y, w, h, score, category_id) the compiled engines load
+    without building a dict per detection; they fill area (w*h), iscrowd and ids as loadRes does."""
+    rows = [(r["image_id"], *r["bbox"], r["score"], r["category_id"]) for r in results]
+    return np.asarray(rows, np.float64).reshape(-1, 7)
+
+
+@register_engine("hotcoco")
+def _hotcoco(gt: dict, results: list, image_ids: Sequence[int]) -> tuple[list[float], np.ndarray]:
+    try:
+        import hotcoco
+    except ImportError:
+        raise HarnessError("the hotcoco engine needs hotcoco: pip install 'centernet-harness[coco]'") from None
+    with contextlib.redirect_stdout(io.StringIO()):
+        cg = hotcoco.COCO(gt)
+        cd = cg.load_res(_results_array(results)) if results else hotcoco.COCO(_results_dataset(gt, results))
+        ev = hotcoco.COCOeval(cg, cd, "bbox")
+        ev.params.imgIds = list(image_ids)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    assert ev.eval is not None  # set by accumulate()
+    return [float(s) for s in ev.stats[:12]], np.asarray(ev.eval["precision"])
+
+
+def ultrafast_cocoeval(gt: dict, results: list, image_ids: Sequence[int]):
+    """An evaluated ultrafast-pycocotools COCOeval (bbox): the ultrafast engine's, and the bootstrap's
+    matching (harness.scoring.matching reads its per-detection verdicts)."""
+    try:
+        import ultrafast_pycocotools as uf
+    except ImportError:
+        raise HarnessError("the ultrafast engine needs ultrafast-pycocotools: "
+                           "pip install 'centernet-harness[coco]'") from None
+    cg = uf.COCO(verbose=False)
+    cg.dataset = gt
+    cg.createIndex()
+    if results:
+        with contextlib.redirect_stdout(io.StringIO()):
+            cd = cg.loadRes(_results_array(results))
+    else:  # loadRes refuses an empty list, as pycocotools' does
+        cd = uf.COCO(verbose=False)
+        cd.dataset = _results_dataset(gt, results)
+        cd.createIndex()
+    ev = uf.COCOeval(cg, cd, "bbox", print_function=lambda *a, **k: None)
+    ev.params.imgIds = list(image_ids)
+    ev.evaluate()
+    return ev
+
+
+@register_engine("ultrafast")
+def _ultrafast(gt: dict, results: list, image_ids: Sequence[int]) -> tuple[list[float], np.ndarray]:
+    ev = ultrafast_cocoeval(gt, results, image_ids)
+    ev.accumulate()
+    ev.summarize()
+    return [float(s) for s in ev.stats[:12]], np.asarray(ev.eval["precision"])
+
+
+# What --engine accepts: "auto" and every registered engine.
+ENGINE_CHOICES = (DEFAULT_ENGINE, *sorted(ENGINES))
+
+
 def score_results(gt: CocoGroundTruth, results: list, image_ids: Sequence[int] | None = None,
                   engine: str = DEFAULT_ENGINE) -> EvalResult:
     """Score a results list against the ground truth on `image_ids` (default: every image).
@@ -114,9 +196,8 @@ def score_results(gt: CocoGroundTruth, results: list, image_ids: Sequence[int] |
     """
     from harness.scoring.bootstrap import class_counts
 
-    fn = ENGINES.get(engine)
-    if fn is None:
-        raise HarnessError(f"unknown engine {engine!r}; known: {', '.join(sorted(ENGINES))}")
+    engine = resolve_engine(engine)
+    fn = ENGINES[engine]
     ids = [i.id for i in gt.images] if image_ids is None else list(image_ids)
     stats, precision = fn(gt.dataset, results, ids)
     cat_ids = sorted(gt.categories)
@@ -158,9 +239,7 @@ class CocoEvaluator:
 
     def __init__(self, gt: CocoGroundTruth, engine: str = DEFAULT_ENGINE, box_convention: str = "float",
                  score_threshold: float = 0.0) -> None:
-        if engine not in ENGINES:
-            raise HarnessError(f"unknown engine {engine!r}; known: {', '.join(sorted(ENGINES))}")
-        self.gt, self.engine = gt, engine
+        self.gt, self.engine = gt, resolve_engine(engine)
         self.box_convention, self.score_threshold = box_convention, score_threshold
         self.reset()
 
