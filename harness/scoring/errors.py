@@ -123,11 +123,12 @@ def assign(gt, results: Sequence[dict], image_ids: Sequence[int] | None = None, 
             dts[r["image_id"]].append((n, r))
     d_cols: list[list] = [[] for _ in range(9)]  # img, cat, score, area, kind, gt, fixes, ref, ignored
     g_cols: list[list] = [[] for _ in range(6)]  # img, cat, area, matched, missed, ref
+    g_rows = 0
     for img in ids:
-        _assign_image(img_at[img], gts[img], dts[img], cat_at, pos, bg, max_dets, tidecv_compat, crowd_errors,
-                      shared_fix, d_cols, g_cols, len(g_cols[0]))
-    d = [np.asarray(c) for c in d_cols]
-    g = [np.asarray(c) for c in g_cols]
+        g_rows += _assign_image(img_at[img], gts[img], dts[img], cat_at, pos, bg, max_dets, tidecv_compat,
+                                crowd_errors, shared_fix, d_cols, g_cols, g_rows)
+    d = [np.concatenate(c) if c else np.zeros(0) for c in d_cols]
+    g = [np.concatenate(c) if c else np.zeros(0) for c in g_cols]
     ints, floats = np.int64, np.float64
     return Assignment(tuple(ids), cat_ids, d[0].astype(ints), d[1].astype(ints), d[2].astype(floats),
                       d[3].astype(floats), d[4].astype(ints), d[5].astype(ints), d[6].astype(bool),
@@ -137,7 +138,8 @@ def assign(gt, results: Sequence[dict], image_ids: Sequence[int] | None = None, 
 
 def _assign_image(img: int, gts: list[tuple[int, dict]], dts: list[tuple[int, dict]], cat_at: dict[int, int],
                   pos: float, bg: float, max_dets: int, compat: bool, crowd_errors: bool, shared_fix: bool,
-                  d_cols: list[list], g_cols: list[list], g_offset: int) -> None:
+                  d_cols: list[list], g_cols: list[list], g_offset: int) -> int:
+    """One image's rows appended to the columns (arrays, concatenated by `assign`); returns its box count."""
     real = [(n, a) for n, a in gts if not a.get("iscrowd")]
     crowd = [(n, a) for n, a in gts if a.get("iscrowd")]
     order = sorted(range(len(dts)), key=lambda i: -dts[i][1]["score"])[:max_dets]  # stable: ties keep file order
@@ -168,49 +170,61 @@ def _assign_image(img: int, gts: list[tuple[int, dict]], dts: list[tuple[int, di
         ignored = covered & (kind != TP)
     else:
         ignored = np.zeros(D, bool)
-    iou_other = iou * ~same
-    iou_used = iou_same * used[None, :]
-    for i in range(D):
-        if kind[i] == TP:
-            continue
-        if ignored[i] and not crowd_errors:
-            kind[i] = IGNORED
-            continue
-        k = BKG
-        if G:
-            j = int(np.argmax(iou_same[i]))
-            if bg <= iou_same[i, j] <= pos if compat else bg <= iou_same[i, j] < pos:
-                k, target[i] = LOC, j
-            elif iou_other[i].max() >= pos:
-                k, target[i] = CLS, int(np.argmax(iou_other[i]))
-            elif iou_used[i].max() >= pos:
-                k, target[i] = DUPE, int(np.argmax(iou_used[i]))
-            elif iou[i].max() > bg:
-                k = BOTH
-        kind[i] = k
+    if not crowd_errors:
+        kind[ignored & (kind != TP)] = IGNORED
+    kind, target = _error_kinds(iou, same, used, kind, target, pos, bg, compat)
     # One fix per box: the highest-scoring claimant (dets are in score order) of a box nothing detected.
     fixes = np.zeros(D, bool)
     claimed: dict[tuple[int, int], int] = {}
-    for i in range(D):
-        if kind[i] in (CLS, LOC) and not used[target[i]]:
+    for i in np.flatnonzero(((kind == CLS) | (kind == LOC)) & (target >= 0)):
+        if not used[target[i]]:
             key = (-1 if shared_fix else int(kind[i]), int(target[i]))
             if key not in claimed:
-                claimed[key] = i
+                claimed[key] = int(i)
                 fixes[i] = True
     usable = np.zeros(G, bool)
     usable[[j for _, j in claimed]] = True
-    for i, (n, r) in enumerate(dts):
-        w, h = r["bbox"][2], r["bbox"][3]
-        k = IGNORED if ignored[i] and not crowd_errors else int(kind[i])
-        # tidecv: a crowd-covered error is in no AP list, yet its fix still adds a true positive.
-        for col, v in zip(d_cols, (img, int(dcat[i]), float(r["score"]), float(w * h), k,
-                                   g_offset + int(target[i]) if target[i] >= 0 else -1, bool(fixes[i]), n,
-                                   bool(ignored[i])), strict=True):
-            col.append(v)
-    for j, (n, a) in enumerate(real):
-        for col, v in zip(g_cols, (img, int(gcat[j]), float(a.get("area", a["bbox"][2] * a["bbox"][3])),
-                                   bool(used[j]), bool(not used[j] and not usable[j]), n), strict=True):
-            col.append(v)
+    # tidecv: a crowd-covered error is in no AP list, yet its fix still adds a true positive.
+    for col, v in zip(d_cols, (np.full(D, img, np.int64), dcat, np.asarray([r["score"] for _, r in dts], np.float64),
+                               dbox[:, 2] * dbox[:, 3], kind, np.where(target >= 0, g_offset + target, -1), fixes,
+                               np.asarray([n for n, _ in dts], np.int64), ignored), strict=True):
+        col.append(v)
+    areas = [float(a.get("area", a["bbox"][2] * a["bbox"][3])) for _, a in real]
+    for col, v in zip(g_cols, (np.full(G, img, np.int64), gcat, np.asarray(areas, np.float64), used,
+                               ~used & ~usable, np.asarray([n for n, _ in real], np.int64)), strict=True):
+        col.append(v)
+    return G
+
+
+def _error_kinds(iou: np.ndarray, same: np.ndarray, used: np.ndarray, kind: np.ndarray, target: np.ndarray,
+                 pos: float, bg: float, compat: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Every detection not yet a true positive or ignored, given its TIDE error type in one pass over the
+    image: localisation (its class's best box at bg <= IoU < pos), else classification (another class's box at
+    IoU >= pos), else duplicate (a matched box of its class at IoU >= pos), else both (any box above bg), else
+    background; with the box it points at for the first three."""
+    open_ = kind == -2
+    kind = np.where(open_, BKG, kind)
+    D, G = iou.shape
+    if G == 0 or not open_.any():
+        return kind, target
+    rows = np.arange(D)
+    iou_same = iou * same
+    iou_other = iou * ~same
+    iou_used = iou_same * used[None, :]
+    j_same = np.argmax(iou_same, axis=1)
+    v_same = iou_same[rows, j_same]
+    loc = (bg <= v_same) & ((v_same <= pos) if compat else (v_same < pos))
+    j_other = np.argmax(iou_other, axis=1)
+    cls = ~loc & (iou_other[rows, j_other] >= pos)
+    j_used = np.argmax(iou_used, axis=1)
+    dupe = ~loc & ~cls & (iou_used[rows, j_used] >= pos)
+    both = ~loc & ~cls & ~dupe & (iou.max(axis=1) > bg)
+    for mask, code, j in ((loc, LOC, j_same), (cls, CLS, j_other), (dupe, DUPE, j_used), (both, BOTH, None)):
+        mask = mask & open_
+        kind[mask] = code
+        if j is not None:
+            target[mask] = j[mask]
+    return kind, target
 
 
 @dataclass(frozen=True)
