@@ -7,8 +7,9 @@ about 7 boxes an image over COCO's 80 category ids, 100 detections an image). Me
 
 - scoring: every exact engine on the same results list, its 12 stats compared with pycocotools' (the
   reference) digit for digit, and its time as a ratio of pycocotools';
-- `harness eval --results` without intervals (`--ci-resamples 0`), as a command in its own process: wall
-  time (reading and checking the file included) and peak memory;
+- `harness eval --results` without intervals and error types (`--ci-resamples 0 --no-error-types`), as a
+  command in its own process: wall time (reading and checking the file included) and peak memory; and the same
+  with the TIDE error decomposition (the default), whose cost is reported beside it;
 - the interval (1000 resamples: the matching once, then the re-accumulations), as `results_interval` times it;
 - the eval loop's own cost per image: `run_detections` with a stand-in executor that hands back each image's
   detections at once (no model, no pixels), the checkpoint written as in a real eval;
@@ -150,12 +151,16 @@ def main() -> int:
         for n in sizes:
             g, r = sets[n]
             plain = command(["eval", "--results", str(r), "--gt", str(g), "--ci-resamples", "0",
-                             "--json", str(Path(tmp) / f"score{n}.json")])
+                             "--no-error-types", "--json", str(Path(tmp) / f"score{n}.json")])
+            typed = command(["eval", "--results", str(r), "--gt", str(g), "--ci-resamples", "0",
+                             "--json", str(Path(tmp) / f"score_errors{n}.json")])
             full = command(["eval", "--results", str(r), "--gt", str(g), "--ci-resamples", str(args.resamples),
                             "--json", str(Path(tmp) / f"score_ci{n}.json")])
             detections = json.loads((Path(tmp) / f"score{n}.json").read_text())["results"]["detection_count"]
-            memory.append({"images": n, "detections": detections, "score": plain, "score_with_interval": full})
+            memory.append({"images": n, "detections": detections, "score": plain, "score_with_errors": typed,
+                           "score_with_interval": full})
             print(f"  {n:5d} images: harness eval --results {plain['wall_s']:.2f} s, {plain['peak_mb']:.0f} MB; "
+                  f"with error types {typed['wall_s']:.2f} s, {typed['peak_mb']:.0f} MB; "
                   f"with the interval {full['wall_s']:.2f} s, {full['peak_mb']:.0f} MB")
     big = memory[-1]
     ratios = {"score_speedup": round(py_s / big["score"]["wall_s"], 1),

@@ -252,7 +252,9 @@ def render_full_coco_summary(artifact: dict) -> list[str]:
          f">= {t['score_speedup']:g}x"],
         [f"interval, {d['resamples']} resamples", f"{d['interval']['seconds']:.1f} s = "
          f"{r['interval_over_pycocotools']:.2f} of pycocotools' {py:.0f} s", f"<= {t['interval_over_pycocotools']:g}"],
-        ["peak memory of the scoring command", f"{mem['score']['peak_mb']:.0f} MB", f"<= {t['score_peak_mb']:.0f} MB"]])
+        ["peak memory of the scoring command", f"{mem['score']['peak_mb']:.0f} MB", f"<= {t['score_peak_mb']:.0f} MB"],
+        *([["with the TIDE error types (the default)", f"{mem['score_with_errors']['wall_s']:.1f} s, "
+            f"{mem['score_with_errors']['peak_mb']:.0f} MB", ""]] if "score_with_errors" in mem else [])])
 
 
 def render_full_coco(artifact: dict) -> list[str]:

@@ -74,6 +74,8 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="run the images as Ray tasks on the Ray cluster at ADDRESS (none: a local Ray); "
                         "needs the ray extra; --workers then counts Ray workers (default: no Ray)")
     add_interval_options(p)
+    p.add_argument("--no-error-types", action="store_true", help="--results: leave out the TIDE error "
+                   "decomposition (results.errors), to time the scoring alone (default: decompose)")
     add_json(p)
     add_quiet(p, "no progress bar, no per-class table")
     add_board_options(p)
@@ -135,7 +137,8 @@ def run_scored(args: argparse.Namespace) -> int:
         if not args.gt:
             raise HarnessError("--results needs --gt FILE, the ground truth the detections are scored against")
         record = score_file(args.gt, args.results, engine=args.engine, max_images=args.max_images,
-                            ci_resamples=args.ci_resamples, ci_level=args.confidence)
+                            ci_resamples=args.ci_resamples, ci_level=args.confidence,
+                            error_types=not args.no_error_types)
         results = record["results"]
         if not results["detection_count"]:
             raise HarnessError(f"{args.results} holds no detections for these images: nothing to score (every AP "

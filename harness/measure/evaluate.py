@@ -173,10 +173,12 @@ def merge_shards(paths: Sequence[str | Path], *, gt_path: str | Path | None = No
 
 def score_file(gt_path: str | Path, results_path: str | Path, *, engine: str = "auto",
                max_images: int | None = None, ci_resamples: int = DEFAULT_RESAMPLES,
-               ci_level: float = DEFAULT_LEVEL) -> dict:
+               ci_level: float = DEFAULT_LEVEL, error_types: bool = True) -> dict:
     """Score an existing COCO results file (like MLPerf's accuracy-coco.py); return the score record.
 
-    A results file made elsewhere gets the intervals an eval gets (`results.interval`; 0 resamples: none).
+    A results file made elsewhere gets the intervals an eval gets (`results.interval`; 0 resamples: none) and
+    the error decomposition (`results.errors`; `error_types=False`: none, for scoring alone at full scale,
+    where it costs about what the scoring does).
     """
     from harness.records.schema import new_record
     from harness.scoring.coco import load_results
@@ -194,8 +196,8 @@ def score_file(gt_path: str | Path, results_path: str | Path, *, engine: str = "
     result = score_results(gt, results, ids, engine)
     interval = results_interval(gt, results, ids, ci_resamples, ci_level) if result.detection_count else None
     return new_record("score", dataset=gt.describe(ids), results_file=str(results_path),
-                      results={**result.to_dict(), "errors": error_block(gt, results, ids),
-                               **({"interval": interval} if interval else {})})
+                      results={**result.to_dict(), **({"interval": interval} if interval else {}),
+                               **({"errors": error_block(gt, results, ids)} if error_types else {})})
 
 
 def detect_test_dev(label: str, card: ModelCard, mirror: Mirror | None, coco: Path,
