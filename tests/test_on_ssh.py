@@ -125,6 +125,7 @@ def test_eval_over_ssh_is_a_local_evals_detections_and_a_second_run_copies_nothi
     for n, rec in enumerate(runs, start=1):
         assert (tmp_path / f"on{n}" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
         assert rec["results"]["stats"] == local_rec["results"]["stats"]
+        assert rec["results"]["errors"] == local_rec["results"]["errors"]
         assert rec["run_key"] == local_rec["run_key"] and rec["dataset"] == local_rec["dataset"]
     assert len(on_disk) == 1 + 1 + 1 + 8
     assert runs[0]["board"]["copied"] == {"files": 11, "bytes": sum(p.stat().st_size for p in on_disk),

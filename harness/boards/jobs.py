@@ -90,11 +90,13 @@ def on_board(record: dict, run: BoardRun, board: dict | None = None) -> dict:
 
 def eval_record(run: BoardRun, card: ModelCard, label: str, gt, ids: list[int], all_ids: list[int], *,
                 engine: str, ci_resamples: int, ci_level: float, detections_file: Path, shard=None) -> dict:
-    """Score the board's detections here and make the eval record (harness.measure.evaluate.eval_record)."""
+    """Score the board's detections here and make the eval record (harness.measure.evaluate.eval_record), with
+    its interval and error types, as a local eval's."""
     import shutil
 
     from harness.measure.evaluate import eval_record as build
     from harness.measure.shard import describe as shard_block
+    from harness.scoring.errors import error_block
     from harness.scoring.evaluator import score_results
     from harness.scoring.intervals import results_interval
 
@@ -107,7 +109,8 @@ def eval_record(run: BoardRun, card: ModelCard, label: str, gt, ids: list[int], 
                    detections_file=detections_file, run_key=board["run_key"], resumed_images=board["resumed_images"],
                    protocol_block=board["protocol_block"], interval=results_interval(gt, results, ids, ci_resamples,
                                                                                      ci_level),
-                   parallel=board["parallel"], **({"shard": shard_block(shard, all_ids, ids)} if shard else {}))
+                   errors=error_block(gt, results, ids), parallel=board["parallel"],
+                   **({"shard": shard_block(shard, all_ids, ids)} if shard else {}))
     return on_board(record, run, board)
 
 
