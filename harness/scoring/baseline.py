@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from harness.errors import HarnessError
 from harness.models.zoo import ModelCard
 
 
@@ -54,7 +55,11 @@ def interval_verdict(interval: dict, published_ap: float, published_images: int 
     from harness.scoring.intervals import from_record
     from harness.scoring.verdicts import baseline_verdict
 
-    v = baseline_verdict(from_record(interval), published_ap, published_images)
+    restored = from_record(interval)
+    if restored is None:  # a block without "level" or "images": baseline_verdict would fail on None
+        raise HarnessError("the run's interval block has no \"level\" or \"images\"; "
+                           "re-run eval to write a complete results.interval")
+    v = baseline_verdict(restored, published_ap, published_images)
     v["lo"], v["hi"] = max(v["lo"], 0.0), min(v["hi"], 100.0)  # widened past what an AP can be
     on = (f" on {published_images} (interval widened by that number's own sampling error)" if published_images
           else " (image count not published: taken as exact)")

@@ -148,7 +148,7 @@ def _check(resamples: int, level: float, method: str) -> None:
         raise HarnessError(f"a bootstrap needs at least 2 resamples, got {resamples}")
 
 
-def _interval(points: Sequence[float], reps: np.ndarray, jack: np.ndarray | None, level: float,
+def _interval(points: Sequence[float] | np.ndarray, reps: np.ndarray, jack: np.ndarray | None, level: float,
               method: str) -> dict[str, dict[str, float]]:
     out = {}
     for s, key in enumerate(STAT_KEYS):

@@ -7,6 +7,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -165,7 +166,7 @@ def load_results(path: str | Path, gt: CocoGroundTruth) -> list[dict]:
     """Read a results JSON file and check it against the ground truth, with one-line errors."""
     data = read_results_json(path)
     check_results(data, gt, str(path))
-    return data
+    return cast("list[dict]", data)  # check_results raised unless it is a list of detection dicts
 
 
 _RESULT_KEYS = frozenset(("image_id", "category_id", "bbox", "score"))

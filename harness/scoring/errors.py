@@ -176,7 +176,7 @@ def _assign_image(img: int, gts: list[tuple[int, dict]], dts: list[tuple[int, di
     # One fix per box: the highest-scoring claimant (dets are in score order) of a box nothing detected.
     fixes = np.zeros(D, bool)
     claimed: dict[tuple[int, int], int] = {}
-    for i in np.flatnonzero(((kind == CLS) | (kind == LOC)) & (target >= 0)):
+    for i in np.flatnonzero(((kind == CLS) | (kind == LOC)) & (target >= 0)).tolist():
         if not used[target[i]]:
             key = (-1 if shared_fix else int(kind[i]), int(target[i]))
             if key not in claimed:

@@ -52,29 +52,37 @@ def _clean(v: object) -> object:
     if isinstance(v, float):
         return None if math.isnan(v) else round(v, 6)
     if isinstance(v, dict):
-        return {k: _clean(x) for k, x in v.items()}
+        return _clean_dict(v)
     return v
+
+
+def _clean_dict(d: dict) -> dict:
+    return {k: _clean(x) for k, x in d.items()}
 
 
 def _restore(v: object) -> object:
     if v is None:
         return float("nan")
     if isinstance(v, dict):
-        return {k: _restore(x) if k in ("point", "lo", "hi", "se", "bias", "absent") or isinstance(x, dict) else x
-                for k, x in v.items()}
+        return _restore_dict(v)
     return v
+
+
+def _restore_dict(d: dict) -> dict:
+    return {k: _restore(x) if k in ("point", "lo", "hi", "se", "bias", "absent") or isinstance(x, dict) else x
+            for k, x in d.items()}
 
 
 def to_record(interval: dict) -> dict:
     """A `bootstrap()` or `paired_delta()` dict as JSON can hold it (NaN -> null, 6 digits)."""
-    return _clean(interval)
+    return _clean_dict(interval)
 
 
 def from_record(block: dict | None) -> dict | None:
     """A record's interval block as the dict the verdicts read (null -> NaN); None stays None."""
     if not isinstance(block, dict) or "level" not in block or "images" not in block:
         return None
-    return _restore(block)
+    return _restore_dict(block)
 
 
 def points(v: float | None) -> str:

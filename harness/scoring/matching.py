@@ -112,13 +112,19 @@ def _flatten(pairs: dict, lone: np.ndarray, img_ids: list[int], cat_ids: list[in
     for (k, i), per_area in sorted(pairs.items()):
         for a, (_, n, _, _) in enumerate(per_area):
             if n:
-                g_cat.append(k), g_area.append(a), g_img.append(i), g_n.append(n)
+                g_cat.append(k)
+                g_area.append(a)
+                g_img.append(i)
+                g_n.append(n)
         d = per_area[0][0].size
         if d == 0:
             continue
-        cats.append(np.full(d, k)), imgs.append(np.full(d, i)), ranks.append(np.arange(d))
+        cats.append(np.full(d, k))
+        imgs.append(np.full(d, i))
+        ranks.append(np.arange(d))
         scores.append(per_area[0][0])
-        tps.append(np.stack([e[2] for e in per_area])), valids.append(np.stack([e[3] for e in per_area]))
+        tps.append(np.stack([e[2] for e in per_area]))
+        valids.append(np.stack([e[3] for e in per_area]))
     if lone.size:
         # evaluateImg's steps for a pair without ground truth: a stable sort by -score, the first maxDet
         # kept, nothing matched, ignored at every threshold where the area is outside the range.
@@ -130,8 +136,12 @@ def _flatten(pairs: dict, lone: np.ndarray, img_ids: list[int], cat_ids: list[in
         keep = rank < max_det
         img, cat, score, area, rank = img[keep], cat[keep], score[keep], area[keep], rank[keep]
         inside = (area[None] >= area_rng[:, :1]) & (area[None] <= area_rng[:, 1:])  # [A, n]
-        cats.append(cat), imgs.append(img), ranks.append(rank), scores.append(score)
-        tps.append(np.zeros((A, T, img.size), bool)), valids.append(np.repeat(inside[:, None], T, axis=1))
+        cats.append(cat)
+        imgs.append(img)
+        ranks.append(rank)
+        scores.append(score)
+        tps.append(np.zeros((A, T, img.size), bool))
+        valids.append(np.repeat(inside[:, None], T, axis=1))
     if cats:
         cat, img, rank, score = (np.concatenate(x) for x in (cats, imgs, ranks, scores))
         tp, valid = np.concatenate(tps, axis=2), np.concatenate(valids, axis=2)
@@ -194,7 +204,9 @@ def _match_ultrafast(gt, results: list[dict], ids: list[int]) -> Matches:
     for a, g_i, g_c in g_rows:
         key, n = np.unique(np.searchsorted(cat_ids, g_c) * len(img_ids) + np.searchsorted(img_ids, g_i),
                            return_counts=True)
-        g_cat.append(key // len(img_ids)), g_img.append(key % len(img_ids)), g_n.append(n)
+        g_cat.append(key // len(img_ids))
+        g_img.append(key % len(img_ids))
+        g_n.append(n)
         g_area.append(np.full(key.size, a))
     g_order = np.lexsort((np.concatenate(g_area), np.concatenate(g_img), np.concatenate(g_cat)))
     names = {int(c["id"]): str(c["name"]) for c in gt.dataset["categories"]}

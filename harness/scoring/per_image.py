@@ -44,7 +44,8 @@ def image_scores(gt, results: list[dict], image_ids: Sequence[int], score_thresh
         ev.params.maxDets = [100]
         ev.evaluate()
     per_class: dict[int, list[float]] = {i: [] for i in ids}
-    gt_n, shown, matched, top = dict.fromkeys(ids, 0), dict.fromkeys(ids, 0), dict.fromkeys(ids, 0), {}
+    gt_n, shown, matched = dict.fromkeys(ids, 0), dict.fromkeys(ids, 0), dict.fromkeys(ids, 0)
+    top: dict[int, float] = {}
     for e in ev.evalImgs:
         if e is None:
             continue

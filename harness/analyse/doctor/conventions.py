@@ -36,6 +36,11 @@ BOX_FIXES: dict[str, tuple[BoxFix, str, str]] = {
 }
 
 
+def _shift(d: int, known: set[int]) -> Callable[[int], int | None]:
+    """Category id c read as c - d, where that is an id the file defines."""
+    return lambda c: c - d if c - d in known else None
+
+
 def category_remaps(cats: list[int]) -> dict[str, tuple[str, Callable[[int], int | None], str, str]]:
     """Candidate category fixes: (finding id, remap, what it assumes, fix), by name."""
     pos = {c: i for i, c in enumerate(cats)}
@@ -43,7 +48,7 @@ def category_remaps(cats: list[int]) -> dict[str, tuple[str, Callable[[int], int
     out: dict[str, tuple[str, Callable[[int], int | None], str, str]] = {}
     for d in SHIFTS:
         out[f"shift{d:+d}"] = (
-            "category-offset", (lambda c, d=d: c - d if c - d in known else None),
+            "category-offset", _shift(d, known),
             f"category ids are the annotation file's ids {d:+d}",
             f"subtract {d} from every category_id" if d > 0 else f"add {-d} to every category_id")
     out["index0"] = ("category-index", lambda c: cats[c] if 0 <= c < len(cats) else None,

@@ -109,12 +109,16 @@ class _Doctor:
         after = self.score(mapped)
         if after - self.before < MIN_CHANGE:
             return False
+
+        def renumber(es: list[dict], m: dict[int, int] = mapping) -> list[dict]:
+            return checks.remap_images(es, m)
+
         self.add(Finding("image-ids", self.before, after,
                          f"image ids are {what}: {unknown} of {len(self.entries)} detections name an image id the "
                          f"annotation file does not have; {base:.0%} of the sampled boxes overlap a ground-truth "
                          f"box (IoU >= 0.5) as given, {rate:.0%} after renumbering",
                          "write each image's `id` from the annotation file's `images`, not its position or "
-                         "file name"), "image-ids", lambda es, m=mapping: checks.remap_images(es, m))
+                         "file name"), "image-ids", renumber)
         return True
 
     # Categories -------------------------------------------------------------------------------------

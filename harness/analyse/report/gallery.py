@@ -14,12 +14,19 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.common.identity import image_ids_sha256
 from harness.errors import HarnessError
 from harness.measure.draw import caption, draw_boxes, prediction_box, side_by_side, truth_box
 from harness.scoring.per_image import ImageScore, image_scores
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from harness.analyse.paired import MatchCache
+    from harness.scoring.coco import CocoGroundTruth
+    from harness.scoring.errors import Assignment
 
 PANEL_MAX = 480  # pixels, each side of one panel: four pairs of three panels stay a few MB of PNG
 
@@ -103,7 +110,7 @@ def load_detections(record: Mapping[str, Any], base_dir: Path | None = None) -> 
 class _Scored:
     """A record ready to draw: its ground truth, detections by image, the images it scored, a label."""
 
-    gt: object  # harness.scoring.coco.CocoGroundTruth
+    gt: CocoGroundTruth
     by_image: dict[int, list[dict]]
     image_ids: list[int]
     label: str
@@ -132,7 +139,7 @@ def _prepare(record: Mapping[str, Any], base_dir: Path | None) -> _Scored | None
     return _Scored(gt, by_image, scored_image_ids(record, gt, by_image), str(label))
 
 
-def scored_image_ids(record: Mapping[str, Any], gt, by_image: dict[int, list[dict]]) -> list[int]:
+def scored_image_ids(record: Mapping[str, Any], gt: CocoGroundTruth, by_image: dict[int, list[dict]]) -> list[int]:
     """The images an eval scored: the first `image_count` ids of its ground truth (what --max-images takes),
     checked against the record's id hash; if the hash does not match, the images it has detections on."""
     dataset = record.get("dataset") or {}
@@ -155,7 +162,7 @@ def _same_dataset(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 # Pictures
 
 
-def _panel_image(scored: _Scored, image_id: int, max_side: int):
+def _panel_image(scored: _Scored, image_id: int, max_side: int) -> tuple[Image.Image, float] | None:
     """The image shrunk to fit `max_side`, and the scale from original pixels; None if it cannot be read."""
     from PIL import Image
 
@@ -167,7 +174,8 @@ def _panel_image(scored: _Scored, image_id: int, max_side: int):
         return None
     scale = min(1.0, max_side / max(im.size))
     if scale < 1.0:
-        im = im.resize((max(1, round(im.size[0] * scale)), max(1, round(im.size[1] * scale))), Image.BILINEAR)
+        im = im.resize((max(1, round(im.size[0] * scale)), max(1, round(im.size[1] * scale))),
+                       Image.Resampling.BILINEAR)
     return im, scale
 
 
@@ -176,15 +184,15 @@ def _scaled(bbox: Sequence[float], s: float) -> tuple[float, float, float, float
     return x * s, y * s, (x + w) * s, (y + h) * s
 
 
-def _truth_panel(scored: _Scored, image_id: int, im, s: float):
+def _truth_panel(scored: _Scored, image_id: int, im: Image.Image, s: float) -> Image.Image:
     anns = [a for a in scored.gt.dataset["annotations"] if a["image_id"] == image_id]
     boxes = [truth_box(_scaled(a["bbox"], s), a["category_id"], scored.gt.categories, bool(a.get("iscrowd")))
              for a in anns]
     return caption(draw_boxes(im, boxes), f"ground truth: {_count(sum(not a.get('iscrowd') for a in anns), 'box')}")
 
 
-def _prediction_panel(scored: _Scored, image_id: int, im, s: float, score: ImageScore, label: str,
-                      threshold: float):
+def _prediction_panel(scored: _Scored, image_id: int, im: Image.Image, s: float, score: ImageScore, label: str,
+                      threshold: float) -> Image.Image:
     dets = sorted((d for d in scored.by_image.get(image_id, []) if d["score"] >= threshold),
                   key=lambda d: d["score"])  # best drawn last, its label on top
     boxes = [prediction_box(_scaled(d["bbox"], s), d["category_id"], d["score"], scored.gt.categories)
@@ -199,7 +207,7 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}es" if noun.endswith("x") else f"{n} {noun}s"
 
 
-def _png(image) -> bytes:
+def _png(image: Image.Image) -> bytes:
     buf = io.BytesIO()
     image.save(buf, "PNG", optimize=True)
     return buf.getvalue()
@@ -300,8 +308,9 @@ ERROR_COLOURS = {"tp": (0, 170, 0), "cls": (255, 140, 0), "loc": (255, 215, 0), 
                  "dupe": (0, 190, 255), "bkg": (230, 0, 0), "miss": (255, 0, 200)}
 
 
-def _error_panel(scored: _Scored, assigned, image_id: int, im, s: float, label: str, threshold: float,
-                 focus: str | None = None, focus_top: int = 5):
+def _error_panel(scored: _Scored, assigned: tuple[Assignment, CocoGroundTruth, list[dict]], image_id: int,
+                 im: Image.Image, s: float, label: str, threshold: float, focus: str | None = None,
+                 focus_top: int = 5) -> Image.Image:
     """A model's detections >= threshold coloured by their TIDE kind (true positive green), the `focus_top`
     best of the `focus` kind even below the threshold (a weak model's errors are faint), and the boxes it
     missed outright in the `miss` colour."""
@@ -315,7 +324,8 @@ def _error_panel(scored: _Scored, assigned, image_id: int, im, s: float, label: 
             and not a.det_ignored[i]]
     focused = sorted((i for i in mine if kinds[int(a.det_kind[i])] == focus), key=lambda i: -a.det_score[i])
     sel = sorted(set(i for i in mine if a.det_score[i] >= threshold) | set(focused[:focus_top]))
-    boxes, counts = [], {}
+    boxes: list[Box] = []
+    counts: dict[str, int] = {}
     for i in sorted(sel, key=lambda i: a.det_score[i]):
         kind = kinds[int(a.det_kind[i])]
         counts[kind] = counts.get(kind, 0) + 1
@@ -335,7 +345,7 @@ def _error_panel(scored: _Scored, assigned, image_id: int, im, s: float, label: 
 
 def error_gallery(record_a: Mapping[str, Any], record_b: Mapping[str, Any], images: Mapping[str, Sequence[dict]],
                   base_dir: Path | None = None, score_threshold: float = 0.3, per_type: int = 1,
-                  cache=None) -> list[tuple[str, GalleryItem]]:
+                  cache: MatchCache | None = None) -> list[tuple[str, GalleryItem]]:
     """For each error type, the `per_type` images where B gained most of it (error_shift's `images`), each as
     ground truth | A | B with boxes coloured by error type (and that type's best detections shown even below
     the threshold): (type, item) pairs; [] when files are missing."""
