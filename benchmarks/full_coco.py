@@ -29,6 +29,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
@@ -88,6 +90,34 @@ def interval(gt_path: Path, res_path: Path, resamples: int) -> dict:
     return {"seconds": block["seconds"], "resamples": resamples, "AP": block["AP"]}
 
 
+def headline_rounds(gt_path: Path, res_path: Path, work: Path, resamples: int, rounds: int) -> dict:
+    """The three targets' numerators and denominator measured in turn, `rounds` times: pycocotools' scoring,
+    `harness eval --results --ci-resamples 0 --no-error-types` (its own process), the interval. The ratios are
+    the medians of each round's own ratio, so load that comes and goes between rounds cancels."""
+    from harness.scoring.coco import CocoGroundTruth
+    from harness.scoring.evaluator import score_results
+
+    gt = CocoGroundTruth(gt_path)
+    results = json.loads(res_path.read_text())
+    ids = [i.id for i in gt.images]
+    rows = []
+    for n in range(rounds):
+        t0 = time.perf_counter()
+        score_results(gt, results, ids, "pycocotools")
+        py_s = time.perf_counter() - t0
+        cmd = command(["eval", "--results", str(res_path), "--gt", str(gt_path), "--ci-resamples", "0",
+                       "--no-error-types", "--json", str(work / f"round{n}.json")])
+        iv = interval(gt_path, res_path, resamples)
+        rows.append({"pycocotools_s": round(py_s, 3), "score_s": cmd["wall_s"], "interval_s": iv["seconds"],
+                     "score_speedup": round(py_s / cmd["wall_s"], 2),
+                     "interval_over_pycocotools": round(iv["seconds"] / py_s, 4)})
+        print(f"  round {n + 1}: pycocotools {py_s:.1f} s, eval --results {cmd['wall_s']:.2f} s "
+              f"({py_s / cmd['wall_s']:.1f}x), interval {iv['seconds']:.1f} s ({iv['seconds'] / py_s:.3f})")
+    return {"rounds": rows, **{k: round(float(np.median([r[k] for r in rows])), 3)
+                               for k in ("score_speedup", "interval_over_pycocotools", "pycocotools_s", "score_s",
+                                         "interval_s")}}
+
+
 @dataclass
 class _StandIn:
     """An executor whose "model" is a lookup: each image's detections from the set, at once."""
@@ -130,6 +160,8 @@ def main() -> int:
     p.add_argument("--memory-sizes", default="1000,2000", help="smaller sets for the memory table, besides "
                                                                  "--images (default: 1000,2000)")
     p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default: 1000, eval's)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the three headline timings "
+                                                          "(default: 3; their medians are reported)")
     args = p.parse_args()
     provenance = receipts.start(sys.argv)
     begun = time.perf_counter()
@@ -141,10 +173,10 @@ def main() -> int:
         print(f"{args.images} images, {score['detections']} detections, {score['ground_truth']} boxes")
         for name, row in score["engines"].items():
             print(f"  {name:12s} {row['seconds']:8.2f} s  {row['speedup']:6.1f}x  identical: {row['identical']}")
-        iv = interval(gt_path, res_path, args.resamples)
-        py_s = score["engines"]["pycocotools"]["seconds"]
-        print(f"interval ({args.resamples} resamples) {iv['seconds']:.2f} s = {iv['seconds'] / py_s:.3f} of "
-              f"pycocotools' scoring")
+        head = headline_rounds(gt_path, res_path, Path(tmp), args.resamples, args.rounds)
+        iv = {"seconds": head["interval_s"], "resamples": args.resamples}
+        print(f"interval ({args.resamples} resamples) {iv['seconds']:.2f} s = {head['interval_over_pycocotools']:.3f} "
+              f"of pycocotools' scoring (medians of {args.rounds} rounds)")
         loop = loop_overhead(gt_path, res_path, Path(tmp) / "loop")
         print(f"eval loop beside the model: {loop['per_image_ms']:.3f} ms an image")
         memory = []
@@ -163,8 +195,8 @@ def main() -> int:
                   f"with error types {typed['wall_s']:.2f} s, {typed['peak_mb']:.0f} MB; "
                   f"with the interval {full['wall_s']:.2f} s, {full['peak_mb']:.0f} MB")
     big = memory[-1]
-    ratios = {"score_speedup": round(py_s / big["score"]["wall_s"], 1),
-              "interval_over_pycocotools": round(iv["seconds"] / py_s, 3),
+    ratios = {"score_speedup": round(head["score_speedup"], 1),
+              "interval_over_pycocotools": round(head["interval_over_pycocotools"], 3),
               "score_peak_mb": big["score"]["peak_mb"]}
     met = {"score_speedup": ratios["score_speedup"] >= TARGETS["score_speedup"],
            "interval_over_pycocotools": ratios["interval_over_pycocotools"] <= TARGETS["interval_over_pycocotools"],
@@ -172,7 +204,7 @@ def main() -> int:
     print(f"harness eval --results: {ratios['score_speedup']}x pycocotools' scoring (target >= 20x); interval "
           f"{ratios['interval_over_pycocotools']} of it (target <= 0.25); peak {ratios['score_peak_mb']} MB "
           f"(target <= 1024)")
-    data = {"images": args.images, "resamples": args.resamples, "scoring": score, "interval": iv,
+    data = {"images": args.images, "resamples": args.resamples, "scoring": score, "interval": iv, "headline": head,
             "loop": loop, "memory": memory, "ratios": ratios, "targets": TARGETS, "met": met,
             "self_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     receipts.write_artifact(args.out, "full_coco", provenance, data, round(time.perf_counter() - begun, 1))
