@@ -15,9 +15,16 @@ from dataclasses import dataclass
 
 HEAVY = ("tensorflow", "pandas", "matplotlib", "scipy")
 
-# `python -c BOARD_CHECK_CODE ARGV_JSON WATCH_JSON`; also run inside an emulated board (tests/arm64/).
+# `python -c BOARD_CHECK_CODE ARGV_JSON WATCH_JSON [HIDE_JSON]`; also run inside an emulated board (tests/arm64/).
+# HIDE: packages made unimportable first, as on a board that lacks them (a path that falls back must).
 BOARD_CHECK_CODE = """\
-import json, sys
+import importlib.abc, json, sys
+hide = set(json.loads(sys.argv[3])) if len(sys.argv) > 3 else set()
+class Hide(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in hide:
+            raise ModuleNotFoundError(f'No module named {name!r} (hidden: not on this board)', name=name)
+sys.meta_path.insert(0, Hide())
 from harness.cli import main
 rc = main(json.loads(sys.argv[1]))
 heavy = sorted({m.split('.')[0] for m in sys.modules} & set(json.loads(sys.argv[2])))
@@ -32,9 +39,10 @@ class BoardRun:
     stdout: str  # what the command printed, without the check's own line
 
 
-def run_board_command(argv: Sequence[object], watch: Sequence[str] = HEAVY) -> BoardRun:
-    """`harness ARGV` in a new interpreter; fails the test if the process itself fails."""
-    proc = subprocess.run([sys.executable, *board_check_args(argv, watch)], capture_output=True, text=True)
+def run_board_command(argv: Sequence[object], watch: Sequence[str] = HEAVY, hide: Sequence[str] = ()) -> BoardRun:
+    """`harness ARGV` in a new interpreter, HIDE made unimportable; fails the test if the process itself fails."""
+    args = [*board_check_args(argv, watch), json.dumps(list(hide))]
+    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return parse_board_check(proc.stdout)
 
