@@ -36,12 +36,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from receipts import start, write_artifact
 
-from harness.analyse.change_points import ChangePoint, detect
+from harness.analyse.change_points import MAX_PVALUE, ChangePoint, detect
 from harness.analyse.check import gate_latency
 from harness.analyse.history import Point, Series, in_force
 
@@ -160,6 +161,8 @@ def main() -> int:
     p.add_argument("--noise-scale", type=float, nargs="+", default=[1.0, 0.25],
                    help="the real runs' spread as measured (1) and scaled (default: 1 0.25)")
     p.add_argument("--seed", type=int, default=25)
+    p.add_argument("--also-pvalue", type=float, nargs="*", default=[0.005],
+                   help="also run the harness's method at these significance levels (default: 0.005)")
     p.add_argument("--artifact", help="write the results as a receipts artifact, e.g. "
                                       "benchmarks/results/change_points.json (default: none)")
     args = p.parse_args()
@@ -177,7 +180,9 @@ def main() -> int:
         measured = {"command": provenance["command"], "date": provenance["date"],
                     "noise_source": f"{args.rounds} runs of harness bench {MODEL} {' '.join(BENCH)}"}
     source = measured["noise_source"]
-    gates: dict[str, Callable] = {"change points (harness)": cp_gate(detect)}
+    gates: dict[str, Callable] = {f"change points (harness, p < {MAX_PVALUE:g})": cp_gate(detect)}
+    for level in args.also_pvalue:  # the same method at other levels: a comparison at a matched false-alarm rate
+        gates[f"change points (harness, p < {level:g})"] = cp_gate(partial(detect, max_pvalue=level))
     if args.otava:
         from importlib.metadata import version
 
