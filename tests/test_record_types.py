@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import typing
 
-from harness.records import types
+from harness.records import tool_types, types
 from harness.records.schema import REQUIRED, SHAPES
 
 # What validate() itself checks of every record, whatever its kind.
 ENVELOPE = {"schema", "schema_version", "kind", "host", "host.fingerprint"}
 BY_KIND = {"eval": types.EvalRecord, "score": types.ScoreRecord, "bench": types.BenchRecord,
-           "ab_bench": types.ABBenchRecord, "quant_compare": types.QuantCompareRecord, "doctor": types.DoctorRecord,
-           "quant_search": types.QuantSearchRecord, "path_compare": types.PathCompareRecord,
-           "op_profile": types.OpProfileRecord, "npu_compile": types.NpuCompileRecord,
-           "submission": types.SubmissionRecord}
+           "ab_bench": types.ABBenchRecord, "quant_compare": tool_types.QuantCompareRecord,
+           "doctor": tool_types.DoctorRecord, "quant_search": tool_types.QuantSearchRecord,
+           "path_compare": tool_types.PathCompareRecord, "op_profile": tool_types.OpProfileRecord,
+           "npu_compile": tool_types.NpuCompileRecord, "submission": tool_types.SubmissionRecord}
 
 
 def required_paths(td: type, prefix: str = "") -> set[str]:

@@ -24,7 +24,8 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.records.selection import ab_series, bench_series, latest_evals, model_name, quant_pairs
-from harness.records.types import EvalRecord, PhaseName, QuantSearchRecord, RunRecord
+from harness.records.tool_types import QuantSearchRecord
+from harness.records.types import EvalRecord, PhaseName, RunRecord
 
 
 @dataclass(frozen=True)

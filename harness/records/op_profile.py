@@ -30,7 +30,7 @@ from typing import cast
 
 from harness.common.fileio import sha256_file
 from harness.errors import HarnessError
-from harness.records.types import OpProfileRecord
+from harness.records.tool_types import OpProfileRecord
 
 _TABLE = re.compile(r"=+ (.+?) =+")
 _PROFILE_TABLE = re.compile(r"=+ (Run Order|Top by .+?|Summary by node type) =+")

@@ -11,20 +11,15 @@ from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any, Literal, TypeVar, cast, overload
 
-from harness.records.types import (
-    ABBenchRecord,
-    BenchRecord,
+from harness.records.tool_types import (
     DoctorRecord,
-    EvalRecord,
-    Json,
     NpuCompileRecord,
     OpProfileRecord,
     PathCompareRecord,
     QuantCompareRecord,
     QuantSearchRecord,
-    RunRecord,
-    ScoreRecord,
 )
+from harness.records.types import ABBenchRecord, BenchRecord, EvalRecord, Json, RunRecord, ScoreRecord
 
 FLOAT = "float32"
 R = TypeVar("R", bound=RunRecord)

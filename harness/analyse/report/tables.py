@@ -14,7 +14,8 @@ import pandas as pd
 
 from harness.models.zoo import ZOO
 from harness.records.selection import latest_benches, latest_evals, model_name, of_kind, precision, quant_pairs
-from harness.records.types import QuantCompareRecord, QuantLayer, RunRecord
+from harness.records.tool_types import QuantCompareRecord, QuantLayer
+from harness.records.types import RunRecord
 
 STATS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 SIZE_STATS = ("AP", "AP50", "AP75", "APs", "APm", "APl")

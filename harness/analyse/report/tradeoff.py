@@ -16,7 +16,8 @@ from typing import Any
 import pandas as pd
 
 from harness.records.selection import latest_searches, search_subject
-from harness.records.types import QuantSearchRecord, RunRecord
+from harness.records.tool_types import QuantSearchRecord
+from harness.records.types import RunRecord
 
 ROLES = ("chosen", "closest")
 REFERENCES = ("float32", "int8", "int16x8")  # the keys of the record's "references"
