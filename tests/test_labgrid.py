@@ -114,27 +114,52 @@ def test_a_place_is_released_on_ctrl_c(farm, place, me):
     assert farm.holder(place) is None
 
 
-def interrupt_after(seconds: float) -> threading.Timer:
-    """A Ctrl-C to this process SECONDS from now, as a terminal would send it."""
-    timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
-    return timer
+def interrupt_when(ready, timeout: float = 60.0) -> threading.Thread:
+    """A Ctrl-C to this process, as a terminal would send it, as soon as READY() is true: on a loaded machine a
+    fixed delay can fall before the child starts or after it ends."""
+    def watch() -> None:
+        deadline = time.monotonic() + timeout
+        while not ready() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
 
 
-def test_ctrl_c_during_a_labgrid_call_waits_for_it_to_finish():
-    code = "import os, time; time.sleep(1.0); print(os.getsid(0))"
-    timer = interrupt_after(0.2)
+def child_running(*words: str):
+    """READY for interrupt_when: a child of this process whose command line holds every word."""
+    me = str(os.getpid())
+
+    def ready() -> bool:
+        for d in Path("/proc").iterdir():
+            try:
+                stat = (d / "stat").read_text()
+                argv = (d / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if stat[stat.rindex(")") + 2:].split()[1] == me and all(w in argv for w in words):
+                return True
+        return False
+    return ready
+
+
+def test_ctrl_c_during_a_labgrid_call_waits_for_it_to_finish(tmp_path):
+    started = tmp_path / "started"
+    code = f"import os, time; open({str(started)!r}, 'w').close(); time.sleep(1.0); print(os.getsid(0))"
+    watcher = interrupt_when(started.exists)
     call = lg._run([sys.executable, "-c", code], timeout=30, what="test")
-    timer.join()
+    watcher.join()
     assert call.interrupted and call.returncode == 0  # finished its work, not killed halfway
     assert int(call.stdout) != os.getsid(0)  # its own session: a terminal's Ctrl-C does not reach it
 
 
 def test_ctrl_c_while_acquiring_releases_what_was_acquired(farm, place, me):
-    timer = interrupt_after(0.3)  # during labgrid-client acquire (its start-up alone takes longer)
+    watcher = interrupt_when(child_running("acquire"))  # during labgrid-client acquire
     with pytest.raises(KeyboardInterrupt), reach_place(place, farm.address):
         pytest.fail("entered the body after a Ctrl-C")
-    timer.join()
+    watcher.join()
     log = farm.coordinator_log()
     assert f"{place}: place acquired by {me}" in log  # the acquire ran to its end ...
     assert f"{place}: place released" in log  # ... and what it got was given back
