@@ -145,6 +145,16 @@ def child_running(*words: str):
     return ready
 
 
+@pytest.fixture
+def terminal_sigint():
+    """SIGINT handled as in a terminal's foreground process: a job started in the background by a shell without
+    job control (as CI may start the suite) inherits SIGINT ignored, and then no Ctrl-C reaches Python at all."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
+@pytest.mark.usefixtures("terminal_sigint")
 def test_ctrl_c_during_a_labgrid_call_waits_for_it_to_finish(tmp_path):
     started = tmp_path / "started"
     code = f"import os, time; open({str(started)!r}, 'w').close(); time.sleep(1.0); print(os.getsid(0))"
@@ -155,6 +165,7 @@ def test_ctrl_c_during_a_labgrid_call_waits_for_it_to_finish(tmp_path):
     assert int(call.stdout) != os.getsid(0)  # its own session: a terminal's Ctrl-C does not reach it
 
 
+@pytest.mark.usefixtures("terminal_sigint")
 def test_ctrl_c_while_acquiring_releases_what_was_acquired(farm, place, me):
     watcher = interrupt_when(child_running("acquire"))  # during labgrid-client acquire
     with pytest.raises(KeyboardInterrupt), reach_place(place, farm.address):
