@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
-from harness.analyse.paired import MatchCache, _ground_truth
+from harness.analyse.paired import MatchCache, cached_for_record
 from harness.records.selection import model_name
 from harness.scoring.errors import ERROR_TYPES, SIZES
 
@@ -25,30 +25,10 @@ _PHRASES = {"cls": "classification error", "loc": "localisation error", "both": 
 def record_assignment(record: Mapping[str, Any], base_dir: Path | None = None, cache: MatchCache | None = None):
     """(Assignment, ground truth, the results it matched) of an eval record's detections on the images it
     scored, or a reason; `Assignment.det_ref` indexes that results list."""
-    from harness.analyse.report.gallery import load_detections, scored_image_ids
     from harness.scoring.errors import assign
 
-    cache = cache if cache is not None else MatchCache()
-    name = model_name(cast(Any, record))
-    gt = _ground_truth(record, base_dir, cache)
-    if gt is None:
-        return f"{name}: annotation file {(record.get('dataset') or {}).get('annotations')} not found here"
-    key = ("errors", record.get("detections_sha256") or record.get("detections_file") or id(record),
-           (record.get("dataset") or {}).get("image_ids_sha256"))
-    if key not in cache.matches:
-        dets = load_detections(record, base_dir)
-        if dets is None:
-            return f"{name}: detections file {record.get('detections_file')} not found here"
-        known = {i.id for i in gt.images}
-        by_image: dict[int, list[dict]] = {}
-        for d in dets:
-            if isinstance(d, dict) and d.get("image_id") in known:
-                by_image.setdefault(d["image_id"], []).append(d)
-        ids = scored_image_ids(record, gt, by_image)
-        keep = set(ids)
-        kept = [d for d in dets if d.get("image_id") in keep]
-        cache.matches[key] = (assign(gt, kept, ids), gt, kept)
-    return cache.matches[key]
+    return cached_for_record("errors", record, base_dir, cache,
+                             lambda gt, kept, ids: (assign(gt, kept, ids), gt, kept))
 
 
 def error_shift(f: Mapping[str, Any], q: Mapping[str, Any], base_dir: Path | None = None, *,

@@ -10,7 +10,7 @@ here, the answer says which, and callers fall back to what the records alone can
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,15 +50,24 @@ def _ground_truth(record: Mapping[str, Any], base_dir: Path | None, cache: Match
 
 def record_matches(record: Mapping[str, Any], base_dir: Path | None = None, cache: MatchCache | None = None):
     """(Matches, ground truth) of an eval record's detections on the images it scored, or a reason string."""
-    from harness.analyse.report.gallery import load_detections, scored_image_ids
     from harness.scoring.matching import match_once
+
+    return cached_for_record("matches", record, base_dir, cache,
+                             lambda gt, kept, ids: (match_once(gt, kept, ids), gt))
+
+
+def cached_for_record(what: str, record: Mapping[str, Any], base_dir: Path | None, cache: MatchCache | None,
+                      compute: Callable[[Any, list[dict], list[int]], Any]):
+    """COMPUTE(ground truth, detections, image ids) on an eval record's detections limited to the images it
+    scored, once per (WHAT, detections, image set) in CACHE; or a reason string when a file is not here."""
+    from harness.analyse.report.gallery import load_detections, scored_image_ids
 
     cache = cache if cache is not None else MatchCache()
     name = model_name(record)
     gt = _ground_truth(record, base_dir, cache)
     if gt is None:
         return f"{name}: annotation file {(record.get('dataset') or {}).get('annotations')} not found here"
-    key = (record.get("detections_sha256") or record.get("detections_file") or id(record),
+    key = (what, record.get("detections_sha256") or record.get("detections_file") or id(record),
            (record.get("dataset") or {}).get("image_ids_sha256"))
     if key not in cache.matches:
         dets = load_detections(record, base_dir)
@@ -71,7 +80,7 @@ def record_matches(record: Mapping[str, Any], base_dir: Path | None = None, cach
                 by_image.setdefault(d["image_id"], []).append(d)
         ids = scored_image_ids(record, gt, by_image)
         keep = set(ids)
-        cache.matches[key] = (match_once(gt, [d for d in dets if d.get("image_id") in keep], ids), gt)
+        cache.matches[key] = compute(gt, [d for d in dets if d.get("image_id") in keep], ids)
     return cache.matches[key]
 
 
