@@ -23,9 +23,9 @@ from pathlib import Path
 
 from receipts import start, write_artifact
 
+from harness.common.cores import available_cores
 from harness.common.summary import table
 from harness.measure.evaluate import evaluate
-from harness.measure.workers import available_cores
 from harness.models.backends import BackendOptions
 from harness.models.mirror import Mirror
 from harness.models.zoo import get_card

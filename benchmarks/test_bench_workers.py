@@ -14,7 +14,7 @@ import os
 import pytest
 from scaling import LOOP_TARGET, RATIO_TARGET, eval_once, print_rows, row
 
-from harness.measure.workers import available_cores
+from harness.common.cores import available_cores
 
 IMAGES = int(os.environ.get("HARNESS_BENCH_WORKERS_IMAGES", "0")) or None
 

@@ -226,6 +226,21 @@ def test_replicates_without_scipy_are_the_same_bits(mirror_matches, monkeypatch:
         assert np.array_equal(a, b, equal_nan=True)
 
 
+def test_replicates_on_several_cores_are_the_same_bits_as_on_one(mirror_matches, monkeypatch) -> None:
+    """The batches run on a thread per core; each batch is computed alone and the parts are joined in order,
+    so the replicates (and every interval drawn from them) do not depend on the core count."""
+    from harness.scoring import bootstrap as module
+
+    monkeypatch.setattr(module, "_BATCH_VALUES", 1)  # a batch of 4 resamples: 10 batches for 40
+    w = resample_weights(mirror_matches.n_images, 40, seed=13)
+    monkeypatch.setattr(module, "available_cores", lambda: 1)
+    one = module._replicates(mirror_matches, w)
+    monkeypatch.setattr(module, "available_cores", lambda: 4)
+    four = module._replicates(mirror_matches, w)
+    for a, b in zip(one, four, strict=True):
+        assert a.shape[0] == 40 and np.array_equal(a, b, equal_nan=True)
+
+
 def test_batched_replicates_equal_the_exact_path(mirror_matches) -> None:
     """The bootstrap's batched stats (sums per segment) are ap_from_weights' values up to summation order."""
     from harness.scoring.accumulate import fast_stats

@@ -105,7 +105,7 @@ def compare_pairs(pairs: Sequence[tuple[str, str, int]], mirror: Mirror) -> list
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
-    from harness.measure.workers import available_cores
+    from harness.common.cores import available_cores
 
     if len(pairs) < 2 or available_cores() < 2:
         return [_compare_pair(pair, mirror) for pair in pairs]

@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import tempfile
 from collections.abc import Callable
 from itertools import chain
 from pathlib import Path
 from typing import IO
 
+from harness.common.bulk import gc_paused
 from harness.errors import HarnessError, os_error_line
 
 _UMASK = os.umask(0)
@@ -81,7 +81,11 @@ def read_regular_bytes(path: str | Path, what: str) -> bytes:
 
 
 def parse_json_bounded(raw: bytes | str, what: str) -> object:
-    """JSON with bounds on nesting and integer length, and no NaN/Infinity literals: one line otherwise."""
+    """JSON with bounds on nesting and integer length, and no NaN/Infinity literals: one line otherwise.
+
+    Both bounds are read from the text before parsing, so a hostile file is refused before it costs memory,
+    and a 500k-detection results file (3M values) is checked in a few passes over its bytes.
+    """
     def bounded_int(text: str) -> int:
         if len(text.lstrip("-")) > JSON_MAX_INT_DIGITS:
             raise ValueError(f"an integer of {len(text)} digits")
@@ -90,12 +94,17 @@ def parse_json_bounded(raw: bytes | str, what: str) -> object:
     def no_constant(name: str) -> float:
         raise ValueError(f"the non-standard literal {name}")
 
+    text = raw.encode() if isinstance(raw, str) else raw
+    brackets = _bracket_depth(text)
+    if brackets is not None and brackets > JSON_MAX_DEPTH:  # a value nests one level below its bracket
+        raise HarnessError(f"{what} is nested more than {JSON_MAX_DEPTH} levels deep; it is not data")
     # Without a run of more digits than an integer may have, no integer can break the bound, and the parser
     # runs without a Python call per integer (a 500k-detection results file holds a million of them).
-    long_digits = _LONG_DIGITS.search(raw.encode() if isinstance(raw, str) else raw)
+    long_digits = _LONG_DIGITS in text.translate(_DIGITS_AS_ZERO)
     try:
-        data = (json.loads(raw, parse_int=bounded_int, parse_constant=no_constant) if long_digits else
-                json.loads(raw, parse_constant=no_constant))
+        with gc_paused():
+            data = (json.loads(raw, parse_int=bounded_int, parse_constant=no_constant) if long_digits else
+                    json.loads(raw, parse_constant=no_constant))
     except json.JSONDecodeError as exc:
         raise HarnessError(f"{what} is not JSON ({exc.msg} at line {exc.lineno})") from None
     except UnicodeDecodeError:
@@ -104,17 +113,36 @@ def parse_json_bounded(raw: bytes | str, what: str) -> object:
         raise HarnessError(f"{what} is nested too deeply to be data") from None
     except ValueError as exc:
         raise HarnessError(f"{what} holds {exc}; numbers must be finite and of ordinary size") from None
-    if _depth(data) > JSON_MAX_DEPTH:
+    # The text bounds the depth to brackets..brackets + 1; only at the bound does the parsed data decide.
+    if (brackets is None or brackets + 1 > JSON_MAX_DEPTH) and _depth(data) > JSON_MAX_DEPTH:
         raise HarnessError(f"{what} is nested more than {JSON_MAX_DEPTH} levels deep; it is not data")
     return data
 
 
-_LONG_DIGITS = re.compile(rb"[0-9]{%d,}" % (JSON_MAX_INT_DIGITS + 1))
+_LONG_DIGITS = b"0" * (JSON_MAX_INT_DIGITS + 1)
+_DIGITS_AS_ZERO = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))  # every digit "0", the rest a space
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"\\')
+
+
+def _bracket_depth(text: bytes) -> int | None:
+    """The deepest nesting of brackets outside strings, from the bytes alone; None when the text holds a
+    backslash (an escaped quote would flip the string parity; the parsed data is walked instead)."""
+    import numpy as np
+
+    skeleton = text.translate(None, _NOT_STRUCTURE)  # quotes and brackets only: a few bytes per value
+    if b"\\" in skeleton:
+        return None
+    chars = np.frombuffer(skeleton, np.uint8)
+    outside = (np.cumsum(chars == ord('"'), dtype=np.int64) & 1) == 0  # a quote itself counts as inside
+    steps = ((chars == ord("[")) | (chars == ord("{"))).astype(np.int64)
+    steps -= (chars == ord("]")) | (chars == ord("}"))
+    steps[~outside] = 0
+    return int(np.cumsum(steps).max(initial=0))
 
 
 def _depth(obj: object) -> int:
     """Nesting depth (a value inside a container is one level below it), level by level: a recursive walk
-    would itself overflow on hostile input, and a 500k-detection results file has 3M values to visit."""
+    would itself overflow on hostile input."""
     if not isinstance(obj, dict | list):
         return 1
     deepest, depth, level = 1, 1, [obj]

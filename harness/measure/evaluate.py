@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
+from harness.common.bulk import gc_paused
 from harness.common.fileio import sha256_file, write_json_atomic
 from harness.common.identity import image_ids_sha256
 from harness.errors import HarnessError
@@ -187,17 +188,19 @@ def score_file(gt_path: str | Path, results_path: str | Path, *, engine: str = "
     if max_images is not None and max_images < 1:
         raise HarnessError("--max-images must be at least 1")
     check_options(ci_resamples, ci_level)
-    gt = CocoGroundTruth(gt_path)
-    results = load_results(results_path, gt)
-    ids = [i.id for i in gt.images][:max_images]
-    if max_images is not None:
-        kept = set(ids)
-        results = [r for r in results if r["image_id"] in kept]
-    result = score_results(gt, results, ids, engine)
-    interval = results_interval(gt, results, ids, ci_resamples, ci_level) if result.detection_count else None
+    with gc_paused():  # millions of small acyclic objects; refcounting frees them
+        gt = CocoGroundTruth(gt_path)
+        results = load_results(results_path, gt)
+        ids = [i.id for i in gt.images][:max_images]
+        if max_images is not None:
+            kept = set(ids)
+            results = [r for r in results if r["image_id"] in kept]
+        result = score_results(gt, results, ids, engine)
+        interval = results_interval(gt, results, ids, ci_resamples, ci_level) if result.detection_count else None
+        errors = error_block(gt, results, ids) if error_types else None
     return new_record("score", dataset=gt.describe(ids), results_file=str(results_path),
                       results={**result.to_dict(), **({"interval": interval} if interval else {}),
-                               **({"errors": error_block(gt, results, ids)} if error_types else {})})
+                               **({"errors": errors} if error_types else {})})
 
 
 def detect_test_dev(label: str, card: ModelCard, mirror: Mirror | None, coco: Path,

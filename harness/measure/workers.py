@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from harness.common.cores import available_cores
 from harness.errors import HarnessError
 from harness.measure.runner import ImageDone, run_images
 from harness.models.backends import BackendOptions
@@ -35,14 +36,6 @@ from harness.scoring.coco import ImageInfo
 
 READ_AHEAD = 1  # images a worker prepares while its interpreter runs: small, so dealing stays on demand
 _POLL_S = 0.5
-
-
-def available_cores() -> int:
-    """The cores this process may run on (its affinity mask where the OS has one, else the CPU count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
 
 
 # `--workers auto` per backend: TFLite's kernels scale poorly with threads, so one interpreter per core;

@@ -14,6 +14,8 @@ import contextlib
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
+from operator import itemgetter
 
 import numpy as np
 
@@ -129,8 +131,17 @@ def _faster(gt: dict, results: list, image_ids: Sequence[int]) -> tuple[list[flo
 def _results_array(results: list) -> np.ndarray:
     """The results as the [N, 7] array (image_id, x, y, w, h, score, category_id) the compiled engines load
     without building a dict per detection; they fill area (w*h), iscrowd and ids as loadRes does."""
-    rows = [(r["image_id"], *r["bbox"], r["score"], r["category_id"]) for r in results]
-    return np.asarray(rows, np.float64).reshape(-1, 7)
+    n = len(results)
+    if not n:
+        return np.zeros((0, 7))
+    images, boxes, scores, cats = zip(*map(itemgetter("image_id", "bbox", "score", "category_id"), results),
+                                      strict=True)
+    rows = np.empty((n, 7))
+    rows[:, 0] = np.fromiter(images, np.float64, count=n)
+    rows[:, 1:5] = np.fromiter(chain.from_iterable(boxes), np.float64, count=4 * n).reshape(n, 4)
+    rows[:, 5] = np.fromiter(scores, np.float64, count=n)
+    rows[:, 6] = np.fromiter(cats, np.float64, count=n)
+    return rows
 
 
 @register_engine("hotcoco")

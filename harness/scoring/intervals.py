@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Sequence
 
+from harness.common.bulk import gc_paused
 from harness.errors import HarnessError
 
 DEFAULT_RESAMPLES = 1000
@@ -37,8 +38,9 @@ def results_interval(gt, results: list[dict], image_ids: Sequence[int], resample
     if resamples == 0 or len(image_ids) < 2:
         return None
     t0 = time.perf_counter()
-    interval = bootstrap(match_once(gt, results, image_ids), resamples=resamples, level=level, seed=seed,
-                         per_class=True)
+    with gc_paused():  # beside a full-COCO results list (3.5M objects) each collection would walk it all again
+        interval = bootstrap(match_once(gt, results, image_ids), resamples=resamples, level=level, seed=seed,
+                             per_class=True)
     for s in [*(interval[k] for k in STAT_KEYS), *interval.get("per_class", {}).values()]:
         # The (widened) basic interval reflects the replicates around the point, so near AP 0 (a broken model)
         # it can reach below 0: an AP cannot, and cutting the interval to [0, 1] loses no coverage.
