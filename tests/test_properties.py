@@ -180,6 +180,44 @@ def test_written_results_read_back_as_written(tmp_path: Path, case: tuple[ImageI
     assert load_results(path, gt) == out
 
 
+RESULT_FIELDS = ("image_id", "category_id", "bbox", "score")
+
+
+def loaded_or_message(path: Path, gt: CocoGroundTruth) -> object:
+    try:
+        return [{k: r[k] for k in RESULT_FIELDS} for r in load_results(path, gt)]
+    except HarnessError as exc:
+        return str(exc)
+
+
+@SETTINGS
+@given(n=st.integers(0, 5), where=st.sampled_from([*RESULT_FIELDS, "extra"]), bad=JSON | st.integers(-10**40, 10**40))
+@example(n=1, where="score", bad=True)
+@example(n=1, where="bbox", bad=[1, 2, 3, 10**400])
+def test_the_typed_results_parser_accepts_and_refuses_what_the_general_reader_does(
+        tmp_path: Path, monkeypatch, n: int, where: str, bad: object) -> None:
+    """msgspec's one-pass parse (where installed) is only a faster road: on any file, a valid one or one with a
+    field of its first entry replaced by any JSON value, the scored fields and every refusal are the same as
+    the standard json reader's."""
+    import harness.scoring.coco as coco
+
+    gt_path = tmp_path / "gt.json"
+    gt_path.write_text(json.dumps({"images": [{"id": i, "file_name": f"{i}.jpg", "width": 9, "height": 9}
+                                              for i in (1, 2)], "annotations": [],
+                                   "categories": [{"id": 3, "name": "c"}]}))
+    gt = CocoGroundTruth(gt_path)
+    results = [{"image_id": 1 + i % 2, "category_id": 3, "bbox": [1, 2.5, 3, 4], "score": 0.5} for i in range(n)]
+    if results:
+        results[0][where] = bad
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(results))
+    typed = loaded_or_message(path, gt)
+    assert coco._decode_results(path.read_bytes()) is not None or isinstance(typed, str)
+    with monkeypatch.context() as without_msgspec:
+        without_msgspec.setattr(coco, "_decode_results", lambda raw: None)
+        assert typed == loaded_or_message(path, gt)
+
+
 # --------------------------------------------------------------------------------------------------
 # The checkpoint and the shard split
 

@@ -100,7 +100,7 @@ def parse_json_bounded(raw: bytes | str, what: str) -> object:
         raise HarnessError(f"{what} is nested more than {JSON_MAX_DEPTH} levels deep; it is not data")
     # Without a run of more digits than an integer may have, no integer can break the bound, and the parser
     # runs without a Python call per integer (a 500k-detection results file holds a million of them).
-    long_digits = _LONG_DIGITS in text.translate(_DIGITS_AS_ZERO)
+    long_digits = holds_long_digit_run(text)
     try:
         with gc_paused():
             data = (json.loads(raw, parse_int=bounded_int, parse_constant=no_constant) if long_digits else
@@ -122,6 +122,11 @@ def parse_json_bounded(raw: bytes | str, what: str) -> object:
 _LONG_DIGITS = b"0" * (JSON_MAX_INT_DIGITS + 1)
 _DIGITS_AS_ZERO = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))  # every digit "0", the rest a space
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"\\')
+
+
+def holds_long_digit_run(text: bytes) -> bool:
+    """Whether `text` has a run of more digits than an integer may have: only then can one break the bound."""
+    return _LONG_DIGITS in text.translate(_DIGITS_AS_ZERO)
 
 
 def _bracket_depth(text: bytes) -> int | None:

@@ -6,14 +6,16 @@ import hashlib
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from itertools import chain
 from operator import itemgetter
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 
-from harness.common.fileio import parse_json_bounded, read_regular_bytes
+from harness.common.bulk import gc_paused
+from harness.common.fileio import holds_long_digit_run, parse_json_bounded, read_regular_bytes
 from harness.errors import HarnessError
 from harness.models.decoders import Detections
 
@@ -197,14 +199,58 @@ def read_results_json(path: str | Path) -> object:
 
 
 def load_results(path: str | Path, gt: CocoGroundTruth) -> list[dict]:
-    """Read a results JSON file and check it against the ground truth, with one-line errors."""
-    data = read_results_json(path)
+    """Read a results JSON file and check it against the ground truth, with one-line errors.
+
+    Where msgspec is installed, a file in the plain results format is parsed and type-checked in one pass of
+    compiled code (a 500k-detection file in a quarter of a second), and only the ids are left to check; the
+    fields beyond the four that are scored are dropped. Any file that pass refuses goes through the general
+    reader and `check_results`, which say what is wrong.
+    """
+    path = Path(path)
+    raw = read_regular_bytes(path, "results file")
+    typed = _decode_results(raw)
+    if typed is not None:
+        try:
+            if _ids_known(list(map(_IMAGE_ID, typed)), list(map(_CATEGORY_ID, typed)), gt):
+                return typed
+        except OverflowError:  # an id beyond int64: check_results names it
+            pass
+    data = parse_json_bounded(raw, f"results file {path}")
     check_results(data, gt, str(path))
     return cast("list[dict]", data)  # check_results raised unless it is a list of detection dicts
 
 
+def _decode_results(raw: bytes) -> list[dict] | None:
+    """The results list, typed as the format says (integer ids, four finite numbers, a number), or None: no
+    msgspec, or a file it refuses (bad JSON, a wrong type, a number out of range, anything deep)."""
+    try:
+        import msgspec
+    except ImportError:
+        return None
+    if holds_long_digit_run(raw):  # msgspec reads integers of any length; the general reader bounds them
+        return None
+    try:
+        with gc_paused():
+            return cast("list[dict]", _results_decoder().decode(raw))
+    except msgspec.DecodeError:  # ValidationError is one
+        return None
+
+
+@cache
+def _results_decoder() -> Any:
+    from typing import Annotated, TypedDict
+
+    import msgspec
+
+    number = int | float  # msgspec's int and float exclude bool, and a number too large for a float is refused
+    Detection = TypedDict("Detection", {"image_id": int, "category_id": int, "score": number,  # noqa: UP013
+                                        "bbox": Annotated[list[number], msgspec.Meta(min_length=4, max_length=4)]})
+    return msgspec.json.Decoder(list[Detection])
+
+
 _RESULT_KEYS = frozenset(("image_id", "category_id", "bbox", "score"))
 _RESULT_FIELDS = itemgetter("image_id", "category_id", "bbox", "score")
+_IMAGE_ID, _CATEGORY_ID = itemgetter("image_id"), itemgetter("category_id")
 
 
 def _well_formed(results: list, gt: CocoGroundTruth) -> bool:
@@ -225,8 +271,12 @@ def _well_formed(results: list, gt: CocoGroundTruth) -> bool:
     if (set(map(type, chain.from_iterable(boxes))) | set(map(type, scores))) - {int, float}:
         return False
     values = np.fromiter(chain(chain.from_iterable(boxes), scores), np.float64, count=5 * len(results))
-    return bool(np.isfinite(values).all()
-                and np.isin(np.fromiter(images, np.int64, count=len(images)), np.fromiter(gt._by_id, np.int64)).all()
+    return bool(np.isfinite(values).all()) and _ids_known(images, cats, gt)
+
+
+def _ids_known(images: Sequence[int], cats: Sequence[int], gt: CocoGroundTruth) -> bool:
+    """Every image id in the ground truth and every category id among its categories."""
+    return bool(np.isin(np.fromiter(images, np.int64, count=len(images)), np.fromiter(gt._by_id, np.int64)).all()
                 and np.isin(np.fromiter(cats, np.int64, count=len(cats)), np.fromiter(gt.categories, np.int64)).all())
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from operator import itemgetter
@@ -134,13 +134,15 @@ def _results_array(results: list) -> np.ndarray:
     n = len(results)
     if not n:
         return np.zeros((0, 7))
-    images, boxes, scores, cats = zip(*map(itemgetter("image_id", "bbox", "score", "category_id"), results),
-                                      strict=True)
-    rows = np.empty((n, 7))
-    rows[:, 0] = np.fromiter(images, np.float64, count=n)
-    rows[:, 1:5] = np.fromiter(chain.from_iterable(boxes), np.float64, count=4 * n).reshape(n, 4)
-    rows[:, 5] = np.fromiter(scores, np.float64, count=n)
-    rows[:, 6] = np.fromiter(cats, np.float64, count=n)
+    rows = np.empty((n, 7))  # a column at a time, straight from the dicts: no tuple per detection
+
+    def column(key: str) -> Iterator[float]:
+        return map(itemgetter(key), results)
+
+    rows[:, 0] = np.fromiter(column("image_id"), np.float64, count=n)
+    rows[:, 1:5] = np.fromiter(chain.from_iterable(column("bbox")), np.float64, count=4 * n).reshape(n, 4)
+    rows[:, 5] = np.fromiter(column("score"), np.float64, count=n)
+    rows[:, 6] = np.fromiter(column("category_id"), np.float64, count=n)
     return rows
 
 
