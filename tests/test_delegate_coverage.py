@@ -15,7 +15,7 @@ from synthetic import import_tf
 
 from harness.cli.bench import _warn_fallback
 from harness.errors import HarnessError
-from harness.models.backends import BackendOptions, create_backend, tflite_inspect
+from harness.models.backends import BackendOptions, create_backend, tflite
 from harness.models.backends.delegation import fallback_warning
 
 
@@ -94,8 +94,8 @@ def test_partition_members_by_hand():
            _op(3, "MUL", [3, -1], [4]), _op(4, "ADD", [1, 4], [5]),
            _op(5, "DELEGATE", [0, 9], [1, 2]), _op(6, "DELEGATE", [1, 3], [5])]
     listing = _Listing(ops)
-    assert tflite_inspect.op_list(listing)[3] == tflite_inspect.OpInfo(3, "MUL", (3,), (4,))  # -1 left out
-    cov = tflite_inspect.coverage(listing, "libvx_delegate.so", "test-runtime 1.0")
+    assert tflite.op_list(listing)[3] == tflite.OpInfo(3, "MUL", (3,), (4,))  # -1 left out
+    cov = tflite.read_coverage(listing, "libvx_delegate.so", "test-runtime 1.0")
     assert cov["model_ops"] == 5 and cov["delegated_ops"] == 4 and cov["cpu_ops"] == ["2:TOPK_V2"]
     assert cov["partitions"] == 2
     assert cov["delegated_by_type"] == {"ADD": 2, "CONV_2D": 1, "MUL": 1} and cov["fell_back"]
@@ -106,19 +106,20 @@ def test_a_runtime_without_an_op_listing_gives_unknown_coverage_and_a_one_line_r
         def get_tensor_details(self) -> list[dict]:
             return []
 
-    assert tflite_inspect.op_list(Old()) is None
-    cov = tflite_inspect.coverage(Old(), "libvx_delegate.so", "tflite-runtime 2.5.0")
+    assert tflite.op_list(Old()) is None
+    cov = tflite.read_coverage(Old(), "libvx_delegate.so", "tflite-runtime 2.5.0")
     assert cov == {"delegate": "libvx_delegate.so",
                    "note": "tflite-runtime 2.5.0 does not list its ops: coverage unknown"}
     with pytest.raises(HarnessError, match="the layer-wise error needs the model's op list"):
-        tflite_inspect.ops(Old(), "the layer-wise error")
+        tflite.read_ops(Old(), "the layer-wise error")
 
 
-def test_only_the_inspection_module_calls_the_private_op_listing():
-    """TFLite's private `_get_ops_details` is read in one guarded place; everything else goes through it."""
-    package = Path(tflite_inspect.__file__).resolve().parents[2]
+def test_only_the_tflite_backend_calls_the_private_op_listing():
+    """TFLite's private `_get_ops_details` is read in one guarded place, backends/tflite.py; everything else
+    goes through its reader (op_list, read_ops, read_tensors, read_coverage)."""
+    package = Path(tflite.__file__).resolve().parents[2]
     hits = sorted(str(p.relative_to(package)) for p in package.rglob("*.py") if "_get_ops_details" in p.read_text())
-    assert hits == ["models/backends/tflite_inspect.py"]
+    assert hits == ["models/backends/tflite.py"]
 
 
 def test_float_mb3_is_all_xnnpack_and_int8_leaves_relus(mirror):

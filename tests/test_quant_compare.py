@@ -23,7 +23,7 @@ from harness.analyse.quant_error.ranking import CLEAN_SNR_DB, Layer, summarize_l
 from harness.analyse.tensor_error import SNR_CAP_DB, ErrorStats
 from harness.cli import main
 from harness.errors import HarnessError
-from harness.models.backends import tflite_inspect
+from harness.models.backends import tflite
 from harness.quantize.calibration import draw_calibration
 from harness.quantize.convert import convert, tf_interpreter
 
@@ -176,9 +176,9 @@ def amplifier(tmp_path_factory):
 
 def _op_outputs(path: Path) -> dict[str, list[str]]:
     interp = tf_interpreter(model_path=str(path))
-    tensors = tflite_inspect.tensors(interp)
+    tensors = tflite.read_tensors(interp)
     out: dict[str, list[str]] = {}
-    for op in tflite_inspect.ops(interp, "the test"):
+    for op in tflite.read_ops(interp, "the test"):
         out.setdefault(op.op, []).append(tensors[op.outputs[0]].name)
     return out
 

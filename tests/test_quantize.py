@@ -20,7 +20,7 @@ from synthetic import import_tf
 from harness.cli import main
 from harness.common.fileio import sha256_file
 from harness.errors import HarnessError
-from harness.models.backends import tflite_inspect
+from harness.models.backends import tflite
 from harness.quantize.calibration import (
     DRAWS,
     Calibration,
@@ -76,8 +76,8 @@ def calib_dir(tmp_path_factory) -> Path:
 def _dtypes(model: bytes) -> tuple[str, set[str]]:
     """(input dtype, dtypes of all op outputs) of a .tflite model."""
     interp = tf_interpreter(model_content=model)
-    tensors = tflite_inspect.tensors(interp)
-    outs = {tensors[op.outputs[0]].dtype for op in tflite_inspect.ops(interp, "the test")}
+    tensors = tflite.read_tensors(interp)
+    outs = {tensors[op.outputs[0]].dtype for op in tflite.read_ops(interp, "the test")}
     return np.dtype(interp.get_input_details()[0]["dtype"]).name, outs
 
 
@@ -196,8 +196,8 @@ def test_a_calibrated_mode_without_images_is_refused(tiny_saved_model):
 
 def _op_names(model: bytes) -> dict[str, str]:
     interp = tf_interpreter(model_content=model)
-    tensors = tflite_inspect.tensors(interp)
-    return {tensors[op.outputs[0]].name: tensors[op.outputs[0]].dtype for op in tflite_inspect.ops(interp, "the test")}
+    tensors = tflite.read_tensors(interp)
+    return {tensors[op.outputs[0]].name: tensors[op.outputs[0]].dtype for op in tflite.read_ops(interp, "the test")}
 
 
 def test_named_layers_stay_float_and_the_rest_int8(tiny_saved_model, calib_dir):

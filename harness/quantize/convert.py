@@ -24,7 +24,7 @@ from harness.common.fileio import write_bytes_atomic
 from harness.common.identity import model_sha256
 from harness.common.tensorflow import import_tensorflow
 from harness.errors import HarnessError, first_line
-from harness.models.backends import tflite_inspect
+from harness.models.backends import tflite
 from harness.quantize.calibration import Calibration
 from harness.quantize.modes import MODES, Mode, get_mode
 
@@ -97,9 +97,9 @@ def _convert(fn: Callable[[], bytes], what: str) -> bytes:
 def op_outputs(model: bytes) -> list[tuple[str, str]]:
     """(op type, output tensor name) of a .tflite model's ops in execution order; layers are known by the name."""
     interp = tf_interpreter(model_content=model)
-    tensors = tflite_inspect.tensors(interp)
+    tensors = tflite.read_tensors(interp)
     return [(op.op, tensors[op.outputs[0]].name)
-            for op in tflite_inspect.ops(interp, "naming the model's layers") if op.outputs]
+            for op in tflite.read_ops(interp, "naming the model's layers") if op.outputs]
 
 
 def _unknown_layers(names: Sequence[str], known: Sequence[str]) -> str:
@@ -163,9 +163,9 @@ def _selective(saved_model: str | Path, mode: Mode, calibration: Calibration | N
             converter=converter, debug_dataset=lambda: ([b] for b in calibration.batches()), debug_options=options)
     model = debugger.get_nondebug_quantized_model()
     interp = tf_interpreter(model_content=model)
-    tensors = tflite_inspect.tensors(interp)
+    tensors = tflite.read_tensors(interp)
     out_dtype = {tensors[op.outputs[0]].name: tensors[op.outputs[0]].dtype
-                 for op in tflite_inspect.ops(interp, "checking the layers kept in float") if op.outputs}
+                 for op in tflite.read_ops(interp, "checking the layers kept in float") if op.outputs}
     still = [n for n in float_layers if out_dtype.get(n) != "float32"]
     if still:
         raise HarnessError(f"the converter did not keep these layers in float: {'; '.join(still)}")

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from operator import itemgetter
+from typing import Any
 
 import numpy as np
 
@@ -136,7 +137,7 @@ def _results_array(results: list) -> np.ndarray:
         return np.zeros((0, 7))
     rows = np.empty((n, 7))  # a column at a time, straight from the dicts: no tuple per detection
 
-    def column(key: str) -> Iterator[float]:
+    def column(key: str) -> Iterator[Any]:
         return map(itemgetter(key), results)
 
     rows[:, 0] = np.fromiter(column("image_id"), np.float64, count=n)

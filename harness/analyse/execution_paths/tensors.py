@@ -16,8 +16,7 @@ import numpy as np
 
 from harness.analyse.tensor_error import SNR_CAP_DB, TOP, ErrorStats
 from harness.models.backends import BackendOptions
-from harness.models.backends.tflite import open_tflite
-from harness.models.backends.tflite_inspect import DELEGATE_OP
+from harness.models.backends.tflite import DELEGATE_OP, open_tflite
 
 
 def tensor_errors(model: str | Path, options_a: BackendOptions, options_b: BackendOptions,

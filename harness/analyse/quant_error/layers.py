@@ -18,7 +18,7 @@ import numpy as np
 from harness.analyse.quant_error.ranking import Layer
 from harness.analyse.tensor_error import ErrorStats
 from harness.errors import HarnessError, first_line
-from harness.models.backends import BackendOptions, tflite_inspect
+from harness.models.backends import BackendOptions, tflite
 from harness.models.backends.tflite import open_tflite
 
 _CASTS = ("DEQUANTIZE", "QUANTIZE")
@@ -160,9 +160,9 @@ def layerwise_errors(saved_model: str | Path, calibration, batches: Callable[[],
     except Exception as exc:  # converter errors come in many types
         raise HarnessError(f"QuantizationDebugger failed on {saved_model}: {first_line(exc)}") from None
     interp = tf_interpreter(model_content=debug_model, experimental_preserve_all_tensors=True)
-    tensors = tflite_inspect.tensors(interp)
+    tensors = tflite.read_tensors(interp)
     pairs = []  # (float name, quantized tensor index, float tensor index, scale, zero point)
-    for op in tflite_inspect.ops(interp, "the layer-wise error"):
+    for op in tflite.read_ops(interp, "the layer-wise error"):
         if op.op != "NumericVerify":
             continue
         qi, fi = op.inputs[:2]

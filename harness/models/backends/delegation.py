@@ -1,6 +1,6 @@
 """Bench's warning when a delegate left ops on the CPU, read from the record's `backend.delegation`.
 
-The coverage itself is read from the interpreter by harness.models.backends.tflite_inspect.coverage.
+The coverage itself is read from the interpreter by harness.models.backends.tflite.read_coverage.
 """
 
 from __future__ import annotations

@@ -1,14 +1,27 @@
-"""TFLite backend: float32, int8 and 16x8 models on ai-edge-litert, tflite-runtime or tf.lite.
+"""TFLite backend: float32, int8 and 16x8 models on ai-edge-litert, tflite-runtime or tf.lite (chosen and
+opened by harness.models.backends.tflite_runtimes), and the one reader of a loaded interpreter's graph.
 
-The runtime is chosen explicitly (option) or as the first that imports, in the order below, and
-recorded. Nothing here imports TensorFlow unless tf.lite is the runtime chosen or the only one there.
+The reader (`op_list`, `read_ops`, `read_tensors`, `read_coverage`) is the only place that touches the
+runtime's private op listing, guarded once: every caller (this backend, the quantization cost model and
+converter checks, the per-layer and per-path comparisons) goes through it. A runtime that does not list its
+ops gives `None` (coverage then says "unknown"; a command that cannot work without the ops says so in one
+line).
+
+What TFLite shows from Python, and what this relies on (checked on ai-edge-litert 2.3.0 and tf.lite 2.21):
+`Interpreter._get_ops_details()` lists every node of the primary subgraph, the model's own ops first,
+then one node per delegate partition (op name `DELEGATE`) appended after delegation, with the tensors
+that partition reads and writes. The execution plan itself (which nodes run) is not exposed; a
+partition's members are found from its outputs by walking back through the producing ops until the
+partition's inputs. An op of the model that no partition covers runs on the CPU's built-in kernels.
+This holds for the runtime's default XNNPACK delegate and for external delegates alike. With every
+tensor preserved (keep_tensors), XNNPACK makes one partition per op, so coverage is read from a normal
+load, never from a keep-tensors one.
 """
 
 from __future__ import annotations
 
-import sys
-import warnings
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +29,6 @@ from typing import Any
 import numpy as np
 
 from harness.errors import HarnessError, first_line
-from harness.models.backends import tflite_inspect
 from harness.models.backends.base import (
     Backend,
     BackendOptions,
@@ -27,81 +39,14 @@ from harness.models.backends.base import (
     quantize,
     register_backend,
 )
-from harness.models.backends.tflite_inspect import OpInfo, TensorInfo
-
-
-@dataclass(frozen=True)
-class Runtime:
-    name: str
-    interpreter: Callable[..., Any]
-    load_delegate: Callable[..., Any]
-    version: str
-
-
-def _litert() -> Runtime:
-    from ai_edge_litert import interpreter as m
-
-    return Runtime("ai-edge-litert", m.Interpreter, m.load_delegate, _dist_version("ai-edge-litert"))
-
-
-def _tflite_runtime() -> Runtime:
-    from tflite_runtime import interpreter as m
-
-    return Runtime("tflite-runtime", m.Interpreter, m.load_delegate, _dist_version("tflite-runtime"))
-
-
-def _tf_lite() -> Runtime:
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    return Runtime("tf.lite", tf.lite.Interpreter, tf.lite.experimental.load_delegate, tf.__version__)
-
-
-# Order is the default preference: the light runtimes before TensorFlow.
-RUNTIMES: dict[str, Callable[[], Runtime]] = {
-    "ai-edge-litert": _litert,
-    "tflite-runtime": _tflite_runtime,
-    "tf.lite": _tf_lite,
-}
-
-
-def _dist_version(dist: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def select_runtime(name: str | None) -> Runtime:
-    """The named runtime, or the first one that imports."""
-    if name is not None:
-        if name not in RUNTIMES:
-            raise HarnessError(f"unknown TFLite runtime {name!r}; choose one of {', '.join(RUNTIMES)}")
-        try:
-            return RUNTIMES[name]()
-        except ImportError as exc:
-            raise HarnessError(f"TFLite runtime {name} is not installed ({exc.name or exc})") from None
-    for loader in RUNTIMES.values():
-        try:
-            return loader()
-        except ImportError:
-            continue
-    raise HarnessError("no TFLite runtime found: pip install ai-edge-litert (or tflite-runtime, or tensorflow)")
-
-
-# Execution paths of the built-in ops: kernels name -> (OpResolverType member, default delegate applied).
-# "xnnpack": the optimized kernels plus the runtime's default XNNPACK delegate (the runtime default);
-# "builtin": the optimized kernels alone; "reference": TFLite's reference kernels (slow, the yardstick).
-KERNELS: dict[str, tuple[str, bool]] = {
-    "xnnpack": ("BUILTIN", True),
-    "builtin": ("BUILTIN_WITHOUT_DEFAULT_DELEGATES", False),
-    "reference": ("BUILTIN_REF", False),
-}
-
+from harness.models.backends.tflite_runtimes import (
+    KERNELS,
+    RUNTIMES,
+    Runtime,
+    free_half_loaded_delegate,
+    open_interpreter,
+    select_runtime,
+)
 
 # The FlatBuffer file identifier of a TFLite model, at bytes 4..8.
 _IDENTIFIER = b"TFL3"
@@ -127,7 +72,7 @@ class TFLiteBackend(Backend):
     @classmethod
     def model_input(cls, path: Path) -> ModelInput | None:
         """Size from the input tensor; dtype only when it cannot be fed float (an unquantized integer input)."""
-        interpreter = _open(select_runtime(None), path, None, None, allocate=False)
+        interpreter = open_interpreter(select_runtime(None), path, None, None, allocate=False)
         inputs = interpreter.get_input_details()
         if len(inputs) != 1 or len(inputs[0]["shape"]) != 4:
             return None
@@ -149,11 +94,11 @@ class TFLiteBackend(Backend):
                 delegates.append(self.runtime.load_delegate(self.options.delegate, self.options.delegate_options))
             except (ValueError, OSError, RuntimeError) as exc:
                 message = first_line(exc)
-                _free_half_loaded_delegate(exc)
+                free_half_loaded_delegate(exc)
                 raise HarnessError(f"cannot load delegate {self.options.delegate}: {message}") from None
         if self.options.kernels is not None and self.options.kernels not in KERNELS:
             raise HarnessError(f"unknown kernels {self.options.kernels!r}; choose one of {', '.join(KERNELS)}")
-        self.interpreter = _open(self.runtime, self.model_path, self.options.threads, delegates,
+        self.interpreter = open_interpreter(self.runtime, self.model_path, self.options.threads, delegates,
                                  keep_tensors=self.options.keep_tensors, kernels=self.options.kernels)
         inputs = self.interpreter.get_input_details()
         if len(inputs) != 1:
@@ -208,13 +153,13 @@ class TFLiteBackend(Backend):
     def tensors(self) -> dict[int, TensorInfo]:
         """Every tensor of the model by index, with its shape and per-tensor quantization."""
         if self._tensors is None:
-            self._tensors = tflite_inspect.tensors(self.interpreter)
+            self._tensors = read_tensors(self.interpreter)
         return self._tensors
 
     def ops(self) -> list[OpInfo]:
         """The model's ops in execution order (optional inputs, index -1, left out); with keep_tensors, no
         delegate partitions among them unless "xnnpack" kernels were asked for."""
-        return tflite_inspect.ops(self.interpreter, f"reading the ops of {self.model_path.name}")
+        return read_ops(self.interpreter, f"reading the ops of {self.model_path.name}")
 
     def tensor(self, key: int | str) -> np.ndarray | None:
         """A tensor's value after the last invoke, as float32 (dequantized), by index or name.
@@ -276,10 +221,10 @@ class TFLiteBackend(Backend):
         return "XNNPACK (runtime default)" if uses_default else None
 
     def coverage(self) -> dict[str, Any]:
-        """Which ops the delegate took and which stayed on the CPU (tflite_inspect.coverage; "unknown" on a
+        """Which ops the delegate took and which stayed on the CPU (`read_coverage`; "unknown" on a
         runtime that does not list its ops)."""
         runtime = f"{self.runtime.name} {self.runtime.version}"
-        return tflite_inspect.coverage(self.interpreter, self.delegate_asked(), runtime)
+        return read_coverage(self.interpreter, self.delegate_asked(), runtime)
 
     def _mapped_as(self, head: str, idx: object) -> str:
         """The output's name; for a head found by position, that it was (NXP's rule, not the model's names)."""
@@ -294,55 +239,115 @@ def open_tflite(path: str | Path, options: BackendOptions | None = None) -> TFLi
     return backend
 
 
-def _open(runtime: Runtime, path: Path, threads: int | None, delegates: list | None, *,
-          keep_tensors: bool = False, kernels: str | None = None, allocate: bool = True) -> Any:
-    """An interpreter for `path` (allocated unless told not: reading its details needs no buffers) on the
-    `kernels` named (KERNELS; None: the runtime's default); with `keep_tensors`, every tensor kept and,
-    unless `kernels` says otherwise, no default delegate (XNNPACK would take the ops whose tensors are
-    wanted; with "xnnpack" asked for it makes one partition per op, so every op output stays readable)."""
-    kwargs: dict[str, Any] = {"model_path": str(path), "num_threads": threads,
-                              "experimental_delegates": delegates or None}
-    if keep_tensors and kernels is None:
-        kernels = "builtin"
-    if kernels is not None:
-        resolver = sys.modules[runtime.interpreter.__module__].OpResolverType
-        kwargs["experimental_op_resolver_type"] = getattr(resolver, KERNELS[kernels][0])
-    if keep_tensors:
-        kwargs["experimental_preserve_all_tensors"] = True
-    try:
-        with warnings.catch_warnings():
-            if keep_tensors:  # "preserve_all_tensors is for debugging": that is what it is for here
-                warnings.simplefilter("ignore")
-            interpreter = runtime.interpreter(**kwargs)
-        if allocate:
-            interpreter.allocate_tensors()
-    except (ValueError, RuntimeError) as exc:
-        raise HarnessError(f"not a TFLite model: {path} ({first_line(exc)})") from None
-    return interpreter
+# The graph reader: ops, tensors and what a delegate took, from a loaded interpreter.
+
+DELEGATE_OP = "DELEGATE"
 
 
-__all__ = ["KERNELS", "RUNTIMES", "OpInfo", "TFLiteBackend", "TensorInfo", "open_tflite", "select_runtime"]
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor of a loaded model; `scale`/`zero_point` only for a per-tensor quantized integer tensor."""
+
+    index: int
+    name: str
+    dtype: str
+    scale: float | None
+    zero_point: int | None
+    shape: tuple[int, ...] = ()
 
 
-def _free_half_loaded_delegate(exc: BaseException) -> None:
-    """Free the runtime's Delegate whose __init__ failed, now and quietly.
+@dataclass(frozen=True)
+class OpInfo:
+    """One op in execution order: its type (e.g. CONV_2D) and the tensor indices it reads and writes."""
 
-    Its __del__ reads an attribute __init__ never set, so when the object is freed (at exit, since the
-    error's traceback keeps it alive) Python prints a traceback after our one-line error. Dropping the
-    traceback frees it here, with that one AttributeError silenced and any other reported as usual.
+    index: int
+    op: str
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+
+
+def op_list(interpreter: Any) -> list[OpInfo] | None:
+    """The interpreter's nodes in execution order (optional inputs, index -1, left out), delegate partitions
+    (DELEGATE_OP) after the model's ops; None when the runtime does not list its ops (an old tflite-runtime)."""
+    listing = getattr(interpreter, "_get_ops_details", None)
+    if listing is None:
+        return None
+    return [OpInfo(int(o["index"]), str(o["op_name"]), tuple(int(i) for i in o["inputs"] if i >= 0),
+                   tuple(int(i) for i in o["outputs"] if i >= 0))
+            for o in listing()]
+
+
+def read_ops(interpreter: Any, needed_for: str) -> list[OpInfo]:
+    """op_list, or one HarnessError saying that `needed_for` needs a runtime that lists its ops."""
+    listed = op_list(interpreter)
+    if listed is None:
+        raise HarnessError(f"{needed_for} needs the model's op list, which this TFLite runtime does not give "
+                           "(ai-edge-litert and tf.lite do)")
+    return listed
+
+
+def read_tensors(interpreter: Any) -> dict[int, TensorInfo]:
+    """Every tensor of the model by index, with its shape and per-tensor quantization."""
+    return {int(t["index"]): _tensor_info(t) for t in interpreter.get_tensor_details()}
+
+
+def _tensor_info(t: dict[str, Any]) -> TensorInfo:
+    q = t["quantization_parameters"]
+    per_tensor = len(q["scales"]) == 1 and np.issubdtype(t["dtype"], np.integer)
+    return TensorInfo(int(t["index"]), str(t["name"]), np.dtype(t["dtype"]).name,
+                      float(q["scales"][0]) if per_tensor else None, int(q["zero_points"][0]) if per_tensor else None,
+                      tuple(int(s) for s in t["shape"]))
+
+
+def read_coverage(interpreter: Any, delegate: str | None, runtime: str) -> dict[str, Any]:
+    """delegate_coverage of a loaded interpreter; "unknown" (with a note naming `runtime`) when it lists no ops."""
+    listed = op_list(interpreter)
+    if listed is None:
+        return {"delegate": delegate, "note": f"{runtime} does not list its ops: coverage unknown"}
+    return delegate_coverage(listed, delegate)
+
+
+def delegate_coverage(ops: Sequence[OpInfo], delegate: str | None) -> dict[str, Any]:
+    """Coverage of `ops` (op_list after allocation) by the delegate partitions.
+
+    `delegate` names what was asked for (the external library, the default XNNPACK, or None); it is
+    recorded as is. `cpu_ops` lists "index:OP" of every model op no partition took; with a delegate
+    asked for, any such op is a fall-back (`fell_back`), including a delegate that took nothing at all.
     """
-    import gc
-    import sys
+    model_ops = [o for o in ops if o.op != DELEGATE_OP]
+    kernels = [o for o in ops if o.op == DELEGATE_OP]
+    producer = {t: o for o in model_ops for t in o.outputs}
+    taken: set[int] = set()
+    partitions = []
+    for kernel in kernels:
+        boundary = set(kernel.inputs)
+        members: set[int] = set()
+        stack = list(kernel.outputs)
+        while stack:
+            t = stack.pop()
+            op = producer.get(t)
+            if op is None or t in boundary or op.index in members:
+                continue
+            members.add(op.index)
+            stack.extend(op.inputs)
+        taken |= members
+        partitions.append(sorted(members))
+    by_index = {o.index: o.op for o in model_ops}
+    cpu = [i for i in sorted(by_index) if i not in taken]
+    return {
+        "delegate": delegate,
+        "partitions": len(kernels),
+        "model_ops": len(model_ops),
+        "delegated_ops": len(taken),
+        "delegated_by_type": dict(sorted(Counter(by_index[i] for i in taken).items())),
+        "cpu_ops": [f"{i}:{by_index[i]}" for i in cpu],
+        "cpu_by_type": dict(sorted(Counter(by_index[i] for i in cpu).items())),
+        "fell_back": bool(delegate) and bool(cpu),
+        "method": "delegate partitions from Interpreter._get_ops_details() (DELEGATE nodes after the model's "
+                  "ops), members by walking back from each partition's outputs to its inputs",
+    }
 
-    hook = sys.unraisablehook
 
-    def quiet(unraisable: sys.UnraisableHookArgs) -> None:
-        if not isinstance(unraisable.exc_value, AttributeError):
-            hook(unraisable)
-
-    sys.unraisablehook = quiet
-    try:
-        exc.__traceback__ = None
-        gc.collect()
-    finally:
-        sys.unraisablehook = hook
+__all__ = ["DELEGATE_OP", "KERNELS", "RUNTIMES", "OpInfo", "Runtime", "TFLiteBackend", "TensorInfo",
+           "delegate_coverage", "op_list", "open_tflite", "read_coverage", "read_ops", "read_tensors",
+           "select_runtime"]
