@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -315,8 +316,6 @@ def _sha(path: Path) -> str:
 
 
 def test_calibration_images_that_are_validation_images_are_refused_unless_allowed(tmp_path, cal_dir):
-    import shutil
-
     from harness.analyse.precision.run import _hygiene
     from harness.quantize.calibration import draw_calibration
 
@@ -403,22 +402,30 @@ def test_int8_with_named_layers_at_16_bit_activations(small_model, cal_dir, tmp_
 
 
 # --------------------------------------------------------------------------------------------------
-# The real search on the mirror's mb3-centernet (tens of minutes on two cores)
+# The real search on the mirror's mb3-centernet (about 5 minutes on two cores)
 
 
 @pytest.mark.slow
 def test_the_search_on_mb3_centernet_writes_a_record_and_a_plan_that_replays(mirror, tmp_path):
+    """The whole search on the real model, its 159 validation images and Vela, with a small calibration: 20 of
+    the first 40 unlabeled images (every calibration, the all-images variant included, is a TF conversion that
+    costs minutes per hundred images; what the search proves does not depend on how many)."""
     from harness.cli import main
     from harness.records.schema import read_record_file
 
     raw = mirror / "models" / "mb3-centernet" / "raw"
+    calib = tmp_path / "val2017_unlabeled"
+    calib.mkdir()
+    for image in sorted((mirror / "coco" / "val2017_unlabeled").glob("*.jpg"))[:40]:
+        shutil.copyfile(image, calib / image.name)
     out = tmp_path / "chosen.tflite"
     assert main(["quantize", str(raw), "--max-drop", "2", "--target", "imx93", "--no-a16", "--max-steps", "1",
-                 "--screen-images", "20", "--mirror", str(mirror), "--out", str(out),
-                 "--json", str(tmp_path / "search.json")]) == 0
+                 "--screen-images", "20", "--calib", str(calib), "--count", "20", "--mirror", str(mirror),
+                 "--out", str(out), "--json", str(tmp_path / "search.json")]) == 0
     (rec,) = read_record_file(tmp_path / "search.json")
     assert rec["kind"] == "quant_search" and rec["calibration"]["overlap"] is False
     assert rec["calibration"]["dir"].endswith("val2017_unlabeled") and rec["validate"]["image_count"] == 159
+    assert len(rec["calibration"]["files"]) == 20
     # The search selects on the first 80 of the 159 images and reports on the other 79 (the winner's curse).
     assert (rec["validate"]["select"]["images"], rec["validate"]["report"]["images"]) == (80, 79)
     # the mirror card's float AP on those 80 images (`harness eval mb3-centernet-f32 --max-images 80`: 28.04)
