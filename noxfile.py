@@ -91,7 +91,8 @@ def reliability(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff, then mypy over the package (configured in pyproject.toml; the run record's types are checked in full)."""
-    session.install("ruff", "mypy>=1.10", "numpy>=1.23", "Pillow>=9.1", "matplotlib>=3.7")  # the typed imports
+    session.install("ruff", "mypy>=1.10", "numpy>=1.23", "Pillow>=9.1", "matplotlib>=3.7",
+                    "msgspec>=0.18")  # the typed imports
     session.run("ruff", "check", ".")
     session.run("mypy")
 
