@@ -1,6 +1,6 @@
 """Do two runs of one model find the same objects? (An emulated aarch64 board against x86, say.)
 
-The rule, from issue 20: of the reference's detections scoring at least 0.3, at least 95% must have a
+The rule: of the reference's detections scoring at least 0.3, at least 95% must have a
 counterpart in the other run on the same image with the same class, IoU >= 0.9 and a score within 0.05.
 Counterparts are taken one to one, the reference's highest scores first.
 """

@@ -1,4 +1,4 @@
-"""Change points and the `check --change-points` gate (issue 25).
+"""Change points and the `check --change-points` gate.
 
 The split statistic is checked against the energy distance written out from its definition (Matteson and
 James 2014), the rank test against scipy's Mann-Whitney U, and the gate against stores with steps planted where

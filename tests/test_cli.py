@@ -24,8 +24,8 @@ from harness.models.mirror import Mirror
 from harness.models.zoo import ZOO
 from harness.records.reader import card_from_record, collect, load_records, read_record
 
-# The commands issue 21 settles on (score and merge folded into eval, the comparisons into `compare`'s
-# sub-verbs; `fetch` from issue 13, `compile` from issue 20): an outside list, so a command dropped from the
+# The command surface as designed (score and merge folded into eval, the comparisons into `compare`'s
+# sub-verbs; `fetch` for downloads, `compile` for NPU compilers): an outside list, so a command dropped from the
 # registry fails here.
 EXPECTED_COMMANDS = {"eval", "bench", "detect", "compare", "quantize", "compile", "doctor", "zoo", "demo", "store",
                      "report", "check", "fetch"}

@@ -1,4 +1,4 @@
-"""The command surface as a whole (issue 21): few commands, every argument with help and its default shown,
+"""The command surface as a whole: few commands, every argument with help and its default shown,
 one spelling per concept on every command and sub-verb, `choices=` from the registries, a light `--help`.
 
 The vocabulary table below is written from the issue's words, not read from harness.cli.options: a command
@@ -18,7 +18,7 @@ import pytest
 from harness.cli import HelpFormatter, build_parser, main
 from harness.cli.options import MAX_IMAGES_HELP
 
-MAX_COMMANDS = 13  # issue 21: "harness --help lists at most 13 commands"
+MAX_COMMANDS = 13  # a newcomer reads `harness --help` in one screen
 
 # concept -> (the one flag, spellings it replaced or that would drift from it)
 VOCABULARY = {

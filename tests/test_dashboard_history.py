@@ -1,4 +1,4 @@
-"""`harness report --history` (issue 25, the CI dashboard over time): the static history site, its incremental
+"""`harness report --history` (the CI dashboard over time): the static history site, its incremental
 rebuild, and the page in a real browser.
 
 The store is the done-when one: 60 commits on two boards, board A 15% slower from commit 30 on. Chromium (headless,

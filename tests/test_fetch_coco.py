@@ -86,7 +86,7 @@ def cache_files(cache: Path) -> list[Path]:
 
 
 def test_real_manifests_hold_the_published_values() -> None:
-    """The official addresses with the publicly recorded sizes and sha256 (quoted in issue 13), not yet confirmed."""
+    """The official addresses with their publicly recorded sizes and sha256, not yet confirmed."""
     val = DatasetArchive.load("coco-val2017", REPO_DATASETS)
     ann = DatasetArchive.load("coco-annotations-2017", REPO_DATASETS)
     assert (val.url, val.size, val.sha256) == (

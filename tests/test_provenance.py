@@ -1,4 +1,4 @@
-"""Provenance in every record (issue 25): the commit, branch and dirty state come from git itself, the CI run from
+"""Provenance in every record: the commit, branch and dirty state come from git itself, the CI run from
 the variables each CI system documents; outside git and CI each field says "unknown", never a guess."""
 
 from __future__ import annotations

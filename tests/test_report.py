@@ -250,7 +250,7 @@ def test_baselines_come_from_the_records_not_from_todays_cards():
 
 
 def test_the_error_types_of_the_pair_join_where_the_error_starts(report, tmp_path):
-    """Issue 23: each eval's TIDE decomposition, the pair's change per error type with a paired interval,
+    """Each eval's TIDE decomposition, the pair's change per error type with a paired interval,
     the sentence that joins it to the op where the error starts (the compare record's layer_2, op 2), both
     models' confusions and one picture per error type the int8 model gained, drawn by the browser."""
     errors = _csv(report / "tables" / "errors.csv")

@@ -1,4 +1,4 @@
-"""The report as a reader first sees it (issue 21, "one surface"): Chromium at 1400 x 900 px, the records of
+"""The report as a reader first sees it ("one surface"): Chromium at 1400 x 900 px, the records of
 the mirror's four mb3-centernet artifacts (hub SavedModel, raw_f32, raw_int8, raw_16x8 .tflite) and a bench,
 copied to another folder before the report is made.
 

@@ -1,9 +1,9 @@
 """The report's quantization trade-off: the Pareto front on hand-checked cases, and the section (tables,
 Markdown, plots, the HTML page in Chromium) built from quant_search records.
 
-The records are made up by the test with the numbers issue 15 measured on mb3-centernet (float32 28.50 AP
-at 27 ms, full int8 0.36 at 63 ms, MUL kept in float 15.24, MUL and DEPTHWISE_CONV_2D 17.81, 16x8 27.79 at
-1.5 s; file sizes of the mirror's .tflite files); the cost figures of the NPU search are invented.
+The records are made up by the test with the numbers measured on mb3-centernet when the search was built
+(float32 28.50 AP at 27 ms, full int8 0.36 at 63 ms, MUL kept in float 15.24, MUL and DEPTHWISE_CONV_2D
+17.81, 16x8 27.79 at 1.5 s; file sizes of the mirror's .tflite files); the cost figures of the NPU search are invented.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from harness.records.schema import validate
 @pytest.mark.parametrize("points, front", [
     ([], []),
     ([(1.0, 1.0)], [0]),
-    # issue 15's CPU numbers (p50 ms, ΔAP): float32 is fastest and loses nothing, so it dominates all
+    # those CPU numbers (p50 ms, ΔAP): float32 is fastest and loses nothing, so it dominates all
     ([(27, 0.0), (63, -28.14), (70, -13.26), (68, -10.69), (1500, -0.71)], [0]),
     # an NPU ranking: cheaper and worse, dearer and better; (11, -30) and (20, -5) are beaten
     ([(10, -28), (12, -11), (11, -30), (20, -0.7), (20, -5)], [0, 1, 3]),

@@ -115,7 +115,8 @@ def test_bench_on_aarch64(board, mirror):
 
 
 def test_detect_on_aarch64(board, mirror):
-    images = [mirror / "coco" / "val2017" / name for name in DETECT_IMAGES]
+    # The board sees the mirror at its resolved path (a symlinked ../shared is bind-mounted where it leads).
+    images = [mirror.resolve() / "coco" / "val2017" / name for name in DETECT_IMAGES]
     run = board.harness("detect", "mb3-centernet-f32", *images, "--out", f"{board.WORK}/detect", "--print-json")
     printed = json.loads(run.stdout)
     assert run.heavy == []
