@@ -155,9 +155,9 @@ def _assign_image(img: int, gts: list[tuple[int, dict]], dts: list[tuple[int, di
     used = np.zeros(G, bool)
     kind = np.full(D, -2, np.int64)
     target = np.full(D, -1, np.int64)
-    for i in range(D):  # greedy by score: the unused box of its class with the highest IoU, if >= pos
-        if G == 0:
-            break
+    # Greedy by score: the unused box of its class with the highest IoU, if >= pos. A detection with no such
+    # box at all cannot match whatever is used, so only those with one are visited (most are not).
+    for i in (np.flatnonzero(iou_same.max(axis=1) >= pos).tolist() if G else []):
         row = np.where(used, 0.0, iou_same[i])
         j = int(np.argmax(row))
         if row[j] >= pos:
