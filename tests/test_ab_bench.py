@@ -234,7 +234,7 @@ def test_the_shipped_reference_model_is_the_pinned_one():
 def test_the_reference_model_is_rebuilt_from_its_seed(tmp_path):
     """Rebuilt by TensorFlow from the seeded weights, it computes what the shipped file computes."""
     pytest.importorskip("tensorflow")
-    from harness.models.backends.tflite import select_runtime
+    from harness.models.backends.tflite_runtimes import select_runtime
     from harness.models.reference import PATH
     from harness.models.reference.build import build_reference_tflite
 

@@ -38,8 +38,8 @@ SHARED_FLAGS = {"--out": "out", "--json": "json", "--gt": "gt", "--coco": "coco"
                 "--threads": "threads", "--ci-resamples": "ci_resamples"}
 # Flags that name a member of a registry: their choices must be the registry's keys.
 REGISTRY_FLAGS = {"--engine": ("harness.scoring.evaluator", "ENGINE_CHOICES"),
-                  "--runtime": ("harness.models.backends.tflite", "RUNTIMES"),
-                  "--baseline-runtime": ("harness.models.backends.tflite", "RUNTIMES"),
+                  "--runtime": ("harness.models.backends.tflite_runtimes", "RUNTIMES"),
+                  "--baseline-runtime": ("harness.models.backends.tflite_runtimes", "RUNTIMES"),
                   "--decoder": ("harness.models.decoders", "DECODERS"),
                   "--mode": ("harness.quantize.modes", "MODES"),
                   "--draw": ("harness.quantize.calibration", "DRAWS"),

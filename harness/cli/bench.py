@@ -24,7 +24,7 @@ HELP = "latency phases and percentiles of a model on this host (board-ready)"
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    from harness.models.backends.tflite import RUNTIMES
+    from harness.models.backends.tflite_runtimes import RUNTIMES
 
     add_model_options(p)
     src = p.add_mutually_exclusive_group()

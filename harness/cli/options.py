@@ -93,7 +93,7 @@ def add_engine(p: Container) -> None:
 
 
 def add_runtime(p: Container, dest: str = "runtime", flag: str = "--runtime", what: str = "") -> None:
-    from harness.models.backends.tflite import RUNTIMES
+    from harness.models.backends.tflite_runtimes import RUNTIMES
 
     p.add_argument(flag, dest=dest, choices=list(RUNTIMES), metavar="NAME",
                    help=f"TFLite runtime{what}: {', '.join(RUNTIMES)} (default: the first one installed, in that "

@@ -26,7 +26,7 @@ import sys
 import tarfile
 
 MARK = "@harness "  # a line on stderr the host reads (progress, the one-line error); any other line is shown
-# TFLite runtimes by the name harness.models.backends.tflite.RUNTIMES gives them, and the module each imports.
+# TFLite runtimes by the name harness.models.backends.tflite_runtimes.RUNTIMES gives them, and the module each imports.
 RUNTIME_MODULES = (("ai-edge-litert", "ai_edge_litert"), ("tflite-runtime", "tflite_runtime"),
                    ("tf.lite", "tensorflow"))
 NEEDED_MODULES = (("numpy", "numpy"), ("Pillow", "PIL"))

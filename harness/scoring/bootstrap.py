@@ -110,7 +110,6 @@ def _replicates(m: Matches, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-
 def _jackknife(m: Matches) -> tuple[np.ndarray, np.ndarray]:
     """Leave-one-image-out stats, for the BCa acceleration."""
     w = np.ones((m.n_images, m.n_images)) - np.eye(m.n_images)

@@ -133,8 +133,6 @@ def _results_array(results: list) -> np.ndarray:
     """The results as the [N, 7] array (image_id, x, y, w, h, score, category_id) the compiled engines load
     without building a dict per detection; they fill area (w*h), iscrowd and ids as loadRes does."""
     n = len(results)
-    if not n:
-        return np.zeros((0, 7))
     rows = np.empty((n, 7))  # a column at a time, straight from the dicts: no tuple per detection
 
     def column(key: str) -> Iterator[Any]:

@@ -26,7 +26,7 @@ class BackendOptions:
     # TFLite: keep every intermediate tensor readable after invoke (built-in kernels only, no delegate),
     # for per-layer comparisons; slower, so never for eval or bench.
     keep_tensors: bool = False
-    # TFLite: which kernels run the ops (harness.models.backends.tflite.KERNELS: xnnpack, builtin,
+    # TFLite: which kernels run the ops (harness.models.backends.tflite_runtimes.KERNELS: xnnpack, builtin,
     # reference); None: the runtime's default (XNNPACK on ai-edge-litert). An execution path.
     kernels: str | None = None
 

@@ -41,8 +41,6 @@ from harness.models.backends.base import (
 )
 from harness.models.backends.tflite_runtimes import (
     KERNELS,
-    RUNTIMES,
-    Runtime,
     free_half_loaded_delegate,
     open_interpreter,
     select_runtime,
@@ -348,6 +346,5 @@ def delegate_coverage(ops: Sequence[OpInfo], delegate: str | None) -> dict[str, 
     }
 
 
-__all__ = ["DELEGATE_OP", "KERNELS", "RUNTIMES", "OpInfo", "Runtime", "TFLiteBackend", "TensorInfo",
-           "delegate_coverage", "op_list", "open_tflite", "read_coverage", "read_ops", "read_tensors",
-           "select_runtime"]
+__all__ = ["DELEGATE_OP", "OpInfo", "TFLiteBackend", "TensorInfo", "delegate_coverage", "op_list", "open_tflite",
+           "read_coverage", "read_ops", "read_tensors"]

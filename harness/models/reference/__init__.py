@@ -24,7 +24,7 @@ NAME = "harness-reference-v2"
 
 def open_reference(runtime: str | None, threads: int | None) -> tuple[Callable[[], None], dict]:
     """A staged invoke() of the reference model and the description a record keeps of it."""
-    from harness.models.backends.tflite import select_runtime
+    from harness.models.backends.tflite_runtimes import select_runtime
 
     if not PATH.is_file():
         raise HarnessError(f"the reference model is missing from this installation ({PATH}): reinstall the harness")
